@@ -1,0 +1,1 @@
+"""Console commands: w2r2-demo, w2r2-bringup."""

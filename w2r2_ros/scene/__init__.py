@@ -1,0 +1,1 @@
+"""Scene memory core (no rclpy): keyframes, timestamp sync, voxel fusion, object proposals."""

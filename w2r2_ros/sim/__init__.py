@@ -1,0 +1,1 @@
+"""Synthetic RGB-D indoor world: scenes, rendering, trajectories, recordings."""

@@ -1,0 +1,1 @@
+"""Offline pictures of what RViz would show (matplotlib, no display)."""
