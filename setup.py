@@ -1,4 +1,8 @@
-"""ament_python build of w2r2_ros: the same file serves `colcon build` on a robot and `pip install` here."""
+"""pip build of w2r2_ros for the development virtualenv (scripts/setup.sh).
+
+On a robot, colcon builds the package with CMakeLists.txt (ament_cmake: it must generate the
+messages in msg/); see docs/INTERFACES.md. Console scripts are listed once, in setup.cfg.
+"""
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -25,14 +29,4 @@ setup(
     maintainer_email="w2r2-ros@example.com",
     description="Language-driven 3D grounding (W2R2) for ROS 2: scene memory, grounding model, markers.",
     license="Apache-2.0",
-    entry_points={
-        "console_scripts": [
-            "w2r2-demo = w2r2_ros.cli.demo:main",
-            "w2r2-bringup = w2r2_ros.cli.bringup:main",
-            "w2r2-train = w2r2_training.train_cli:main",
-            "w2r2-eval = w2r2_training.eval_cli:main",
-            "scene_memory_node = w2r2_ros.ros.scene_memory_node:main",
-            "grounding_node = w2r2_ros.ros.grounding_node:main",
-        ],
-    },
 )

@@ -12,4 +12,6 @@ echo "[setup] installing pinned dependencies (requirements.txt)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 echo "[setup] installing w2r2_ros (editable)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+echo "[setup] generating the package's ROS messages (scripts/build_interfaces.sh)"
+scripts/build_interfaces.sh
 echo "[setup] done: .venv/bin/w2r2-demo runs the demo, .venv/bin/python -m pytest runs the tests"

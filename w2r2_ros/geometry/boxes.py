@@ -64,3 +64,15 @@ def points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     hi = boxes[:, :3] + boxes[:, 3:] / 2
     p = points[:, None, :]
     return np.all((p >= lo[None]) & (p <= hi[None]), axis=-1)
+
+
+# The 12 edges of a box as index pairs into ``box_corners`` (corner bit i set = max along axis i).
+BOX_EDGES: tuple[tuple[int, int], ...] = tuple(
+    (a, a | bit) for bit in (1, 2, 4) for a in range(8) if not a & bit
+)
+
+
+def box_corners(box: Box3D) -> np.ndarray:
+    """The 8 corners of ``box``, shape (8, 3); corner ``i`` takes the max along axis ``k`` when bit ``k`` of ``i`` is set."""
+    bits = (np.arange(8)[:, None] >> np.arange(3)[None, :]) & 1
+    return np.where(bits == 1, box.max_corner[None, :], box.min_corner[None, :])

@@ -1,0 +1,236 @@
+"""Ingest benchmark: a 30 Hz 640x480 RGB-D camera (+ pose, camera_info) and a 10 Hz point cloud
+streamed over DDS on loopback into scene_memory_node running in its own process.
+
+The publisher replays a few dozen pre-rendered frames (ping-pong along a short arc, so the camera
+moves smoothly at a walking pace) with fresh stamps, so publishing costs little more than the DDS
+write. A probe subscribes to the node's outputs the way RViz would. Reported: frames published,
+received and dropped (per reason), keyframes, proposals, the node process's CPU % (of one core) and
+RSS at start and end, and the time spent inside the node's callbacks (p50/p95).
+
+    .venv/bin/python bench/ingest.py --seconds 60 --out bench/results/ingest.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+DEFAULT_DOMAIN_ID = 101  # tests use 1..100 (test/conftest.py), so a benchmark never hears them
+
+
+def _percentiles(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0, "p50": float("nan"), "p95": float("nan")}
+    return {"n": len(values), "p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+
+
+def run_node(conn, params: dict) -> None:
+    """Child process: the node under test, spun until the parent says stop; then its counters go back."""
+    from rclpy.parameter import Parameter
+
+    from w2r2_ros.ros.node_runtime import NodeRuntime
+    from w2r2_ros.ros.scene_memory_node import SceneMemoryNode
+
+    runtime = NodeRuntime()
+    node = runtime.add(
+        SceneMemoryNode(context=runtime.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    )
+    runtime.start()
+    conn.send("ready")
+    conn.recv()  # "stop"
+    time.sleep(1.0)  # let queued callbacks finish
+    stats = node.memory.stats()
+    timings = node.callback_ms()
+    conn.send(
+        {
+            "received": node.received_counts,
+            "drops": node.drop_counts,
+            "outcomes": node.frame_outcomes,
+            "keyframes": stats.keyframes,
+            "voxels": stats.voxels,
+            "proposals": stats.proposals,
+            "callback_ms": {name: _percentiles(values) for name, values in timings.items()},
+        }
+    )
+    runtime.shutdown()
+
+
+def prerender(n_frames: int, width: int, height: int, sweep_deg: float, cloud_stride: int, seed: int):
+    """Frames of one synthetic room along a smooth arc, as ready-to-publish messages, plus a few map-frame clouds."""
+    from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
+    from w2r2_ros.ros.conversions import xyz_rgb_to_cloud
+    from w2r2_ros.ros.rgbd_stream_publisher import rgbd_messages
+    from w2r2_ros.sim.recording import record_scene
+    from w2r2_ros.sim.trajectory import TrajectoryConfig
+    from w2r2_ros.sim.world import generate_scene
+
+    smooth = TrajectoryConfig(sweep_deg=sweep_deg, radial_jitter_m=0.0, height_jitter_m=0.0, target_jitter_m=0.0)
+    recording = record_scene(
+        generate_scene("bench_ingest", seed), n_frames, Intrinsics.from_fov(width, height, 70.0), trajectory_config=smooth
+    )
+    frames = [rgbd_messages(f.rgb, f.depth, recording.intrinsics, pose) for f, pose in zip(recording.frames, recording.poses)]
+    clouds = []
+    for k in range(0, n_frames, max(1, n_frames // 4)):
+        points, pixels = backproject_depth(recording.frames[k].depth, recording.intrinsics, recording.poses[k], cloud_stride)
+        clouds.append(xyz_rgb_to_cloud(points, recording.frames[k].rgb.reshape(-1, 3)[pixels], 0.0, "map"))
+    steps = np.linalg.norm(np.diff(recording.poses[:, :3, 3], axis=0), axis=1)
+    return frames, clouds, float(steps.mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long to stream")
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--cloud-hz", type=float, default=10.0)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--frames", type=int, default=40, help="pre-rendered frames, replayed forth and back")
+    parser.add_argument("--sweep-deg", type=float, default=30.0, help="arc of the pre-rendered camera path")
+    parser.add_argument("--cloud-stride", type=int, default=4, help="depth pixel stride of the published clouds")
+    parser.add_argument("--publish-rate-hz", type=float, default=1.0, help="the node's output/proposal rate")
+    parser.add_argument("--image-qos-depth", type=int, default=5, help="the node's image/cloud reader queue")
+    parser.add_argument("--domain-id", type=int, default=DEFAULT_DOMAIN_ID)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
+    args = parser.parse_args(argv)
+
+    # Before rclpy starts (here and in the child, which inherits the environment): own domain, loopback only.
+    os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    from rclpy.node import Node
+    from sensor_msgs.msg import PointCloud2
+    from visualization_msgs.msg import MarkerArray
+
+    from w2r2_ros.ros.interfaces import ObjectProposalArray
+    from w2r2_ros.ros.node_runtime import NodeRuntime
+    from w2r2_ros.ros.rgbd_stream_publisher import RgbdStreamPublisher
+
+    print(f"pre-rendering {args.frames} frames at {args.width}x{args.height} ...", flush=True)
+    frames, clouds, step_m = prerender(args.frames, args.width, args.height, args.sweep_deg, args.cloud_stride, args.seed)
+    order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))  # ping-pong: no jump at the loop
+
+    ctx = multiprocessing.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe()
+    child = ctx.Process(target=run_node, args=(child_conn, {"publish_rate_hz": args.publish_rate_hz, "image_qos_depth": args.image_qos_depth}), daemon=True)
+    child.start()
+    node_process = psutil.Process(child.pid)
+    if not parent_conn.poll(120):
+        raise SystemExit("scene_memory_node did not start within 120 s")
+    parent_conn.recv()
+
+    runtime = NodeRuntime()
+    robot = runtime.add(RgbdStreamPublisher(context=runtime.context))
+    probe = runtime.add(Node("bench_output_probe", context=runtime.context))
+    outputs = {"cloud": 0, "markers": 0, "proposal_array": 0}
+    last_array: list = [None]
+    lock = threading.Lock()
+
+    def counter(name):
+        def callback(msg):
+            with lock:
+                outputs[name] += 1
+                if name == "proposal_array":
+                    last_array[0] = msg
+        return callback
+
+    probe.create_subscription(PointCloud2, "/w2r2/scene/cloud", counter("cloud"), 1)
+    probe.create_subscription(MarkerArray, "/w2r2/scene/proposals", counter("markers"), 1)
+    probe.create_subscription(ObjectProposalArray, "/w2r2/scene/proposal_array", counter("proposal_array"), 1)
+    runtime.start()
+    streams = ("rgb", "depth", "camera_info", "pose", "cloud")
+    if not runtime.wait_until(lambda: robot.subscribers_matched(streams), 30.0):
+        raise SystemExit("DDS discovery: scene_memory_node's subscriptions did not match within 30 s")
+    time.sleep(2.0)  # the node's readers match the writers a moment after the writers see them
+
+    rss_start = node_process.memory_info().rss
+    cpu_start = node_process.cpu_times()
+    published = {"frames": 0, "clouds": 0}
+    late = 0
+    print(f"streaming {args.seconds:.0f} s: {args.fps:g} Hz RGB-D + {args.cloud_hz:g} Hz PointCloud2 ...", flush=True)
+    t0 = time.monotonic()
+    next_frame, next_cloud = t0, t0
+    while (now := time.monotonic()) - t0 < args.seconds:
+        if now >= next_cloud:
+            robot.publish_cloud(clouds[published["clouds"] % len(clouds)], time.time())
+            published["clouds"] += 1
+            next_cloud += 1.0 / args.cloud_hz
+        if now >= next_frame:
+            robot.publish_rgbd(frames[order[published["frames"] % len(order)]], time.time())
+            published["frames"] += 1
+            next_frame += 1.0 / args.fps
+            if time.monotonic() > next_frame:
+                late += 1
+        time.sleep(max(0.0, min(next_frame, next_cloud) - time.monotonic()))
+    wall = time.monotonic() - t0
+    cpu_end = node_process.cpu_times()
+    rss_end = node_process.memory_info().rss
+    parent_conn.send("stop")
+    node_stats = parent_conn.recv()
+    child.join(timeout=30)
+    runtime.shutdown()
+
+    cpu_s = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
+    received = node_stats["received"].get("rgb", 0)
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "camera_step_m": step_m,
+        "wall_s": wall,
+        "published": published,
+        "publisher_late_frames": late,
+        "received": node_stats["received"],
+        "lost_in_transport": {"rgb": published["frames"] - received, "depth": published["frames"] - node_stats["received"].get("depth", 0),
+                              "cloud": published["clouds"] - node_stats["received"].get("cloud", 0)},
+        "dropped_by_node": node_stats["drops"],
+        "frame_outcomes": node_stats["outcomes"],
+        "keyframes_in_memory": node_stats["keyframes"],
+        "voxels": node_stats["voxels"],
+        "proposals": node_stats["proposals"],
+        "outputs_received": outputs,
+        "node_cpu_percent_of_one_core": 100.0 * cpu_s / wall,
+        "node_rss_mb": {"start": rss_start / 2**20, "end": rss_end / 2**20},
+        "callback_ms": node_stats["callback_ms"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print_table(result)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def print_table(r: dict) -> None:
+    ms = r["callback_ms"]
+    rows = [
+        ("frames published (RGB-D)", f"{r['published']['frames']} in {r['wall_s']:.1f} s ({r['published']['frames'] / r['wall_s']:.1f} Hz)"),
+        ("clouds published", f"{r['published']['clouds']}"),
+        ("received by node rgb / depth / cloud", f"{r['received'].get('rgb', 0)} / {r['received'].get('depth', 0)} / {r['received'].get('cloud', 0)}"),
+        ("lost in transport rgb / depth / cloud", f"{r['lost_in_transport']['rgb']} / {r['lost_in_transport']['depth']} / {r['lost_in_transport']['cloud']}"),
+        ("dropped by node (per reason)", json.dumps(r["dropped_by_node"]) if r["dropped_by_node"] else "0"),
+        ("synced frames keyframe / fused / skipped", " / ".join(str(r["frame_outcomes"].get(k, 0)) for k in ("keyframe", "fused", "skipped"))),
+        ("keyframes in memory / voxels / proposals", f"{r['keyframes_in_memory']} / {r['voxels']} / {r['proposals']}"),
+        ("outputs received cloud / markers / array", " / ".join(str(v) for v in r["outputs_received"].values())),
+        ("node CPU (% of one core)", f"{r['node_cpu_percent_of_one_core']:.0f}"),
+        ("node RSS start -> end (MB)", f"{r['node_rss_mb']['start']:.0f} -> {r['node_rss_mb']['end']:.0f}"),
+    ]
+    for name in ("rgb", "depth", "cloud", "publish"):
+        if name in ms:
+            rows.append((f"{name} callback ms p50 / p95 (n)", f"{ms[name]['p50']:.1f} / {ms[name]['p95']:.1f} ({ms[name]['n']})"))
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""One set of names and defaults: launch file arguments, w2r2-bringup options, config/w2r2.yaml, the nodes' parameters.
+
+The launch file is read with ``ast`` (launch/launch_ros do not install here);
+the nodes are real rclpy nodes asked what they declare.
+"""
+from pathlib import Path
+
+import pytest
+import yaml
+from rclpy.node import Node
+
+from w2r2_ros.cli.bringup import NODE_OPTIONS, build_parser, main, node_values, start_nodes
+from w2r2_ros.ros.grounding_node import GroundingNode
+from w2r2_ros.ros.node_runtime import NodeRuntime
+from w2r2_ros.ros.params import (
+    ParamsFileError,
+    default_params_file,
+    launch_arguments,
+    load_params_file,
+    package_dir,
+    resolve_package_path,
+)
+from w2r2_ros.ros.scene_memory_node import SceneMemoryNode
+from w2r2_ros.scene.memory import SceneMemory
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = ROOT / "launch" / "w2r2.launch.py"
+PARAMS_FILE = ROOT / "config" / "w2r2.yaml"
+RVIZ_FILE = ROOT / "rviz" / "w2r2.rviz"
+
+
+@pytest.fixture(scope="module")
+def declared_defaults() -> dict[str, dict[str, object]]:
+    """Each node's declared parameters and defaults (no overrides), minus what rclpy declares on every node."""
+    with NodeRuntime() as runtime:
+        bare = runtime.add(Node("bare", context=runtime.context))
+        scene = runtime.add(SceneMemoryNode(context=runtime.context))
+        grounding = runtime.add(GroundingNode(SceneMemory(), context=runtime.context))
+        rclpy_own = set(bare.get_parameters_by_prefix(""))
+        return {
+            node.get_name(): {name: p.value for name, p in node.get_parameters_by_prefix("").items() if name not in rclpy_own}
+            for node in (scene, grounding)
+        }
+
+
+def test_launch_arguments_are_the_bringup_options():
+    declared = launch_arguments(LAUNCH_FILE)
+    assert set(declared[""]) == {"params"}
+    assert {node: set(args) for node, args in declared.items() if node} == {
+        node: set(names) for node, names in NODE_OPTIONS.items()
+    }
+    parser_dests = {action.dest for action in build_parser()._actions} - {"help"}
+    assert parser_dests == {"params", *(name for names in NODE_OPTIONS.values() for name in names)}
+
+
+def test_launch_defaults_equal_the_params_file():
+    sections = load_params_file(PARAMS_FILE)
+    for node_name, arguments in launch_arguments(LAUNCH_FILE).items():
+        if node_name:
+            assert arguments == {name: sections[node_name][name] for name in arguments}, node_name
+
+
+def test_params_file_sets_exactly_the_declared_parameters_to_their_defaults(declared_defaults):
+    sections = load_params_file(PARAMS_FILE)
+    assert set(sections) == set(declared_defaults)
+    for node_name, defaults in declared_defaults.items():
+        assert sections[node_name] == defaults, node_name
+
+
+def test_bringup_applies_the_params_file_then_the_options(tmp_path):
+    params = tmp_path / "w2r2.yaml"
+    sections = load_params_file(PARAMS_FILE)
+    sections["scene_memory_node"]["publish_rate_hz"] = 4.0
+    params.write_text(yaml.safe_dump({node: {"ros__parameters": values} for node, values in sections.items()}))
+    args = build_parser().parse_args(["--params", str(params), "--rgb-topic", "/robot/rgb", "--checkpoint", ""])
+    values = node_values(args.params, vars(args))
+    with NodeRuntime() as runtime:
+        scene, grounding = start_nodes(runtime, values, str(params))
+        assert scene.get_parameter("publish_rate_hz").value == 4.0  # from the file
+        assert scene.get_parameter("rgb_topic").value == "/robot/rgb"  # from the option
+        assert scene.get_parameter("depth_topic").value == "/camera/depth/image_raw"
+        assert grounding.memory is scene.memory  # shared in-process
+        assert grounding.grounder is None and "empty" in grounding.model_problem
+
+
+def test_params_file_errors_name_the_file_and_the_field(tmp_path):
+    unknown = tmp_path / "unknown.yaml"
+    sections = load_params_file(PARAMS_FILE)
+    sections["grounding_node"]["scor_threshold"] = 0.5
+    unknown.write_text(yaml.safe_dump({node: {"ros__parameters": values} for node, values in sections.items()}))
+    with NodeRuntime() as runtime, pytest.raises(ParamsFileError, match=r"unknown\.yaml: grounding_node has no parameter\(s\) scor_threshold"):
+        start_nodes(runtime, node_values(unknown, {}), str(unknown))
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("grounding_node: [unclosed\n")
+    with pytest.raises(ParamsFileError, match="broken.yaml: not valid YAML"):
+        load_params_file(broken)
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("grounding_node:\n  top_k: 3\n")
+    with pytest.raises(ParamsFileError, match="flat.yaml: grounding_node: expected a 'ros__parameters' mapping"):
+        load_params_file(flat)
+    assert main(["--params", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_default_paths_resolve_inside_the_package():
+    assert default_params_file() == PARAMS_FILE
+    assert resolve_package_path("package://w2r2_ros/models/default") == package_dir() / "models" / "default"
+    assert resolve_package_path("  ") is None
+    assert resolve_package_path("/abs/dir") == Path("/abs/dir")
+    with pytest.raises(ValueError, match="package://w2r2_ros/"):
+        resolve_package_path("package://other_pkg/models")
+
+
+def test_rviz_config_shows_the_nodes_topics_in_map():
+    config = yaml.safe_load(RVIZ_FILE.read_text())["Visualization Manager"]
+    assert config["Global Options"]["Fixed Frame"] == "map"
+    shown = {(d["Class"], d["Topic"]["Value"]) for d in config["Displays"] if "Topic" in d}
+    sections = load_params_file(PARAMS_FILE)
+    scene, grounding = sections["scene_memory_node"], sections["grounding_node"]
+    assert shown == {
+        ("rviz_default_plugins/PointCloud2", scene["fused_cloud_topic"]),
+        ("rviz_default_plugins/MarkerArray", scene["proposal_markers_topic"]),
+        ("rviz_default_plugins/MarkerArray", grounding["markers_topic"]),
+        ("rviz_default_plugins/Image", grounding["debug_image_topic"]),
+    }

@@ -1,0 +1,135 @@
+"""Checkpoints: exact round trip, only safetensors/JSON/tokenizer files, atomic replacement, one-line errors."""
+import json
+
+import pytest
+import torch
+
+from model_fixtures import rectangle_box, wall_keyframes
+from w2r2_ros.model.checkpoint import (
+    CONFIG_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    load_checkpoint,
+    load_checkpoint_metadata,
+    save_checkpoint,
+)
+from w2r2_ros.model.config import ModelConfig
+from w2r2_ros.model.grounding_model import W2R2GroundingModel
+from w2r2_ros.model.inputs import prepare_inputs
+from w2r2_ros.model.text import QueryTokenizer
+
+TEXTS = ["the red box", "a chair next to the table"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    tokenizer = QueryTokenizer.build(TEXTS)
+    config = ModelConfig(vocab_size=tokenizer.vocab_size + 4, categories=("box", "chair"), temperature=0.1)
+    torch.manual_seed(3)
+    model = W2R2GroundingModel(config).eval()
+    directory = save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("ckpt") / "model", {"seed": 3, "split": "val"})
+    return model, tokenizer, directory
+
+
+def test_round_trip_gives_identical_outputs(saved):
+    model, tokenizer, directory = saved
+    assert sorted(p.name for p in directory.iterdir()) == sorted([WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE])
+    loaded, loaded_tokenizer = load_checkpoint(directory)
+    assert loaded.config == model.config and not loaded.training
+    assert load_checkpoint_metadata(directory) == {"seed": 3, "split": "val"}
+    inputs = prepare_inputs(wall_keyframes(2, [((200, 0, 0), -1, 0, 0.5, 1.5)]), rectangle_box(-1, 0, 0.5, 1.5)[None], model.config)
+    ids, mask = tokenizer.encode(["the red box next to a zebra"], 32)
+    loaded_ids, loaded_mask = loaded_tokenizer.encode(["the red box next to a zebra"], 32)
+    assert torch.equal(ids, loaded_ids) and torch.equal(mask, loaded_mask)
+    with torch.no_grad():
+        a, b = model(inputs, ids, mask), loaded(inputs, ids, mask)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.category_logits, b.category_logits)
+
+
+def test_unknown_words_map_to_unk(saved):
+    _, tokenizer, _ = saved
+    ids, mask = tokenizer.encode(["The RED zebra", "box"], 32)
+    assert ids[0, 2] == 1 and ids[0, 0] != 1 and ids[0, 1] != 1
+    assert mask.tolist() == [[True, True, True], [True, False, False]]
+
+
+def test_saving_again_replaces_the_checkpoint_atomically(saved, tmp_path):
+    model, tokenizer, _ = saved
+    directory = save_checkpoint(model, tokenizer, tmp_path / "ckpt", {"round": 1})
+    with pytest.raises(TypeError):
+        save_checkpoint(model, tokenizer, directory, {"round": object()})  # not JSON: nothing is touched
+    assert load_checkpoint_metadata(directory) == {"round": 1}
+    save_checkpoint(model, tokenizer, directory, {"round": 2})
+    assert load_checkpoint_metadata(directory) == {"round": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no staging or retired directories left
+
+
+def copy_checkpoint(source, target):
+    target.mkdir()
+    for path in source.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE])
+def test_missing_file_is_a_checkpoint_error_naming_it(saved, tmp_path, name):
+    directory = copy_checkpoint(saved[2], tmp_path / "ckpt")
+    (directory / name).unlink()
+    with pytest.raises(CheckpointError, match=name) as error:
+        load_checkpoint(directory)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE])
+def test_corrupt_file_is_a_checkpoint_error_naming_it(saved, tmp_path, name):
+    directory = copy_checkpoint(saved[2], tmp_path / "ckpt")
+    data = (directory / name).read_bytes()
+    (directory / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=name) as error:
+        load_checkpoint(directory)
+    assert "\n" not in str(error.value)
+
+
+def test_weights_that_do_not_match_the_config_are_rejected(saved, tmp_path):
+    directory = copy_checkpoint(saved[2], tmp_path / "ckpt")
+    document = json.loads((directory / CONFIG_FILE).read_text())
+    document["model"]["hidden_size"] = 64
+    (directory / CONFIG_FILE).write_text(json.dumps(document))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(directory)
+
+
+def test_a_pickle_is_never_loaded(saved, tmp_path):
+    """A torch pickle in place of the weights is refused, not unpickled (unpickling would run its code)."""
+    directory = copy_checkpoint(saved[2], tmp_path / "ckpt")
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.write_text, ("executed",))
+
+    torch.save({"x": Payload()}, directory / WEIGHTS_FILE)
+    with pytest.raises(CheckpointError, match=WEIGHTS_FILE):
+        load_checkpoint(directory)
+    assert not marker.exists()
+
+
+def test_not_a_checkpoint_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nothing")
+    with pytest.raises(CheckpointError, match=CONFIG_FILE):
+        load_checkpoint(tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_model_config_round_trips_through_json_and_rejects_bad_values():
+    config = ModelConfig(categories=("chair", "table"), image_width=96, image_height=64, video_token_pool=1)
+    again = ModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.patches_per_frame == 6 * 4
+    with pytest.raises(ValueError, match="unknown keys"):
+        ModelConfig.from_dict({**config.to_dict(), "hiden_size": 64})
+    with pytest.raises(ValueError, match="patch_size"):
+        ModelConfig(image_width=100)
+    with pytest.raises(ValueError, match="video_token_pool"):
+        ModelConfig(image_width=80, image_height=48)

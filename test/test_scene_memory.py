@@ -1,0 +1,164 @@
+"""SceneMemory: statuses, stable proposal ids, bounded memory under long streams, concurrent readers."""
+import threading
+
+import numpy as np
+import pytest
+
+from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.geometry.transforms import look_at
+from w2r2_ros.scene.keyframes import KeyframePolicy
+from w2r2_ros.scene.memory import FrameOutcome, SceneMemory, SceneMemoryConfig, match_proposal_ids
+from w2r2_ros.scene.proposals import Proposal
+from w2r2_ros.geometry.boxes import Box3D
+from w2r2_ros.scene.sync import DropReason
+from w2r2_ros.sim.render import render_rgbd
+from w2r2_ros.sim.trajectory import orbit_trajectory
+from w2r2_ros.sim.world import generate_scene
+
+SMALL = Intrinsics.from_fov(32, 24, 70.0)
+
+
+def _wall_frame(distance: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    rgb = np.zeros((24, 32, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    return rgb, np.full((24, 32), distance, dtype=np.float32)
+
+
+def _pose(x: float) -> np.ndarray:
+    return look_at(np.array([x, 0.0, 1.0]), np.array([x + 3.0, 0.0, 1.0]))
+
+
+def test_statuses_keyframe_fused_skipped_and_dropped():
+    config = SceneMemoryConfig(
+        keyframe_policy=KeyframePolicy(min_translation_m=0.55, min_rotation_deg=30.0, max_interval_s=100.0),
+        min_fuse_interval_s=0.5,
+    )
+    memory = SceneMemory(config)
+    rgb, depth = _wall_frame()
+    for k in range(11):
+        assert memory.add_pose(k * 0.1, _pose(k * 0.1)) is None
+    assert memory.add_rgbd(0.0, rgb, depth, SMALL).outcome is FrameOutcome.KEYFRAME
+    assert memory.add_rgbd(0.1, rgb, depth, SMALL).outcome is FrameOutcome.SKIPPED
+    assert memory.add_rgbd(0.5, rgb, depth, SMALL).outcome is FrameOutcome.FUSED
+    assert memory.add_rgbd(0.6, rgb, depth, SMALL).outcome is FrameOutcome.KEYFRAME  # moved 0.6 m
+    no_pose = memory.add_rgbd(5.0, rgb, depth, SMALL)
+    assert no_pose.dropped and no_pose.reason is DropReason.NO_POSE and "no camera pose" in str(no_pose)
+    backwards = memory.add_rgbd(0.2, rgb, depth, SMALL)
+    assert backwards.reason is DropReason.STAMP_BACKWARDS
+    assert memory.add_pose(0.05, _pose(0.0)) is DropReason.STAMP_BACKWARDS
+    stats = memory.stats()
+    assert stats.keyframes == 2 and stats.dropped == {DropReason.NO_POSE: 1, DropReason.STAMP_BACKWARDS: 2}
+    # An explicit pose needs no history.
+    assert memory.add_rgbd(7.0, rgb, depth, SMALL, cam_to_world=_pose(3.0)).outcome is FrameOutcome.KEYFRAME
+
+
+def test_separate_rgb_and_depth_streams_are_paired():
+    memory = SceneMemory()
+    rgb, depth = _wall_frame()
+    memory.add_pose(1.0, _pose(0.0))
+    assert memory.add_rgb(1.0, rgb, SMALL) == []
+    (status,) = memory.add_depth(1.01, depth)
+    assert status.outcome is FrameOutcome.KEYFRAME and status.stamp == 1.0
+    assert len(memory.snapshot().keyframes) == 1
+
+
+def test_invalid_depth_values_are_not_fused():
+    memory = SceneMemory(SceneMemoryConfig(depth_stride=1, voxel_size=0.02, max_depth_m=5.0))
+    rgb, depth = _wall_frame(2.0)
+    depth[0, :] = np.nan
+    depth[1, :] = np.inf
+    depth[2, :] = 0.0
+    depth[3, :] = -1.0
+    depth[4, :] = 50.0  # beyond max_depth_m
+    status = memory.add_rgbd(0.0, rgb, depth, SMALL, cam_to_world=_pose(0.0))
+    assert status.outcome is FrameOutcome.KEYFRAME
+    snapshot = memory.snapshot()
+    assert len(snapshot.cloud_points) > 0 and np.all(np.isfinite(snapshot.cloud_points))
+    assert np.allclose(snapshot.cloud_points[:, 0], 2.0, atol=0.011)  # only the wall 2 m ahead
+    assert np.isnan(snapshot.keyframes[0].depth[0]).all()  # the keyframe keeps what the sensor said
+
+
+def test_bad_images_raise_clear_errors():
+    memory = SceneMemory()
+    rgb, depth = _wall_frame()
+    with pytest.raises(ValueError, match="rgb"):
+        memory.add_rgbd(0.0, rgb.astype(np.float32), depth, SMALL, cam_to_world=_pose(0))
+    with pytest.raises(ValueError, match="depth"):
+        memory.add_rgbd(0.0, rgb, (depth * 1000).astype(np.uint16), SMALL, cam_to_world=_pose(0))
+    with pytest.raises(ValueError, match="depth"):
+        memory.add_rgbd(0.0, rgb, depth[:10], SMALL, cam_to_world=_pose(0))
+
+
+def test_memory_stays_bounded_over_thousands_of_frames_and_clouds():
+    config = SceneMemoryConfig(max_keyframes=8, max_voxels=3_000, max_poses=64, max_pending_images=4,
+                               min_fuse_interval_s=0.0)
+    memory = SceneMemory(config)
+    rng = np.random.default_rng(0)
+    rgb, depth = _wall_frame()
+    for k in range(3000):
+        stamp = k * 0.05
+        memory.add_pose(stamp, _pose(k * 0.2))
+        if k % 3 == 0:
+            memory.add_rgbd(stamp, rgb, depth + rng.uniform(0, 1), SMALL)
+        elif k % 3 == 1:
+            memory.add_rgb(stamp, rgb, SMALL)  # never paired: must not pile up
+        else:
+            memory.add_cloud(stamp, rng.uniform(-50, 50, (200, 3)), rng.integers(0, 256, (200, 3), dtype=np.uint8))
+        if k % 500 == 0:
+            memory.update_proposals()
+    stats = memory.stats()
+    assert stats.keyframes == 8 and stats.voxels == 3_000 and stats.poses == 64 and stats.pending_images <= 4
+    assert stats.dropped[DropReason.UNPAIRED] >= 990
+    snapshot = memory.snapshot()
+    assert len(snapshot.cloud_points) == len(snapshot.cloud_colors) == 3_000
+    assert snapshot.stamp == pytest.approx(2999 * 0.05)
+
+
+def test_proposal_ids_follow_their_boxes():
+    def proposal(center_x: float) -> Proposal:
+        return Proposal(-1, Box3D(np.array([center_x, 0.0, 0.5]), np.ones(3)), 10, np.zeros(3))
+
+    first, next_id = match_proposal_ids([], [proposal(0.0), proposal(3.0)], 0.25, 0)
+    assert [p.proposal_id for p in first] == [0, 1] and next_id == 2
+    second, next_id = match_proposal_ids(first, [proposal(6.0), proposal(3.1), proposal(0.2)], 0.25, next_id)
+    assert [p.proposal_id for p in second] == [2, 1, 0] and next_id == 3
+
+
+def test_rendered_scene_gives_stable_proposals_and_consistent_snapshots_under_concurrent_reads():
+    scene = generate_scene("memory_test", 5)
+    intrinsics = Intrinsics.from_fov(160, 120, 70.0)
+    poses = orbit_trajectory(scene, 24, 0)
+    memory = SceneMemory(SceneMemoryConfig(depth_stride=1))
+    errors: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            snapshot = memory.snapshot()
+            if len(snapshot.cloud_points) != len(snapshot.cloud_colors):
+                errors.append("cloud points and colours differ in length")
+            if snapshot.cloud_points.flags.writeable or any(k.rgb.flags.writeable for k in snapshot.keyframes):
+                errors.append("snapshot arrays are writeable")
+            if len({p.proposal_id for p in snapshot.proposals}) != len(snapshot.proposals):
+                errors.append("duplicate proposal ids")
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for k, pose in enumerate(poses):
+            frame = render_rgbd(scene, intrinsics, pose)
+            memory.add_pose(k * 0.5, pose)
+            assert not memory.add_rgbd(k * 0.5, frame.rgb, frame.depth, intrinsics).dropped
+            if k == 16:
+                early = {p.proposal_id: p.box for p in memory.update_proposals()}
+    finally:
+        done.set()
+        thread.join()
+    assert errors == []
+    late = memory.update_proposals()
+    again = memory.update_proposals()
+    assert [p.proposal_id for p in again] == [p.proposal_id for p in late]
+    kept = [p for p in late if p.proposal_id in early]
+    assert len(kept) >= len(early) // 2  # most objects seen early keep their ids
+    for p in kept:
+        assert np.linalg.norm(p.box.center - early[p.proposal_id].center) < 0.5

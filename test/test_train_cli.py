@@ -1,0 +1,142 @@
+"""Real tiny training runs through the real ``w2r2-train`` entry point (in-process ``main([...])``)."""
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from w2r2_ros.model.checkpoint import load_checkpoint, load_checkpoint_metadata
+from w2r2_training.train_cli import main
+
+pytestmark = pytest.mark.slow
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "train_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    assert main(["--config", str(TINY), "--data", str(root), "--build-data", "--no-progress"]) == 0
+    assert (root / "manifest.json").exists()
+    return root
+
+
+@pytest.fixture(scope="module")
+def w2r2_run(tiny_data, tmp_path_factory) -> Path:
+    """One uninterrupted tiny W2R2 run (6 steps, validation at steps 3 and 6)."""
+    run = tmp_path_factory.mktemp("runs") / "w2r2"
+    assert main(["--config", str(TINY), "--loss", "w2r2", "--data", str(tiny_data), "--out", str(run), "--no-progress"]) == 0
+    return run
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("w2r2-train: error: ")
+    return err[0]
+
+
+def test_training_run_writes_metrics_curves_and_checkpoints(w2r2_run):
+    config = yaml.safe_load((w2r2_run / "config.yaml").read_text())
+    assert config["steps"] == 6 and config["loss"]["lambda_pl"] == 0.5
+
+    train_rows = read_csv(w2r2_run / "train_metrics.csv")
+    assert [int(r["step"]) for r in train_rows] == [1, 2, 3, 4, 5, 6]
+    for row in train_rows:
+        total = float(row["loss/total"])
+        expected = float(row["loss/align"]) + 0.5 * float(row["loss/pseudo_label"]) + 0.1 * float(row["loss/category"])
+        assert total == pytest.approx(expected, rel=1e-5)
+        assert float(row["loss/ce_2d"]) > 0  # the pseudo pass ran
+    jsonl = [json.loads(line) for line in (w2r2_run / "train_metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in jsonl] == [1, 2, 3, 4, 5, 6]
+
+    val_rows = read_csv(w2r2_run / "val_metrics.csv")
+    assert [int(r["step"]) for r in val_rows] == [3, 6]
+    for mode in ("normal", "ablated", "oracle"):
+        for split in ("overall", "unique", "multiple"):
+            for k in ("0.25", "0.5"):
+                assert f"val/{mode}/{split}/acc@{k}" in val_rows[0]
+    assert 0.0 <= float(val_rows[-1]["val/normal/overall/acc@0.25"]) <= 1.0
+
+    assert (w2r2_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "resumed" not in (w2r2_run / "train.log").read_text()
+
+    model, tokenizer = load_checkpoint(w2r2_run / "best")
+    assert load_checkpoint_metadata(w2r2_run / "best")["loss"] == "w2r2"
+    assert load_checkpoint_metadata(w2r2_run / "last")["step"] == 6
+    assert model.config.hidden_size == 32 and tokenizer.vocab_size == model.config.vocab_size
+    assert not any(p.name.startswith(".") for p in w2r2_run.iterdir()), "staging files left behind"
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(w2r2_run, tiny_data, tmp_path, capsys):
+    run = tmp_path / "split"
+    base = ["--data", str(tiny_data), "--out", str(run), "--no-progress"]
+    assert main(["--config", str(TINY), *base, "--stop-at-step", "2"]) == 0
+    assert load_checkpoint_metadata(run / "last")["step"] == 2
+    assert not (run / "val_metrics.csv").exists()
+    assert main([*base, "--resume"]) == 0
+    assert "resumed from" in (run / "train.log").read_text()
+
+    a = load_file(str(w2r2_run / "last" / "model.safetensors"))
+    b = load_file(str(run / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = lambda path: [{k: v for k, v in r.items() if k.startswith("loss/")} for r in read_csv(path)]  # noqa: E731
+    assert losses(run / "train_metrics.csv") == losses(w2r2_run / "train_metrics.csv")
+    assert read_csv(run / "val_metrics.csv") == read_csv(w2r2_run / "val_metrics.csv")
+
+
+def test_baseline_is_the_same_trainer_without_the_pseudo_pass(tiny_data, tmp_path):
+    run = tmp_path / "baseline"
+    args = ["--config", str(TINY), "--loss", "baseline", "--data", str(tiny_data), "--out", str(run), "--no-progress"]
+    assert main([*args, "steps=2", "eval_every=2"]) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["loss"]["lambda_pl"] == 0.0 and config["steps"] == 2
+    rows = read_csv(run / "train_metrics.csv")
+    assert all(float(r["loss/pseudo_label"]) == 0.0 for r in rows)
+    assert "loss/ce_2d" not in rows[0]  # the 2D-only pass was never computed
+    assert load_checkpoint_metadata(run / "best")["loss"] == "baseline"
+
+
+def test_unknown_config_key_is_one_line_and_writes_nothing(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: 3\noptim:\n  learning_rate: 0.1\n")
+    assert main(["--config", str(bad), "--data", str(tiny_data), "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert str(bad) in line and "optim.learning_rate" in line
+    assert main(["--config", str(TINY), "--data", str(tiny_data), "--out", str(out), "optim.lrr=1"]) == 2
+    assert "optim.lrr" in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_missing_dataset_is_one_line_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["--config", str(TINY), "--data", str(tmp_path / "none"), "--out", str(out), "data.synthetic=false"])
+    assert code == 2
+    assert "manifest.json" in one_error_line(capsys)
+    assert not out.exists() and not (tmp_path / "none").exists()
+
+
+def test_run_directory_misuse_is_refused(w2r2_run, tiny_data, tmp_path, capsys):
+    assert main(["--config", str(TINY), "--data", str(tiny_data), "--out", str(w2r2_run)]) == 2
+    assert "--resume" in one_error_line(capsys)
+    assert main(["--data", str(tiny_data), "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "config.yaml" in one_error_line(capsys)
+
+
+def test_corrupt_trainer_state_is_named(w2r2_run, tiny_data, tmp_path, capsys):
+    run = tmp_path / "copy"
+    shutil.copytree(w2r2_run, run)
+    (run / "last" / "trainer_state.safetensors").write_bytes(b"not a safetensors file")
+    assert main(["--data", str(tiny_data), "--out", str(run), "--resume", "--no-progress"]) == 2
+    assert "trainer_state.safetensors" in one_error_line(capsys)

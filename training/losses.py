@@ -1,0 +1,162 @@
+"""The W2R2 dual objective (W2R2.md, "Alignment Loss" and "Pseudo-Label Loss").
+
+Logits are ``GroundingOutput.logits`` (B, N + 1): proposal scores cos/tau and,
+in the last column, "no target". A target is a column index: the ground-truth
+proposal, or N when the query's object is not among the proposals.
+
+- ``alignment_loss``: cross-entropy of the fused pass over the proposals (the
+  InfoNCE form: the target proposal is the positive, every other proposal and
+  "no target" a negative). "Adapted" = optional label smoothing that moves a
+  fraction of the target mass onto distractors *of the target's class*, off by
+  default.
+- ``pseudo_label_loss``: a margin hinge on the 2D-dominant pseudo-output
+  (``ablate_3d=True``), ``mean(max(0, m - (CE_2D - CE_fused)))`` ("relative",
+  default) or ``mean(max(0, m - CE_2D))`` ("absolute").
+- ``w2r2_objective``: ``L_align + lambda_pl * L_PL + category_weight * L_cat``;
+  ``lambda_pl = 0`` is the baseline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+PSEUDO_LABEL_FORMS = ("relative", "absolute")
+
+
+def per_sample_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CE of the target column for each sample, (B,): the quantity the hinge compares between passes."""
+    return F.cross_entropy(logits, target, reduction="none")
+
+
+def alignment_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    same_class_mask: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Mean cross-entropy of the fused logits (B, N + 1) against ``target`` (B,).
+
+    With ``label_smoothing`` = eps > 0 and a ``same_class_mask`` (B, N + 1, True on
+    the distractors that share the target's class), the target keeps 1 - eps and
+    eps is spread evenly over those distractors; a sample without same-class
+    distractors keeps a one-hot target. Why only same-class distractors: they are
+    exactly the candidates the 2D "What" evidence cannot tell apart, so this is
+    the one place a softer target is plausible (W2R2.md allows it, off by default:
+    it also weakens the pressure to tell instances apart).
+    """
+    if label_smoothing == 0.0:
+        return F.cross_entropy(logits, target)
+    if same_class_mask is None:
+        raise ValueError("alignment_loss: label_smoothing > 0 needs same_class_mask")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"alignment_loss: label_smoothing must be in [0, 1), got {label_smoothing}")
+    one_hot = F.one_hot(target, logits.shape[-1]).to(logits.dtype)
+    distractors = same_class_mask.to(logits.dtype) * (1.0 - one_hot)
+    count = distractors.sum(-1, keepdim=True)
+    eps = torch.where(count > 0, torch.full_like(count, label_smoothing), torch.zeros_like(count))
+    soft_target = one_hot * (1.0 - eps) + distractors * eps / count.clamp_min(1.0)
+    return -(soft_target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+
+def pseudo_label_loss(
+    logits_fused: torch.Tensor,
+    logits_2d: torch.Tensor,
+    target: torch.Tensor,
+    margin: float,
+    form: str = "relative",
+) -> torch.Tensor:
+    """Margin hinge that fires when the 2D-only pass is too good at the target.
+
+    relative: ``mean(max(0, m - (CE_2D - CE_fused)))``: the fused pass must beat
+    the 2D-only pass on the target by ``m`` nats, so the difference must come from
+    3D. Gradient reaches both logits while the hinge is active (raising CE_2D,
+    lowering CE_fused) and is exactly zero once CE_2D - CE_fused > m.
+    absolute: ``mean(max(0, m - CE_2D))``: any 2D-only pass more confident than
+    ``exp(-m)`` on the target is penalised; ``logits_fused`` is not used.
+    """
+    ce_2d = per_sample_cross_entropy(logits_2d, target)
+    if form == "relative":
+        gap = ce_2d - per_sample_cross_entropy(logits_fused, target)
+    elif form == "absolute":
+        gap = ce_2d
+    else:
+        raise ValueError(f"pseudo_label_loss: form must be one of {PSEUDO_LABEL_FORMS}, got {form!r}")
+    return torch.relu(margin - gap).mean()
+
+
+def category_loss(category_logits: torch.Tensor, category_target: torch.Tensor) -> torch.Tensor:
+    """Mean CE of per-object categories (B, N, C) vs (B, N), -100 = ignore (padding, unmatched proposals); 0 if none."""
+    flat_target = category_target.reshape(-1)
+    if not bool((flat_target != -100).any()):
+        return category_logits.sum() * 0.0
+    return F.cross_entropy(category_logits.reshape(-1, category_logits.shape[-1]), flat_target, ignore_index=-100)
+
+
+@dataclass
+class W2R2LossConfig:
+    """Weights and switches of the W2R2 objective; ``lambda_pl = 0`` is the baseline (no pseudo pass needed).
+
+    ``lambda_pl`` and ``margin`` are provisional defaults (0.5, 1.0 nat: the fused
+    pass should give the target at least e times the 2D-only probability) until the
+    training runs choose them by measurement. ``pl_gradient_to_fused``: whether
+    L_PL's gradient also flows into the fused pass (W2R2.md: through both passes;
+    False detaches CE_fused so L_PL only pushes the 2D-only pass down).
+    """
+
+    lambda_pl: float = 0.5
+    margin: float = 1.0
+    form: str = "relative"
+    label_smoothing: float = 0.0
+    category_weight: float = 0.1
+    pl_gradient_to_fused: bool = True
+
+    def __post_init__(self) -> None:
+        if self.form not in PSEUDO_LABEL_FORMS:
+            raise ValueError(f"W2R2LossConfig.form: must be one of {PSEUDO_LABEL_FORMS}, got {self.form!r}")
+        if self.lambda_pl < 0 or self.category_weight < 0:
+            raise ValueError("W2R2LossConfig: lambda_pl and category_weight must be >= 0")
+
+    @property
+    def needs_pseudo_pass(self) -> bool:
+        return self.lambda_pl > 0
+
+
+def w2r2_objective(
+    logits_fused: torch.Tensor,
+    logits_2d: torch.Tensor | None,
+    target: torch.Tensor,
+    config: W2R2LossConfig,
+    same_class_mask: torch.Tensor | None = None,
+    category_logits: torch.Tensor | None = None,
+    category_target: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and its named terms.
+
+    Terms: ``align``, ``pseudo_label`` (0 when lambda_pl = 0), ``category`` (0 without
+    category inputs), and detached diagnostics ``ce_fused`` and ``ce_2d`` (mean
+    per-sample CE of each pass; ``ce_2d`` only when ``logits_2d`` is given).
+    ``logits_2d`` (the ``ablate_3d=True`` pass) is required when lambda_pl > 0.
+    """
+    zero = logits_fused.new_zeros(())
+    align = alignment_loss(logits_fused, target, same_class_mask, config.label_smoothing)
+    terms: dict[str, torch.Tensor] = {"align": align}
+    pseudo = zero
+    if config.needs_pseudo_pass:
+        if logits_2d is None:
+            raise ValueError("w2r2_objective: lambda_pl > 0 needs logits_2d (the ablate_3d pass)")
+        fused_for_pl = logits_fused if config.pl_gradient_to_fused else logits_fused.detach()
+        pseudo = pseudo_label_loss(fused_for_pl, logits_2d, target, config.margin, config.form)
+    terms["pseudo_label"] = pseudo
+    category = zero
+    if category_logits is not None and category_target is not None and config.category_weight > 0:
+        category = category_loss(category_logits, category_target)
+    terms["category"] = category
+    with torch.no_grad():
+        terms["ce_fused"] = per_sample_cross_entropy(logits_fused, target).mean()
+        if logits_2d is not None:
+            terms["ce_2d"] = per_sample_cross_entropy(logits_2d, target).mean()
+    total = align + config.lambda_pl * pseudo + config.category_weight * category
+    terms["total"] = total
+    return total, terms

@@ -1,0 +1,415 @@
+"""The training loop: one straight loop of data, W2R2 (or baseline) step, periodic validation, checkpoints.
+
+Run directory (everything written atomically, see ``run_files``)::
+
+    config.yaml            the resolved TrainConfig (model section filled in from the data)
+    train_metrics.csv/.jsonl   loss terms, learning rate, seconds per step, every ``log_every`` steps
+    val_metrics.csv/.jsonl     Acc@0.25/0.5 normal and 3D-ablated (overall/unique/multiple) per validation
+    curves.png             loss terms and validation accuracy
+    best/                  checkpoint with the best ``best_metric`` so far
+    last/                  checkpoint + trainer state (optimizer, LR schedule, step, RNG): ``--resume`` starts here
+    train.log              what happened
+
+``last/`` is first written at step 0, so a run that crashes at any point can be resumed.
+The step is the only clock: the samples of step s are a pure function of (seed, s), and
+the RNG streams are saved with the state, so a resumed run continues exactly like an
+uninterrupted one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from torch import nn
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from w2r2_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from w2r2_ros.model.grounding_model import GroundingOutput, W2R2GroundingModel
+from w2r2_ros.model.inputs import GroundingInputs
+from w2r2_ros.model.text import QueryTokenizer
+from w2r2_training.config import TrainConfig, config_to_dict, save_config
+from w2r2_training.curves import plot_training_curves
+from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grounding
+from w2r2_training.evaluate import evaluate_model, evenly_spaced_indices
+from w2r2_training.losses import w2r2_objective
+from w2r2_training.run_files import MetricsLog, replace_directory, resolve_directory
+from w2r2_training.trainer_state import (
+    TrainerState,
+    capture_rng,
+    load_trainer_state,
+    optimizer_state_from_json,
+    restore_rng,
+    save_trainer_state,
+)
+
+LOG = logging.getLogger("w2r2_training")
+CONFIG_FILE = "config.yaml"
+LAST_DIR = "last"
+BEST_DIR = "best"
+CURVES_FILE = "curves.png"
+LOG_FILE = "train.log"
+
+
+class TrainingError(Exception):
+    """The run cannot start or continue (run directory in the way, nothing to resume); one line."""
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a finished (or stopped) run reports back."""
+
+    run_dir: Path
+    step: int
+    best_step: int | None
+    best_value: float
+    last_validation: dict[str, float]
+    seconds_per_step: float
+
+
+def loss_kind(config: TrainConfig) -> str:
+    """``baseline`` when the pseudo-label term is off (L_align alone, W2R2.md "Baseline"), else ``w2r2``."""
+    return "w2r2" if config.loss.needs_pseudo_pass else "baseline"
+
+
+@contextmanager
+def seeded_and_deterministic(seed: int) -> Iterator[None]:
+    """Seed python, numpy and torch, and ask torch for deterministic kernels where it has them.
+
+    The deterministic-algorithms switch is process-wide; it is put back on exit so that a
+    caller training in-process (tests, notebooks) keeps its own setting afterwards.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+class SampleOrder:
+    """Which training samples step s uses: an endless concatenation of seeded permutations.
+
+    A pure function of (seed, step), so a resumed run needs no data-loader state.
+    """
+
+    def __init__(self, n_samples: int, batch_size: int, seed: int) -> None:
+        if n_samples < 1:
+            raise ValueError("SampleOrder: the training split has no samples")
+        self.n_samples, self.batch_size, self.seed = n_samples, batch_size, seed
+
+    @lru_cache(maxsize=4)
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n_samples)
+
+    def batch(self, step: int) -> list[int]:
+        start = step * self.batch_size
+        return [int(self._permutation(p // self.n_samples)[p % self.n_samples]) for p in range(start, start + self.batch_size)]
+
+
+def learning_rate_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` at ``steps``."""
+    warmup = config.optim.warmup_steps
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    floor = config.optim.min_lr_ratio
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class DualPass(nn.Module):
+    """Both passes of a W2R2 step in one ``forward``.
+
+    The 2D patch features are computed once and shared: the 2D-only pseudo-output differs
+    from the fused pass only by the removed 3D encodings (W2R2.md), and the image encoder's
+    gradient gets both passes' contributions. One forward per backward also keeps a
+    DistributedDataParallel wrapper (multi-GPU ``accelerate``) happy.
+    """
+
+    def __init__(self, model: W2R2GroundingModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, inputs: GroundingInputs, text_ids: torch.Tensor, text_mask: torch.Tensor, pseudo_pass: bool
+    ) -> tuple[GroundingOutput, GroundingOutput | None]:
+        b, k, p = inputs.patch_valid.shape
+        features = self.model.encode_frames(inputs.frames.flatten(0, 1)).view(b, k, p, -1)
+        fused = self.model(inputs, text_ids, text_mask, patch_features=features)
+        pseudo = self.model(inputs, text_ids, text_mask, ablate_3d=True, patch_features=features) if pseudo_pass else None
+        return fused, pseudo
+
+
+def training_step_loss(
+    dual: nn.Module, batch: GroundingBatch, config: TrainConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """W2R2 objective of one batch; the baseline (lambda_pl = 0) skips the pseudo pass entirely."""
+    fused, pseudo = dual(batch.inputs, batch.text_ids, batch.text_mask, config.loss.needs_pseudo_pass)
+    # The dataset marks same-class distractors over the N proposals; the logits have N + 1
+    # columns ("no target" last), which is never a distractor.
+    same_class = torch.nn.functional.pad(batch.same_class_mask, (0, 1), value=False)
+    # Unmatched and padded proposals are -1 in the dataset, "ignore" is -100 for cross-entropy.
+    category_target = batch.proposal_categories.masked_fill(batch.proposal_categories < 0, -100)
+    return w2r2_objective(
+        fused.logits,
+        None if pseudo is None else pseudo.logits,
+        batch.target,
+        config.loss,
+        same_class_mask=same_class,
+        category_logits=fused.category_logits,
+        category_target=category_target,
+    )
+
+
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    return handler
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> Path | None:
+    """Refuse to train over an existing run (unless resuming); return the state directory to resume from."""
+    if resume:
+        state_dir = resolve_directory(run_dir / LAST_DIR)
+        if state_dir is None:
+            raise TrainingError(f"{run_dir / LAST_DIR}: no saved state to resume (start the run without --resume)")
+        return state_dir
+    if (run_dir / CONFIG_FILE).exists() or resolve_directory(run_dir / LAST_DIR) is not None:
+        raise TrainingError(f"{run_dir}: already holds a run (pass --resume to continue it, or choose another --out)")
+    return None
+
+
+class Trainer:
+    """Owns the model, optimizer, data and run directory of one training run."""
+
+    def __init__(self, config: TrainConfig, data_root: Path, run_dir: Path, resume: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        self.data_root = Path(data_root)
+        state_dir = check_run_dir(self.run_dir, resume)
+        self.train_set = GroundingDataset(self.data_root, config.data.train_split)
+        self.val_set = GroundingDataset(self.data_root, config.data.val_split)
+
+        torch.manual_seed(config.seed)  # the initial weights
+        if state_dir is None:
+            tokenizer = QueryTokenizer.build(self.train_set.texts())
+            model_config = dataclasses.replace(
+                config.model, vocab_size=tokenizer.vocab_size, categories=tuple(self.train_set.categories)
+            )
+            self.train_set.manifest.check_model_config(model_config, self.data_root / "manifest.json")
+            config = dataclasses.replace(config, model=model_config)
+            model = W2R2GroundingModel(model_config)
+        else:
+            model, tokenizer = load_checkpoint(state_dir)
+            self.train_set.manifest.check_model_config(model.config, self.data_root / "manifest.json")
+        self.config, self.tokenizer, self.state_dir = config, tokenizer, state_dir
+
+        self.accelerator = Accelerator()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+        # Not passed to accelerator.prepare: its wrapper steps the schedule once per process.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
+        self.dual, self.optimizer = self.accelerator.prepare(DualPass(model), optimizer)
+        self.model: W2R2GroundingModel = self.accelerator.unwrap_model(self.dual).model
+        self.order = SampleOrder(len(self.train_set), config.batch_size, config.seed)
+        self.val_indices = evenly_spaced_indices(len(self.val_set), config.data.val_max_samples)
+        self.train_log = MetricsLog(self.run_dir, "train_metrics")
+        self.val_log = MetricsLog(self.run_dir, "val_metrics")
+        self.step = 0
+        self.best_step: int | None = None
+        self.best_value = -math.inf
+        self.last_validation: dict[str, float] = {}
+        self._saved_step: int | None = None
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _restore(self, state_dir: Path) -> None:
+        state = load_trainer_state(state_dir)
+        self.optimizer.load_state_dict(optimizer_state_from_json(state.optimizer))
+        self.scheduler.load_state_dict(state.scheduler)
+        restore_rng(state.rng)
+        self.step = state.step
+        self.best_step = state.extra.get("best_step")
+        self.best_value = float(state.extra.get("best_value", -math.inf))
+        self.last_validation = dict(state.extra.get("last_validation", {}))
+        self.train_log.load(self.step)
+        self.val_log.load(self.step)
+        LOG.info("resumed from %s at step %d", state_dir, self.step)
+
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "loss": loss_kind(self.config),
+            "seed": self.config.seed,
+            "data": str(self.data_root),
+            "validation": {k: (v if math.isfinite(v) else None) for k, v in self.last_validation.items()},
+            "train_config": config_to_dict(self.config),
+        }
+
+    def _save_last(self) -> None:
+        """Checkpoint + trainer state, staged then swapped in, so ``last/`` is always complete."""
+        staging = self.run_dir / f".{LAST_DIR}.partial"
+        if staging.exists():
+            shutil.rmtree(staging)
+        save_checkpoint(self.model, self.tokenizer, staging, self._metadata())
+        extra = {
+            "best_step": self.best_step,
+            "best_value": self.best_value if math.isfinite(self.best_value) else None,
+            "last_validation": {k: (v if math.isfinite(v) else None) for k, v in self.last_validation.items()},
+        }
+        if extra["best_value"] is None:
+            extra.pop("best_value")
+        save_trainer_state(
+            staging,
+            TrainerState(step=self.step, optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                         rng=capture_rng(), extra=extra),
+        )
+        replace_directory(staging, self.run_dir / LAST_DIR)
+        self._saved_step = self.step
+
+    # --- loop ----------------------------------------------------------------------------
+
+    def _batch(self, step: int) -> GroundingBatch:
+        indices = self.order.batch(step)[self.accelerator.process_index :: self.accelerator.num_processes]
+        batch = collate_grounding([self.train_set[i] for i in indices], self.tokenizer, self.config.model.max_text_length)
+        return batch.to(self.accelerator.device)
+
+    def validate(self) -> dict[str, float]:
+        result = evaluate_model(
+            self.model,
+            self.val_set,
+            self.tokenizer,
+            max_text_len=self.config.model.max_text_length,
+            batch_size=self.config.eval_batch_size,
+            indices=self.val_indices,
+            device=self.accelerator.device,
+        )
+        return result.flat()
+
+    def _after_validation(self, metrics: dict[str, float]) -> None:
+        self.last_validation = metrics
+        self.val_log.append({"step": self.step, **{f"val/{k}": v for k, v in metrics.items()}})
+        plot_training_curves(self.train_log.rows, self.val_log.rows, self.run_dir / CURVES_FILE)
+        value = metrics.get(self.config.best_metric, math.nan)
+        LOG.info(
+            "step %d val: normal %s | 3D-ablated %s",
+            self.step,
+            " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in metrics.items() if k.startswith("normal/overall")),
+            " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in metrics.items() if k.startswith("ablated/overall")),
+        )
+        if math.isfinite(value) and value > self.best_value:
+            self.best_value, self.best_step = value, self.step
+            save_checkpoint(self.model, self.tokenizer, self.run_dir / BEST_DIR, self._metadata())
+            LOG.info("new best %s = %.4f at step %d -> %s", self.config.best_metric, value, self.step, self.run_dir / BEST_DIR)
+
+    def fit(self, stop_at_step: int | None = None, show_progress: bool = True) -> TrainSummary:
+        """Train to ``config.steps`` (or stop after ``stop_at_step``, saving a resumable state)."""
+        config = self.config
+        main = self.accelerator.is_main_process
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        handler = _setup_logging(self.run_dir) if main else None
+        try:
+            if self.state_dir is not None:
+                self._restore(self.state_dir)
+            elif main:
+                save_config(config, self.run_dir / CONFIG_FILE)
+                self._save_last()  # step 0: from here on the run is always resumable
+            self._log_start()
+            end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
+            seconds = self._loop(end, show_progress and main)
+            if main:
+                if self._saved_step != self.step:
+                    self._save_last()
+                LOG.info(
+                    "stopped at step %d; files in %s: %s", self.step, self.run_dir,
+                    ", ".join(sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith("."))),
+                )
+            return TrainSummary(self.run_dir, self.step, self.best_step, self.best_value, self.last_validation, seconds)
+        finally:
+            if handler is not None:
+                LOG.removeHandler(handler)
+                handler.close()
+
+    def _log_start(self) -> None:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        LOG.info(
+            "data %s: train %d samples / %d scenes, val %d samples (%d used per validation) / %d scenes",
+            self.data_root, len(self.train_set), len(self.train_set.manifest.splits[self.config.data.train_split]),
+            len(self.val_set), len(self.val_indices), len(self.val_set.manifest.splits[self.config.data.val_split]),
+        )
+        LOG.info(
+            "model %.2fM parameters, vocab %d, %d categories; device %s x%d; loss %s (lambda_pl %g, margin %g, %s)",
+            n_params / 1e6, self.model.config.vocab_size, len(self.model.config.categories), self.accelerator.device,
+            self.accelerator.num_processes, loss_kind(self.config), self.config.loss.lambda_pl, self.config.loss.margin,
+            self.config.loss.form,
+        )
+        LOG.info("steps %d from %d, batch %d, run dir %s", self.config.steps, self.step, self.config.batch_size, self.run_dir)
+
+    def _loop(self, end: int, show_progress: bool) -> float:
+        config = self.config
+        self.dual.train()
+        elapsed, timed_steps = 0.0, 0
+        with logging_redirect_tqdm(loggers=[LOG]), tqdm(
+            total=config.steps, initial=self.step, disable=not show_progress, desc=loss_kind(config), dynamic_ncols=True
+        ) as bar:
+            while self.step < end:
+                started = time.perf_counter()
+                batch = self._batch(self.step)
+                total, terms = training_step_loss(self.dual, batch, config)
+                self.accelerator.backward(total)
+                if config.optim.grad_clip > 0:
+                    self.accelerator.clip_grad_norm_(self.model.parameters(), config.optim.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                step_seconds = time.perf_counter() - started
+                elapsed, timed_steps = elapsed + step_seconds, timed_steps + 1
+                values = {name: float(value.detach()) for name, value in terms.items()}
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("total", "align", "pseudo_label")})
+                if self.accelerator.is_main_process and (self.step % config.log_every == 0 or self.step == end):
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    self.train_log.append(
+                        {"step": self.step, "lr": lr, "seconds_per_step": step_seconds,
+                         **{f"loss/{k}": v for k, v in values.items()}}
+                    )
+                if self.step % config.eval_every == 0 or self.step == config.steps:
+                    if self.accelerator.is_main_process:
+                        self._after_validation(self.validate())
+                        self._save_last()
+                    self.accelerator.wait_for_everyone()
+        return elapsed / max(1, timed_steps)
+
+
+def train(
+    config: TrainConfig,
+    data_root: Path,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    stop_at_step: int | None = None,
+    show_progress: bool = True,
+) -> TrainSummary:
+    """Train (or resume) one run; see the module docstring for what lands in ``run_dir``."""
+    with seeded_and_deterministic(config.seed):
+        trainer = Trainer(config, data_root, run_dir, resume=resume)
+        return trainer.fit(stop_at_step=stop_at_step, show_progress=show_progress)

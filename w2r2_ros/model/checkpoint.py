@@ -1,0 +1,133 @@
+"""Checkpoints: ``model.safetensors`` + ``config.json`` + ``tokenizer.json``; nothing is ever unpickled.
+
+Saving writes into a temporary sibling directory and renames it into place, so
+a checkpoint directory is either the old one or the complete new one, never
+half-written. Loading checks every file and raises ``CheckpointError`` with a
+one-line message naming the file and the problem.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from w2r2_ros.model.config import ModelConfig
+from w2r2_ros.model.grounding_model import W2R2GroundingModel
+from w2r2_ros.model.text import QueryTokenizer
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+FORMAT_NAME = "w2r2-grounding-model"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or does not match the model it describes."""
+
+
+def save_checkpoint(
+    model: W2R2GroundingModel,
+    tokenizer: QueryTokenizer,
+    directory: str | Path,
+    extra_metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write the checkpoint to ``directory`` (replacing one that is there) and return its path.
+
+    ``extra_metadata`` (JSON-serialisable: training config, metrics, seed, ...) is
+    stored under ``"metadata"`` in config.json; read it back with ``load_checkpoint_metadata``.
+    """
+    directory = Path(directory)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise ValueError(f"save_checkpoint: tokenizer has {tokenizer.vocab_size} tokens, model config only {model.config.vocab_size}")
+    document = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model": model.config.to_dict(),
+        "metadata": extra_metadata or {},
+    }
+    text = json.dumps(document, indent=2, sort_keys=True)  # fails here, before anything is written, if not JSON
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+        save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        (staging / CONFIG_FILE).write_text(text + "\n")
+        tokenizer.save(staging / TOKENIZER_FILE)
+        if directory.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
+            retired.rmdir()
+            directory.rename(retired)
+            staging.rename(directory)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return directory
+
+
+def _read_config_document(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing (not a W2R2 checkpoint directory?)")
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: unreadable JSON ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path}: not a {FORMAT_NAME} config (format = {document.get('format') if isinstance(document, dict) else None!r})")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {document.get('format_version')!r}, this code reads {FORMAT_VERSION}")
+    return document
+
+
+def load_checkpoint_metadata(directory: str | Path) -> dict[str, Any]:
+    """The ``extra_metadata`` saved with the checkpoint."""
+    return dict(_read_config_document(Path(directory)).get("metadata", {}))
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[W2R2GroundingModel, QueryTokenizer]:
+    """Model (in eval mode, on ``device``) and tokenizer of a checkpoint written by ``save_checkpoint``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: checkpoint directory not found")
+    document = _read_config_document(directory)
+    try:
+        config = ModelConfig.from_dict(document["model"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad model config ({error})") from None
+
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"{weights_path}: missing")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path}: unreadable safetensors ({error})") from None
+
+    try:
+        tokenizer = QueryTokenizer.load(directory / TOKENIZER_FILE)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
+    if tokenizer.vocab_size > config.vocab_size:
+        raise CheckpointError(f"{directory / TOKENIZER_FILE}: {tokenizer.vocab_size} tokens, more than the model's vocab_size {config.vocab_size}")
+
+    model = W2R2GroundingModel(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(name for name in set(expected) & set(state) if expected[name].shape != state[name].shape)
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(
+            f"{weights_path}: does not match {CONFIG_FILE} (missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]})"
+        )
+    model.load_state_dict(state)
+    return model.to(device).eval(), tokenizer

@@ -1,0 +1,136 @@
+"""ModelConfig: every size and switch of the grounding model, saved as JSON beside the weights."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+def _default_backbone() -> dict[str, Any]:
+    """A small BERT-style encoder: big enough for the synthetic task, fast enough for 30 ms on 2 CPU cores.
+
+    ``vocab_size`` is 1 because the backbone never sees token ids (it is fed
+    ``inputs_embeds``); ``max_position_embeddings`` and ``type_vocab_size`` are
+    filled in by ``ModelConfig.backbone_config`` from the text length and the
+    four token types.
+    """
+    return {
+        "model_type": "bert",
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 256,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "vocab_size": 1,
+        "pad_token_id": 0,
+    }
+
+
+@dataclass
+class ModelConfig:
+    """Sizes and switches of ``W2R2GroundingModel``; ``to_dict``/``from_dict`` round-trip through JSON.
+
+    Image geometry: each keyframe is resized to ``image_width`` x ``image_height``
+    and cut into ``patch_size`` patches (128x96 / 16 -> 8x6 = 48 patches). The
+    per-patch world point is the mean of ``depth_samples_per_patch``^2 depth
+    samples taken on a regular grid inside the patch.
+    """
+
+    image_width: int = 128
+    image_height: int = 96
+    patch_size: int = 16
+    depth_samples_per_patch: int = 4
+    # Each proposal box is grown by this many metres on every side before testing
+    # which patch samples fall inside it: depth noise and proposal boxes that hug
+    # their points too tightly would otherwise drop the object's own surface.
+    box_margin_m: float = 0.05
+    hidden_size: int = 128
+    image_channels: tuple[int, ...] = (16, 32, 64)
+    # Video tokens fed to the fusion transformer are average-pooled over
+    # video_token_pool x video_token_pool patches (8x6 -> 4x3 per frame): 32 frames
+    # make 384 tokens instead of 1536, which is what keeps a query near 30 ms on CPU.
+    # Object tokens are pooled from the full-resolution patches.
+    video_token_pool: int = 2
+    fourier_bands: int = 8
+    min_wavelength_m: float = 0.1
+    max_wavelength_m: float = 16.0
+    # Subtract the scene's mean valid patch x, y (not z: the floor is z = 0 and height
+    # is meaningful) before encoding, so that a room is the same input wherever the
+    # map origin happens to be.
+    center_xy: bool = True
+    temperature: float = 0.07
+    max_text_length: int = 32
+    vocab_size: int = 512
+    categories: tuple[str, ...] = ("object",)
+    backbone: dict[str, Any] = field(default_factory=_default_backbone)
+    # Keyword arguments for ``AutoModel.from_config`` (BERT: drop the unused pooler).
+    backbone_kwargs: dict[str, Any] = field(default_factory=lambda: {"add_pooling_layer": False})
+
+    def __post_init__(self) -> None:
+        self.image_channels = tuple(int(c) for c in self.image_channels)
+        self.categories = tuple(str(c) for c in self.categories)
+        if self.image_width % self.patch_size or self.image_height % self.patch_size:
+            raise ValueError(
+                f"ModelConfig: image {self.image_width}x{self.image_height} is not a multiple of patch_size {self.patch_size}"
+            )
+        if self.grid_width % self.video_token_pool or self.grid_height % self.video_token_pool:
+            raise ValueError(
+                f"ModelConfig: patch grid {self.grid_width}x{self.grid_height} is not a multiple of video_token_pool {self.video_token_pool}"
+            )
+        if self.patch_size % self.depth_samples_per_patch:
+            raise ValueError(
+                f"ModelConfig: patch_size {self.patch_size} is not a multiple of depth_samples_per_patch {self.depth_samples_per_patch}"
+            )
+        if not self.categories:
+            raise ValueError("ModelConfig: categories must not be empty")
+        if self.temperature <= 0:
+            raise ValueError(f"ModelConfig: temperature must be > 0, got {self.temperature}")
+
+    @property
+    def grid_width(self) -> int:
+        return self.image_width // self.patch_size
+
+    @property
+    def grid_height(self) -> int:
+        return self.image_height // self.patch_size
+
+    @property
+    def patches_per_frame(self) -> int:
+        return self.grid_width * self.grid_height
+
+    @property
+    def video_tokens_per_frame(self) -> int:
+        return self.patches_per_frame // (self.video_token_pool**2)
+
+    def backbone_config(self) -> Any:
+        """The ``transformers`` config of the fusion backbone, sized to this model.
+
+        Position ids are used only by the text (1..L; 0 is shared by the grounding,
+        video and object tokens), so the position table has ``max_text_length + 1``
+        rows; the four token types are GRD, text, video, object.
+        """
+        from transformers import AutoConfig
+
+        values = dict(self.backbone)
+        model_type = values.pop("model_type")
+        values.update(
+            hidden_size=self.hidden_size,
+            max_position_embeddings=self.max_text_length + 1,
+            type_vocab_size=4,
+        )
+        return AutoConfig.for_model(model_type, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["image_channels"] = list(self.image_channels)
+        values["categories"] = list(self.categories)
+        return values
+
+    @staticmethod
+    def from_dict(values: dict[str, Any]) -> "ModelConfig":
+        """Build from ``to_dict`` output; unknown keys are an error (a config from another program)."""
+        known = {f.name for f in fields(ModelConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown keys {unknown}")
+        return ModelConfig(**values)

@@ -1,0 +1,67 @@
+"""The 3D "Where" stream: sinusoidal encodings of world points and of proposal boxes (W2R2.md).
+
+As in Video-3D LLM, a patch's world coordinate is encoded and *added* to its
+patch feature; a proposal's box (centre, size) is encoded likewise and added to
+its object token. With ``ablate_3d`` the model replaces these encodings by
+zeros, which is the 2D-dominant pseudo-output of W2R2.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from w2r2_ros.model.config import ModelConfig
+
+
+class FourierFeatures(nn.Module):
+    """sin/cos of each coordinate at wavelengths spaced geometrically in [min, max] metres, plus the raw value.
+
+    The wavelength range spans the scale of the problem: 0.1 m (an object's
+    parts) to 16 m (a large room), so nearby and distant positions are both
+    distinguishable.
+    """
+
+    def __init__(self, bands: int, min_wavelength: float, max_wavelength: float) -> None:
+        super().__init__()
+        wavelengths = torch.logspace(math.log10(min_wavelength), math.log10(max_wavelength), bands)
+        self.register_buffer("frequencies", 2 * math.pi / wavelengths, persistent=False)
+
+    def output_size(self, dims: int) -> int:
+        return dims * (2 * self.frequencies.numel() + 1)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        """(..., d) -> (..., d * (2 * bands + 1))."""
+        angles = values.unsqueeze(-1) * self.frequencies
+        return torch.cat([values, angles.sin().flatten(-2), angles.cos().flatten(-2)], dim=-1)
+
+
+class _EncodingMLP(nn.Sequential):
+    def __init__(self, in_size: int, hidden_size: int) -> None:
+        super().__init__(nn.Linear(in_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+
+
+class PointEncoder(nn.Module):
+    """World point (x, y, z) of a patch -> a hidden-size vector; zero where the patch has no valid depth."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fourier = FourierFeatures(config.fourier_bands, config.min_wavelength_m, config.max_wavelength_m)
+        self.mlp = _EncodingMLP(self.fourier.output_size(3), config.hidden_size)
+
+    def forward(self, xyz: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.fourier(xyz)) * valid.unsqueeze(-1).to(xyz.dtype)
+
+
+class BoxEncoder(nn.Module):
+    """Proposal box (centre, size) -> a hidden-size vector. Size is encoded as log-size: scale, not offset, matters."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fourier = FourierFeatures(config.fourier_bands, config.min_wavelength_m, config.max_wavelength_m)
+        self.mlp = _EncodingMLP(self.fourier.output_size(3) + 3, config.hidden_size)
+
+    def forward(self, boxes: torch.Tensor) -> torch.Tensor:
+        centre, size = boxes[..., :3], boxes[..., 3:]
+        return self.mlp(torch.cat([self.fourier(centre), torch.log(size.clamp_min(1e-3))], dim=-1))

@@ -1,0 +1,181 @@
+"""Grounder: the inference wrapper used by the grounding node, the demo and the benchmark.
+
+It answers one query over the scene's keyframes and proposals. Work that does
+not depend on the query (resizing each keyframe, sampling its world points, and
+its image-encoder patch features) is cached per keyframe stamp, so repeated
+queries over the same keyframe buffer pay only for the proposals, the text and
+the fusion transformer.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+
+from w2r2_ros.geometry.boxes import Box3D
+from w2r2_ros.model.checkpoint import load_checkpoint
+from w2r2_ros.model.grounding_model import W2R2GroundingModel
+from w2r2_ros.model.inputs import KeyframeLike, PreparedKeyframe, assemble_inputs, prepare_keyframe
+from w2r2_ros.model.text import QueryTokenizer
+
+
+class ProposalLike(Protocol):
+    """What the grounder reads of a proposal (``w2r2_ros.scene.proposals.Proposal`` satisfies it)."""
+
+    proposal_id: int
+    box: Box3D
+
+
+class StampedKeyframe(KeyframeLike, Protocol):
+    stamp: float
+
+
+class SnapshotLike(Protocol):
+    """What the grounder reads of a scene snapshot (``w2r2_ros.scene.memory.SceneSnapshot`` satisfies it)."""
+
+    keyframes: Sequence[StampedKeyframe]
+    proposals: Sequence[ProposalLike]
+
+
+@dataclass(frozen=True)
+class GroundingCandidate:
+    """One ranked proposal: ``score`` is its softmax probability over all proposals and "no target"."""
+
+    proposal_id: int
+    box: Box3D
+    score: float
+    label: str
+    label_score: float
+
+
+@dataclass(frozen=True)
+class GroundingAnswer:
+    """Top-k candidates (best first), the "no target" probability, and where the time went."""
+
+    candidates: tuple[GroundingCandidate, ...]
+    no_target_score: float
+    prepare_ms: float
+    model_ms: float
+    n_keyframes: int
+
+    @property
+    def best(self) -> GroundingCandidate | None:
+        """The answer: the top candidate, or None when "no target" is more likely than every proposal."""
+        if not self.candidates or self.candidates[0].score < self.no_target_score:
+            return None
+        return self.candidates[0]
+
+
+def select_keyframes(count: int, max_frames: int) -> np.ndarray:
+    """Indices of at most ``max_frames`` keyframes spread evenly over ``count`` (first and last kept): coverage of the scene."""
+    if count <= max_frames:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, max_frames).round().astype(np.int64))
+
+
+class Grounder:
+    """Thread-safe query answering over keyframes and proposals with a trained ``W2R2GroundingModel``."""
+
+    def __init__(
+        self, model: W2R2GroundingModel, tokenizer: QueryTokenizer, device: str | torch.device = "cpu", cache_size: int = 128
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[float, tuple[PreparedKeyframe, torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def from_checkpoint(directory: str | Path, device: str | torch.device = "cpu", num_threads: int | None = None) -> "Grounder":
+        """Load a checkpoint; ``num_threads`` sets torch's intra-op threads (None: torch's default, one per core)."""
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        model, tokenizer = load_checkpoint(directory, device)
+        return Grounder(model, tokenizer, device)
+
+    @property
+    def cached_keyframes(self) -> int:
+        return len(self._cache)
+
+    def ground(
+        self,
+        keyframes: Sequence[StampedKeyframe],
+        proposals: Sequence[ProposalLike],
+        text: str,
+        top_k: int = 5,
+        max_frames: int = 32,
+    ) -> GroundingAnswer:
+        """Rank ``proposals`` for ``text`` given ``keyframes`` (at most ``max_frames`` used, spread evenly)."""
+        with self._lock, torch.inference_mode():
+            start = time.perf_counter()
+            chosen = [keyframes[i] for i in select_keyframes(len(keyframes), max_frames)]
+            if not proposals:
+                return GroundingAnswer((), 1.0, (time.perf_counter() - start) * 1e3, 0.0, len(chosen))
+            prepared = [self._prepared(keyframe) for keyframe in chosen]
+            boxes = np.stack([proposal.box.as_array() for proposal in proposals])
+            inputs = assemble_inputs([item[0] for item in prepared], boxes, self.model.config).to(self.device)
+            text_ids, text_mask = self.tokenizer.encode([text], self.model.config.max_text_length)
+            prepared_at = time.perf_counter()
+
+            features = self._patch_features(chosen, prepared)
+            output = self.model(inputs, text_ids.to(self.device), text_mask.to(self.device), patch_features=features)
+            probabilities = torch.softmax(output.logits[0].float(), dim=-1).cpu().numpy()
+            labels = torch.softmax(output.category_logits[0].float(), dim=-1).cpu().numpy()
+            done = time.perf_counter()
+
+        order = np.argsort(-probabilities[:-1], kind="stable")[:top_k]
+        categories = self.model.config.categories
+        candidates = tuple(
+            GroundingCandidate(
+                proposal_id=int(proposals[i].proposal_id),
+                box=proposals[i].box,
+                score=float(probabilities[i]),
+                label=categories[int(labels[i].argmax())],
+                label_score=float(labels[i].max()),
+            )
+            for i in order
+        )
+        return GroundingAnswer(
+            candidates=candidates,
+            no_target_score=float(probabilities[-1]),
+            prepare_ms=(prepared_at - start) * 1e3,
+            model_ms=(done - prepared_at) * 1e3,
+            n_keyframes=len(chosen),
+        )
+
+    def ground_snapshot(self, snapshot: SnapshotLike, text: str, top_k: int = 5, max_frames: int = 32) -> GroundingAnswer:
+        """``ground`` over a ``SceneSnapshot``'s keyframes and proposals."""
+        return self.ground(snapshot.keyframes, snapshot.proposals, text, top_k=top_k, max_frames=max_frames)
+
+    def _prepared(self, keyframe: StampedKeyframe) -> tuple[PreparedKeyframe, torch.Tensor | None]:
+        """Cached preprocessing of a keyframe; patch features are None until ``_patch_features`` computes them."""
+        key = float(keyframe.stamp)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        return prepare_keyframe(keyframe, self.model.config), None
+
+    def _patch_features(
+        self, keyframes: Sequence[StampedKeyframe], prepared: list[tuple[PreparedKeyframe, torch.Tensor | None]]
+    ) -> torch.Tensor:
+        """(1, K, P, D) image-encoder features, running the encoder once over the keyframes not yet cached."""
+        missing = [i for i, (_, features) in enumerate(prepared) if features is None]
+        if missing:
+            frames = torch.from_numpy(np.stack([prepared[i][0].image for i in missing])).to(self.device)
+            fresh = self.model.encode_frames(frames)
+            for row, i in enumerate(missing):
+                prepared[i] = (prepared[i][0], fresh[row])
+                self._cache[float(keyframes[i].stamp)] = prepared[i]
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        if not prepared:
+            cfg = self.model.config
+            return torch.zeros((1, 0, cfg.patches_per_frame, cfg.hidden_size), device=self.device)
+        return torch.stack([features for _, features in prepared]).unsqueeze(0)

@@ -1,0 +1,49 @@
+"""Grounding and category heads on the fused hidden states (W2R2.md, "Fusion")."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from w2r2_ros.model.config import ModelConfig
+
+# Logit given to padded proposals: far below any real score (|cos / tau| <= 1 / tau),
+# yet finite so that 0 * logit stays 0 in label-smoothed losses.
+MASKED_LOGIT = -1.0e4
+
+
+class GroundingHead(nn.Module):
+    """Score of proposal i = cos(q, k_i) / tau; plus a learned "no target" logit from the GRD state.
+
+    q is a projection of the grounding token's hidden state, k_i of object token
+    i's. The logits (B, N + 1) put "no target" in the last column, so one softmax
+    covers "which proposal" and "none of them".
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.temperature = config.temperature
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.no_target = nn.Linear(config.hidden_size, 1)
+
+    def forward(
+        self, grounding_state: torch.Tensor, object_states: torch.Tensor, object_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (logits (B, N + 1), unit query (B, D), unit keys (B, N, D))."""
+        query = F.normalize(self.query(grounding_state), dim=-1)
+        keys = F.normalize(self.key(object_states), dim=-1)
+        scores = torch.einsum("bd,bnd->bn", query, keys) / self.temperature
+        scores = scores.masked_fill(~object_mask, MASKED_LOGIT)
+        return torch.cat([scores, self.no_target(grounding_state)], dim=-1), query, keys
+
+
+class CategoryHead(nn.Module):
+    """Per-object category logits: the label of the answer, and an auxiliary training signal."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.classify = nn.Linear(config.hidden_size, len(config.categories))
+
+    def forward(self, object_states: torch.Tensor) -> torch.Tensor:
+        return self.classify(object_states)

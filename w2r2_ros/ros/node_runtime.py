@@ -1,0 +1,97 @@
+"""Run rclpy nodes in-process: one context, a multi-threaded executor spinning in a thread.
+
+There is no ``ros2 launch`` here (docs ENVIRONMENT.md), so tests, the bench and
+the demo start their nodes in the same Python process. Each runtime owns its own
+rclpy context, so several can coexist (a node under test and a publisher
+pretending to be the robot talk over real DDS, as two processes would).
+
+    with NodeRuntime() as runtime:
+        node = runtime.add(SceneMemoryNode(context=runtime.context))
+        runtime.wait_until(lambda: node.frames_received > 0, timeout_s=10.0)
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Sequence, TypeVar
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+NodeT = TypeVar("NodeT", bound=Node)
+
+
+class NodeRuntime:
+    """An rclpy context plus a ``MultiThreadedExecutor`` spun by a background thread.
+
+    Signal handlers are not installed by default: Ctrl-C then raises
+    ``KeyboardInterrupt`` in the main thread as usual, and the caller's
+    ``finally``/``with`` shuts the runtime down cleanly.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str] | None = None,
+        domain_id: int | None = None,
+        num_threads: int | None = None,
+        install_signal_handlers: bool = False,
+    ) -> None:
+        self.context = Context()
+        rclpy.init(
+            args=list(args) if args is not None else None,
+            context=self.context,
+            domain_id=domain_id,
+            signal_handler_options=SignalHandlerOptions.ALL if install_signal_handlers else SignalHandlerOptions.NO,
+        )
+        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=self.context)
+        self._nodes: list[Node] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, node: NodeT) -> NodeT:
+        """Hand ``node`` (created with ``context=self.context``) to the executor; returns it. Safe while spinning."""
+        self.executor.add_node(node)
+        self._nodes.append(node)
+        return node
+
+    def start(self) -> "NodeRuntime":
+        """Start spinning in a daemon thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._spin, name="node-runtime-spin", daemon=True)
+            self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> bool:
+        """Poll ``predicate`` until it holds or ``timeout_s`` passes; returns its last value."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            if time.monotonic() >= deadline:
+                return bool(predicate())
+            time.sleep(poll_s)
+        return True
+
+    def shutdown(self) -> None:
+        """Stop the executor, destroy the nodes (newest first) and shut the context down."""
+        self.executor.shutdown(timeout_sec=5.0)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        for node in reversed(self._nodes):
+            node.destroy_node()
+        self._nodes.clear()
+        if self.context.ok():
+            rclpy.shutdown(context=self.context)
+
+    def __enter__(self) -> "NodeRuntime":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()

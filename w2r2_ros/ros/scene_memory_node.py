@@ -1,0 +1,374 @@
+"""scene_memory_node: RGB-D + pose (+ point clouds) in, fused cloud and object proposals out.
+
+A thin node over :class:`w2r2_ros.scene.memory.SceneMemory`: it decodes
+messages (``conversions``), hands them to the memory (which pairs RGB, depth and
+pose by stamp, keeps keyframes and fuses voxels), and on a timer recomputes the
+proposals and publishes the fused cloud, proposal markers and an
+ObjectProposalArray. Proposals are recomputed in the timer, never in an image
+callback, so ingest keeps up with a 30 Hz camera.
+
+Poses come from ``geometry_msgs/PoseStamped`` (``pose_source: pose``) or
+``nav_msgs/Odometry`` (``pose_source: odometry``), the pose of the camera
+*optical* frame in ``map_frame``. ``/tf`` is not read: its type
+``tf2_msgs/TFMessage`` has no wheel in this environment (docs ENVIRONMENT.md);
+on a robot, publish the camera pose on a topic (e.g. from a small tf listener).
+
+Bad input (unsupported encodings, size mismatches, all-invalid depth, missing
+camera_info, no pose within the sync tolerance, unusable clouds, stamps going
+backwards) is dropped with a rate-limited warning and counted per reason in
+:attr:`SceneMemoryNode.drop_counts`; the node keeps running.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import Counter, deque
+from typing import Any, Callable
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.ros.conversions import (
+    InvalidMessage,
+    UnsupportedEncoding,
+    camera_info_to_intrinsics,
+    cloud_to_xyz_rgb,
+    image_to_depth,
+    image_to_rgb,
+    make_header,
+    odometry_to_matrix,
+    pose_stamped_to_matrix,
+    stamp_to_seconds,
+    xyz_rgb_to_cloud,
+)
+from w2r2_ros.ros.interfaces import ObjectProposalArray
+from w2r2_ros.ros.proposal_markers import proposals_to_array, proposals_to_marker_array
+from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
+from w2r2_ros.scene.keyframes import KeyframePolicy
+from w2r2_ros.scene.memory import IngestStatus, SceneMemory, SceneMemoryConfig
+from w2r2_ros.scene.proposals import ProposalConfig
+
+POSE_SOURCES = ("pose", "odometry")
+# Callback durations kept for diagnostics and the ingest benchmark (bounded: a long run must not grow).
+_TIMING_WINDOW = 20_000
+
+
+def parameter_defaults() -> dict[str, object]:
+    """Every parameter and its default; numeric defaults come from SceneMemoryConfig, the one source."""
+    memory, policy, proposals = SceneMemoryConfig(), KeyframePolicy(), ProposalConfig()
+    return {
+        "rgb_topic": "/camera/color/image_raw",
+        "depth_topic": "/camera/depth/image_raw",
+        "camera_info_topic": "/camera/color/camera_info",
+        "pose_source": "pose",
+        "pose_topic": "/camera/pose",
+        "odom_topic": "/camera/odom",
+        "cloud_topic": "/points",
+        "fused_cloud_topic": "/w2r2/scene/cloud",
+        "proposal_markers_topic": "/w2r2/scene/proposals",
+        "proposal_array_topic": "/w2r2/scene/proposal_array",
+        "map_frame": "map",
+        "publish_rate_hz": 1.0,
+        "image_qos_depth": 5,
+        "pose_qos_depth": 200,
+        "warning_period_s": 5.0,
+        "sync_tolerance_s": memory.sync_tolerance_s,
+        "max_keyframes": memory.max_keyframes,
+        "keyframe_min_translation_m": policy.min_translation_m,
+        "keyframe_min_rotation_deg": policy.min_rotation_deg,
+        "keyframe_max_interval_s": policy.max_interval_s,
+        "voxel_size": memory.voxel_size,
+        "max_voxels": memory.max_voxels,
+        "depth_stride": memory.depth_stride,
+        "min_depth_m": memory.min_depth_m,
+        "max_depth_m": memory.max_depth_m,
+        "min_fuse_interval_s": memory.min_fuse_interval_s,
+        "proposal_min_cluster_voxels": proposals.min_cluster_voxels,
+    }
+
+
+class SceneMemoryNode(Node):
+    """The scene memory as a ROS 2 node.
+
+    ``memory``: a SceneMemory to write into, shared with an in-process reader
+    such as the grounding node; without one the node builds its own from its
+    parameters (with one, the memory's own config wins and the memory
+    parameters are ignored, which the startup log says).
+    """
+
+    def __init__(self, memory: SceneMemory | None = None, **node_kwargs) -> None:
+        super().__init__("scene_memory_node", **node_kwargs)
+        for name, default in parameter_defaults().items():
+            self.declare_parameter(name, default)
+        p = {name: self.get_parameter(name).value for name in parameter_defaults()}
+        if p["pose_source"] not in POSE_SOURCES:
+            raise ValueError(f"scene_memory_node: parameter pose_source is '{p['pose_source']}', expected one of {POSE_SOURCES}")
+        if p["publish_rate_hz"] <= 0:
+            raise ValueError(f"scene_memory_node: parameter publish_rate_hz must be > 0, got {p['publish_rate_hz']}")
+        self.params = p
+        self.map_frame: str = p["map_frame"]
+        shared = memory is not None
+        self._memory = memory if memory is not None else SceneMemory(_memory_config(p))
+
+        self._lock = threading.Lock()
+        self._intrinsics: Intrinsics | None = None
+        self._drops: Counter[str] = Counter()
+        self._received: Counter[str] = Counter()
+        self._outcomes: Counter[str] = Counter()
+        self._callback_ms: dict[str, deque[float]] = {k: deque(maxlen=_TIMING_WINDOW) for k in ("rgb", "depth", "cloud", "publish")}
+        self.warnings = RateLimitedWarner(self.get_logger().warning, period_s=p["warning_period_s"])
+
+        # Sensor callbacks are serialised in one group (they share the camera_info state and the
+        # sync order); the publishing timer has its own group so proposal clustering never blocks ingest.
+        sensors = MutuallyExclusiveCallbackGroup()
+        images_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=p["image_qos_depth"], reliability=ReliabilityPolicy.BEST_EFFORT
+        )
+        poses_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=p["pose_qos_depth"], reliability=ReliabilityPolicy.BEST_EFFORT
+        )
+        # Best-effort readers match both best-effort and reliable writers (camera drivers use either).
+        # camera_info and poses subscribe first: when messages of one frame are ready together the
+        # executor takes callbacks in creation order, so images find their pose and intrinsics.
+        self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, qos_profile_sensor_data, callback_group=sensors)
+        if p["pose_source"] == "pose":
+            self.create_subscription(PoseStamped, p["pose_topic"], self._on_pose, poses_qos, callback_group=sensors)
+        else:
+            self.create_subscription(Odometry, p["odom_topic"], self._on_odometry, poses_qos, callback_group=sensors)
+        self.create_subscription(Image, p["depth_topic"], self._on_depth, images_qos, callback_group=sensors)
+        self.create_subscription(Image, p["rgb_topic"], self._on_rgb, images_qos, callback_group=sensors)
+        self.create_subscription(PointCloud2, p["cloud_topic"], self._on_cloud, images_qos, callback_group=sensors)
+
+        self._cloud_pub = self.create_publisher(PointCloud2, p["fused_cloud_topic"], 1)
+        self._markers_pub = self.create_publisher(MarkerArray, p["proposal_markers_topic"], 1)
+        self._array_pub = self.create_publisher(ObjectProposalArray, p["proposal_array_topic"], 1)
+        self.create_timer(1.0 / p["publish_rate_hz"], self._publish, callback_group=MutuallyExclusiveCallbackGroup())
+
+        pose_topic = p["pose_topic"] if p["pose_source"] == "pose" else p["odom_topic"]
+        config = self._memory.config
+        self.get_logger().info(
+            f"scene memory ({'shared instance, its own config' if shared else 'from parameters'}): "
+            f"rgb {p['rgb_topic']}, depth {p['depth_topic']}, camera_info {p['camera_info_topic']}, "
+            f"{p['pose_source']} {pose_topic}, cloud {p['cloud_topic']} -> {p['fused_cloud_topic']}, "
+            f"{p['proposal_markers_topic']}, {p['proposal_array_topic']} at {p['publish_rate_hz']} Hz in '{self.map_frame}'; "
+            f"sync {config.sync_tolerance_s} s, K={config.max_keyframes}, voxel {config.voxel_size} m "
+            f"(max {config.max_voxels}), depth stride {config.depth_stride}"
+        )
+
+    # --- what tests, the bench and the grounding node read ---------------------------------------
+
+    @property
+    def memory(self) -> SceneMemory:
+        return self._memory
+
+    @property
+    def drop_counts(self) -> dict[str, int]:
+        """Messages dropped so far, per reason (e.g. ``unsupported_encoding``, ``no_pose``)."""
+        with self._lock:
+            return dict(self._drops)
+
+    @property
+    def received_counts(self) -> dict[str, int]:
+        """Messages received so far, per stream (``rgb``, ``depth``, ``camera_info``, ``pose``, ``cloud``)."""
+        with self._lock:
+            return dict(self._received)
+
+    @property
+    def frame_outcomes(self) -> dict[str, int]:
+        """Synced frames per outcome: ``keyframe``, ``fused``, ``skipped`` (drops are in drop_counts)."""
+        with self._lock:
+            return dict(self._outcomes)
+
+    def callback_ms(self) -> dict[str, list[float]]:
+        """Recent time spent inside the rgb, depth, cloud and publishing (timer) callbacks, in milliseconds."""
+        with self._lock:
+            return {k: list(v) for k, v in self._callback_ms.items()}
+
+    # --- input callbacks ---------------------------------------------------------------------------
+
+    def _drop(self, reason: str, message: str) -> None:
+        with self._lock:
+            self._drops[reason] += 1
+        self.warnings.warn(reason, f"dropped: {message}")
+
+    def _count(self, stream: str) -> None:
+        with self._lock:
+            self._received[stream] += 1
+            first = self._received[stream] == 1
+        if first:
+            self.get_logger().info(f"first {stream} message received")
+
+    def _record(self, statuses: list[IngestStatus]) -> None:
+        for status in statuses:
+            if status.dropped:
+                assert status.reason is not None
+                self._drop(status.reason.name.lower(), str(status))
+            else:
+                with self._lock:
+                    self._outcomes[status.outcome.value] += 1
+
+    def _timed(self, stream: str, started: float) -> None:
+        with self._lock:
+            self._callback_ms[stream].append((time.perf_counter() - started) * 1e3)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._count("camera_info")
+        try:
+            intrinsics = camera_info_to_intrinsics(msg)
+        except InvalidMessage as error:
+            self._drop("invalid_camera_info", str(error))
+            return
+        with self._lock:
+            self._intrinsics = intrinsics
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        self._add_pose("pose", msg.header, pose_stamped_to_matrix, msg)
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        self._add_pose("odometry", msg.header, odometry_to_matrix, msg)
+
+    def _add_pose(self, stream: str, header: Header, to_matrix: Callable[[Any], np.ndarray], msg: Any) -> None:
+        self._count(stream)
+        if header.frame_id and header.frame_id != self.map_frame:
+            self._drop("wrong_frame", f"{stream} in frame '{header.frame_id}', expected '{self.map_frame}' (no tf here)")
+            return
+        try:
+            cam_to_map = to_matrix(msg)
+        except InvalidMessage as error:
+            self._drop("invalid_pose", str(error))
+            return
+        reason = self._memory.add_pose(stamp_to_seconds(header.stamp), cam_to_map)
+        if reason is not None:
+            self._drop(reason.name.lower(), f"{stream} at {stamp_to_seconds(header.stamp):.3f}: {reason.value}")
+
+    def _camera(self, stream: str, msg: Image) -> Intrinsics | None:
+        """The current intrinsics if the image matches them; otherwise drop it and say why."""
+        with self._lock:
+            intrinsics = self._intrinsics
+        if intrinsics is None:
+            self._drop("missing_camera_info", f"{stream} image: no valid camera_info received yet")
+            return None
+        if (msg.height, msg.width) != (intrinsics.height, intrinsics.width):
+            self._drop(
+                "size_mismatch",
+                f"{stream} image is {msg.width}x{msg.height} but camera_info says {intrinsics.width}x{intrinsics.height}"
+                " (depth must be registered to the colour camera)",
+            )
+            return None
+        return intrinsics
+
+    def _decode(self, stream: str, msg: Image, decoder: Callable[[Image], np.ndarray]) -> np.ndarray | None:
+        try:
+            return decoder(msg)
+        except UnsupportedEncoding as error:
+            self._drop("unsupported_encoding", f"{stream} image: {error}")
+        except InvalidMessage as error:
+            self._drop("invalid_image", f"{stream} image: {error}")
+        return None
+
+    def _on_rgb(self, msg: Image) -> None:
+        started = time.perf_counter()
+        self._count("rgb")
+        intrinsics = self._camera("rgb", msg)
+        rgb = self._decode("rgb", msg, image_to_rgb) if intrinsics is not None else None
+        if rgb is not None:
+            self._ingest(lambda: self._memory.add_rgb(stamp_to_seconds(msg.header.stamp), rgb, intrinsics))
+        self._timed("rgb", started)
+
+    def _on_depth(self, msg: Image) -> None:
+        started = time.perf_counter()
+        self._count("depth")
+        depth = self._decode("depth", msg, image_to_depth) if self._camera("depth", msg) is not None else None
+        if depth is not None:
+            with np.errstate(invalid="ignore"):
+                valid = np.isfinite(depth) & (depth > 0)
+            if not valid.any():
+                self._drop("invalid_depth", f"depth image at {stamp_to_seconds(msg.header.stamp):.3f}: no valid pixel (all NaN, inf or 0)")
+            else:
+                self._ingest(lambda: self._memory.add_depth(stamp_to_seconds(msg.header.stamp), depth))
+        self._timed("depth", started)
+
+    def _ingest(self, add: Callable[[], list[IngestStatus]]) -> None:
+        try:
+            self._record(add())
+        except ValueError as error:  # SceneMemory's one-line check of a frame it cannot fuse
+            self._drop("invalid_frame", str(error))
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        started = time.perf_counter()
+        self._count("cloud")
+        if msg.header.frame_id != self.map_frame:
+            self._drop("wrong_frame", f"cloud in frame '{msg.header.frame_id}', expected '{self.map_frame}' (no tf here)")
+        else:
+            try:
+                points, colors = cloud_to_xyz_rgb(msg)
+            except InvalidMessage as error:
+                self._drop("invalid_cloud", str(error))
+            else:
+                self._memory.add_cloud(stamp_to_seconds(msg.header.stamp), points, colors)
+        self._timed("cloud", started)
+
+    # --- output ------------------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        started = time.perf_counter()
+        proposals = self._memory.update_proposals()
+        snapshot = self._memory.snapshot()
+        header = make_header(snapshot.stamp if snapshot.stamp is not None else self.get_clock().now().to_msg(), self.map_frame)
+        if self._cloud_pub.get_subscription_count() > 0:
+            self._cloud_pub.publish(xyz_rgb_to_cloud(snapshot.cloud_points, snapshot.cloud_colors, header.stamp, self.map_frame))
+        self._markers_pub.publish(proposals_to_marker_array(proposals, header))
+        self._array_pub.publish(proposals_to_array(proposals, header, len(snapshot.keyframes), len(snapshot.cloud_points)))
+        self.get_logger().debug(
+            f"memory: {len(snapshot.keyframes)} keyframes, {len(snapshot.cloud_points)} voxels, "
+            f"{len(proposals)} proposals; drops {self.drop_counts}"
+        )
+        self._timed("publish", started)
+
+
+def _memory_config(p: dict[str, object]) -> SceneMemoryConfig:
+    defaults = SceneMemoryConfig()
+    return dataclasses.replace(
+        defaults,
+        sync_tolerance_s=float(p["sync_tolerance_s"]),
+        max_keyframes=int(p["max_keyframes"]),
+        keyframe_policy=KeyframePolicy(
+            min_translation_m=float(p["keyframe_min_translation_m"]),
+            min_rotation_deg=float(p["keyframe_min_rotation_deg"]),
+            max_interval_s=float(p["keyframe_max_interval_s"]),
+        ),
+        voxel_size=float(p["voxel_size"]),
+        max_voxels=int(p["max_voxels"]),
+        depth_stride=int(p["depth_stride"]),
+        min_depth_m=float(p["min_depth_m"]),
+        max_depth_m=float(p["max_depth_m"]),
+        min_fuse_interval_s=float(p["min_fuse_interval_s"]),
+        # Clustering runs on the fusion grid: components are only connected at the voxel size they were fused at.
+        proposals=dataclasses.replace(
+            defaults.proposals, voxel_size=float(p["voxel_size"]), min_cluster_voxels=int(p["proposal_min_cluster_voxels"])
+        ),
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point (``scene_memory_node``): spin until Ctrl-C; parameters via ``--ros-args --params-file``."""
+    rclpy.init(args=args)
+    node = SceneMemoryNode()
+    try:
+        rclpy.spin(node, executor=MultiThreadedExecutor())
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,274 @@
+"""SceneMemory: the thread-safe composition of sync, keyframes, voxel fusion and proposals.
+
+The scene memory node writes (poses, images, clouds) while the grounding node
+reads (:meth:`SceneMemory.snapshot`); one lock guards every state change and
+every snapshot, so a reader never sees a half-updated state. Snapshots hold
+copies or read-only arrays. Every buffer is bounded: poses and pending images
+(``TimestampSync``), keyframes (``KeyframeBuffer``), voxels (``VoxelMap``).
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from w2r2_ros.geometry.boxes import Box3D, box_iou_matrix
+from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
+from w2r2_ros.scene.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
+from w2r2_ros.scene.proposals import Proposal, ProposalConfig, propose_objects
+from w2r2_ros.scene.sync import DropReason, SyncedFrame, SyncOutcome, TimestampSync
+from w2r2_ros.scene.voxel_map import VoxelMap
+
+
+@dataclass(frozen=True)
+class SceneMemoryConfig:
+    """Every threshold of the scene memory, with defaults for a 640x480 RGB-D camera at ~30 Hz."""
+
+    sync_tolerance_s: float = 0.05
+    max_pending_images: int = 8
+    max_poses: int = 512
+    keyframe_policy: KeyframePolicy = field(default_factory=KeyframePolicy)
+    max_keyframes: int = 32
+    voxel_size: float = 0.05
+    max_voxels: int = 200_000
+    # Every depth pixel-th row and column is fused (a 640x480 frame at stride 3 gives ~34k points).
+    depth_stride: int = 3
+    min_depth_m: float = 0.1
+    max_depth_m: float = 6.0
+    # Frames that are not keyframes are fused at most this often (fusion costs tens of ms per frame).
+    min_fuse_interval_s: float = 0.2
+    # Voxels hit fewer times than this are left out of proposals (single-frame speckle).
+    proposal_min_hits: int = 1
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    # A new proposal inherits the id of the previous proposal it overlaps most, if by at least this IoU.
+    proposal_match_iou: float = 0.25
+
+
+class FrameOutcome(Enum):
+    KEYFRAME = "keyframe"  # stored as a keyframe and fused
+    FUSED = "fused"  # fused into the voxel map only
+    SKIPPED = "skipped"  # synced, but neither a keyframe nor due for fusion (min_fuse_interval_s)
+    DROPPED = "dropped"  # see the reason
+
+
+@dataclass(frozen=True)
+class IngestStatus:
+    stamp: float
+    outcome: FrameOutcome
+    reason: DropReason | None = None
+
+    @property
+    def dropped(self) -> bool:
+        return self.outcome is FrameOutcome.DROPPED
+
+    def __str__(self) -> str:
+        why = f" ({self.reason.value})" if self.reason is not None else ""
+        return f"frame at {self.stamp:.3f}: {self.outcome.value}{why}"
+
+
+@dataclass(frozen=True)
+class SceneSnapshot:
+    """A consistent copy of the scene: what the grounding model reads."""
+
+    keyframes: tuple[Keyframe, ...]
+    proposals: tuple[Proposal, ...]
+    cloud_points: np.ndarray
+    cloud_colors: np.ndarray
+    stamp: float | None
+
+    def proposal_boxes(self) -> np.ndarray:
+        """Proposal boxes as an (N, 6) array, in ``proposals`` order."""
+        if not self.proposals:
+            return np.zeros((0, 6))
+        return np.stack([p.box.as_array() for p in self.proposals])
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    keyframes: int
+    voxels: int
+    proposals: int
+    pending_images: int
+    poses: int
+    dropped: dict[DropReason, int]
+
+
+def match_proposal_ids(previous: list[Proposal], current: list[Proposal], min_iou: float, next_id: int) -> tuple[list[Proposal], int]:
+    """Give ``current`` the ids of the ``previous`` proposals they overlap most (greedy by IoU), new ids
+    from ``next_id`` to the rest. Returns the renumbered proposals and the next free id."""
+    ids = [-1] * len(current)
+    if previous and current:
+        iou = box_iou_matrix(
+            np.stack([p.box.as_array() for p in current]), np.stack([p.box.as_array() for p in previous])
+        )
+        taken: set[int] = set()
+        for flat in np.argsort(-iou, axis=None):
+            i, j = np.unravel_index(flat, iou.shape)
+            if iou[i, j] < min_iou:
+                break
+            if ids[i] < 0 and j not in taken:
+                ids[i] = previous[j].proposal_id
+                taken.add(j)
+    renumbered = []
+    for proposal, proposal_id in zip(current, ids):
+        if proposal_id < 0:
+            proposal_id, next_id = next_id, next_id + 1
+        renumbered.append(Proposal(proposal_id, proposal.box, proposal.n_points, proposal.mean_rgb))
+    return renumbered, next_id
+
+
+class SceneMemory:
+    """Fuses an RGB-D + pose stream (and optional map-frame clouds) into keyframes, a voxel map and proposals."""
+
+    def __init__(self, config: SceneMemoryConfig = SceneMemoryConfig()) -> None:
+        if config.depth_stride < 1 or config.min_depth_m < 0 or config.max_depth_m <= config.min_depth_m:
+            raise ValueError(
+                f"SceneMemoryConfig: need depth_stride >= 1 and 0 <= min_depth_m < max_depth_m "
+                f"(got {config.depth_stride}, {config.min_depth_m}, {config.max_depth_m})"
+            )
+        self.config = config
+        self._lock = threading.Lock()
+        self._sync = TimestampSync(config.sync_tolerance_s, config.max_pending_images, config.max_poses)
+        self._keyframes = KeyframeBuffer(config.max_keyframes)
+        self._voxels = VoxelMap(config.voxel_size, config.max_voxels)
+        self._proposals: tuple[Proposal, ...] = ()
+        self._next_proposal_id = 0
+        self._last_fused_stamp = -np.inf
+        self._stamp: float | None = None
+        self._dropped: Counter[DropReason] = Counter()
+
+    # --- writers -------------------------------------------------------------------------------
+
+    def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> DropReason | None:
+        """Record the camera (optical frame) pose at ``stamp``; returns why it was rejected, or None."""
+        with self._lock:
+            reason = self._sync.add_pose(stamp, cam_to_world)
+            if reason is not None:
+                self._dropped[reason] += 1
+            return reason
+
+    def add_rgbd(
+        self,
+        stamp: float,
+        rgb: np.ndarray,
+        depth: np.ndarray,
+        intrinsics: Intrinsics,
+        cam_to_world: np.ndarray | None = None,
+    ) -> IngestStatus:
+        """Ingest a registered RGB-D pair; without ``cam_to_world`` the pose comes from :meth:`add_pose`'s history."""
+        _check_images(rgb, depth, intrinsics)
+        with self._lock:
+            return self._ingest(self._sync.add_rgbd(stamp, rgb, depth, intrinsics, cam_to_world))
+
+    def add_rgb(self, stamp: float, rgb: np.ndarray, intrinsics: Intrinsics) -> list[IngestStatus]:
+        """Ingest a colour image alone; it waits for its depth partner. Returns the frames this completed or
+        dropped (empty: the image is waiting)."""
+        _check_images(rgb, None, intrinsics)
+        with self._lock:
+            return [self._ingest(o) for o in self._sync.add_rgb(stamp, rgb, intrinsics)]
+
+    def add_depth(self, stamp: float, depth: np.ndarray) -> list[IngestStatus]:
+        """Ingest a depth image (registered to the colour camera) alone; see :meth:`add_rgb`."""
+        _check_images(None, depth, None)
+        with self._lock:
+            return [self._ingest(o) for o in self._sync.add_depth(stamp, depth)]
+
+    def add_cloud(self, stamp: float, points: np.ndarray, colors: np.ndarray | None = None) -> int:
+        """Fuse a point cloud already in ``map`` (N, 3) with optional uint8 RGB; returns the points fused
+        (NaN/inf rows are skipped)."""
+        points = np.asarray(points, dtype=np.float32)
+        with self._lock:
+            fused = self._voxels.insert(points, colors, stamp=float(stamp))
+            self._stamp = float(stamp) if self._stamp is None else max(self._stamp, float(stamp))
+            return fused
+
+    def update_proposals(self) -> tuple[Proposal, ...]:
+        """Recompute proposals from the voxel map, keeping ids stable across updates.
+
+        The clustering runs outside the lock so that ingest is not blocked meanwhile.
+        """
+        with self._lock:
+            points = self._voxels.points(self.config.proposal_min_hits)
+            colors = self._voxels.colors(self.config.proposal_min_hits)
+        current = propose_objects(points, colors, self.config.proposals)
+        with self._lock:
+            matched, self._next_proposal_id = match_proposal_ids(
+                list(self._proposals), current, self.config.proposal_match_iou, self._next_proposal_id
+            )
+            self._proposals = tuple(matched)
+            return self._proposals
+
+    def reset(self) -> None:
+        """Forget everything (e.g. after the clock jumped back when a bag loops)."""
+        with self._lock:
+            self._sync.reset()
+            self._keyframes.clear()
+            self._voxels.clear()
+            self._proposals = ()
+            self._last_fused_stamp = -np.inf
+            self._stamp = None
+            self._dropped.clear()
+
+    # --- readers -------------------------------------------------------------------------------
+
+    def snapshot(self) -> SceneSnapshot:
+        with self._lock:
+            points = self._voxels.points()
+            colors = self._voxels.colors()
+            points.setflags(write=False)
+            colors.setflags(write=False)
+            return SceneSnapshot(self._keyframes.keyframes(), self._proposals, points, colors, self._stamp)
+
+    def stats(self) -> MemoryStats:
+        with self._lock:
+            return MemoryStats(
+                keyframes=len(self._keyframes),
+                voxels=len(self._voxels),
+                proposals=len(self._proposals),
+                pending_images=self._sync.pending(),
+                poses=len(self._sync.poses),
+                dropped=dict(self._dropped),
+            )
+
+    # --- internals (called with the lock held) -------------------------------------------------
+
+    def _ingest(self, outcome: SyncOutcome) -> IngestStatus:
+        if outcome.frame is None:
+            assert outcome.reason is not None
+            self._dropped[outcome.reason] += 1
+            return IngestStatus(outcome.stamp, FrameOutcome.DROPPED, outcome.reason)
+        frame = outcome.frame
+        self._stamp = frame.stamp if self._stamp is None else max(self._stamp, frame.stamp)
+        is_keyframe = self.config.keyframe_policy.is_keyframe(self._keyframes.last, frame.stamp, frame.cam_to_world)
+        if is_keyframe:
+            self._keyframes.add(Keyframe.create(frame.stamp, frame.rgb, frame.depth, frame.intrinsics, frame.cam_to_world))
+        elif frame.stamp - self._last_fused_stamp < self.config.min_fuse_interval_s:
+            return IngestStatus(frame.stamp, FrameOutcome.SKIPPED)
+        self._fuse(frame)
+        return IngestStatus(frame.stamp, FrameOutcome.KEYFRAME if is_keyframe else FrameOutcome.FUSED)
+
+    def _fuse(self, frame: SyncedFrame) -> None:
+        depth = frame.depth.astype(np.float32, copy=True)
+        with np.errstate(invalid="ignore"):
+            depth[~((depth >= self.config.min_depth_m) & (depth <= self.config.max_depth_m))] = np.nan
+        points, pixels = backproject_depth(depth, frame.intrinsics, frame.cam_to_world, self.config.depth_stride)
+        colors = frame.rgb.reshape(-1, 3)[pixels]
+        self._voxels.insert(points, colors, stamp=frame.stamp)
+        self._last_fused_stamp = frame.stamp
+
+
+def _check_images(rgb: np.ndarray | None, depth: np.ndarray | None, intrinsics: Intrinsics | None) -> None:
+    """One-line errors for images that cannot be fused (a stream problem, not a timing one)."""
+    if rgb is not None:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"rgb: expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        if intrinsics is not None and rgb.shape[:2] != (intrinsics.height, intrinsics.width):
+            raise ValueError(f"rgb: shape {rgb.shape[:2]} does not match intrinsics {intrinsics.height}x{intrinsics.width}")
+    if depth is not None:
+        if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
+            raise ValueError(f"depth: expected float metres (H, W), got {depth.dtype} {depth.shape}")
+        if rgb is not None and depth.shape != rgb.shape[:2]:
+            raise ValueError(f"depth: shape {depth.shape} does not match rgb {rgb.shape[:2]} (register depth to colour)")

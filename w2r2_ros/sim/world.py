@@ -1,0 +1,504 @@
+"""Procedural indoor rooms: a floor, four walls and 5-20 furniture objects built from boxes.
+
+Every object is a few axis-aligned box parts, so categories differ in shape and
+size (a table is a top on four legs, a lamp a base, pole and shade) and the
+renderer can ray-cast them exactly. Several instances of one category are
+common on purpose: grounding queries such as "the chair left of the bed" only
+need spatial reasoning when the category alone does not identify the target
+(W2R2.md: the model must learn *where*, not only *what*).
+
+Frames: ``map`` with z up, floor at z = 0, the room centred on the origin.
+A scene is a pure function of ``(scene_id, seed)``.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from w2r2_ros.geometry.boxes import Box3D
+
+CATEGORIES: tuple[str, ...] = (
+    "chair",
+    "table",
+    "sofa",
+    "bed",
+    "lamp",
+    "cabinet",
+    "box",
+    "plant",
+    "monitor",
+    "trash can",
+)
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (200, 40, 40),
+    "green": (50, 150, 60),
+    "blue": (40, 80, 200),
+    "yellow": (230, 200, 40),
+    "white": (235, 235, 235),
+    "black": (30, 30, 30),
+    "brown": (120, 75, 40),
+    "grey": (128, 128, 128),
+    "orange": (240, 130, 30),
+    "purple": (130, 50, 160),
+}
+
+# Categories that may stand on a table or cabinet top; a monitor never stands on the floor.
+SUPPORTED_CATEGORIES: tuple[str, ...] = ("monitor", "lamp", "box", "plant")
+SUPPORTING_CATEGORIES: tuple[str, ...] = ("table", "cabinet")
+# Large furniture is usually pushed against a wall, which also leaves the middle of the room free.
+WALL_CATEGORIES: tuple[str, ...] = ("bed", "sofa", "cabinet")
+
+# Relative frequency of each category when a scene draws its objects.
+_CATEGORY_WEIGHTS: dict[str, float] = {
+    "chair": 1.6,
+    "table": 1.3,
+    "sofa": 0.7,
+    "bed": 0.5,
+    "lamp": 1.0,
+    "cabinet": 1.0,
+    "box": 1.2,
+    "plant": 1.0,
+    "monitor": 0.8,
+    "trash can": 0.9,
+}
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object: its ground-truth box is the tight axis-aligned box of its parts.
+
+    ``part_tones`` scales the object colour per part (legs, poles and pots are
+    darker) so parts stay distinguishable in the image. ``support_id`` is the
+    object this one stands on (None: the floor).
+    """
+
+    object_id: int
+    category: str
+    color_name: str
+    rgb: tuple[int, int, int]
+    box: Box3D
+    parts: list[Box3D]
+    part_tones: tuple[float, ...] = ()
+    support_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "object_id": self.object_id,
+            "category": self.category,
+            "color_name": self.color_name,
+            "rgb": list(self.rgb),
+            "box": self.box.as_array().tolist(),
+            "parts": [p.as_array().tolist() for p in self.parts],
+            "part_tones": list(self.part_tones),
+            "support_id": self.support_id,
+        }
+
+    @staticmethod
+    def from_dict(data: dict) -> "ObjectSpec":
+        parts = [Box3D.from_array(np.asarray(p, dtype=np.float64)) for p in data["parts"]]
+        return ObjectSpec(
+            object_id=int(data["object_id"]),
+            category=str(data["category"]),
+            color_name=str(data["color_name"]),
+            rgb=tuple(int(c) for c in data["rgb"]),
+            box=Box3D.from_array(np.asarray(data["box"], dtype=np.float64)),
+            parts=parts,
+            part_tones=tuple(float(t) for t in data.get("part_tones", [1.0] * len(parts))),
+            support_id=None if data.get("support_id") is None else int(data["support_id"]),
+        )
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """A room ``room_size = (x, y, height)`` centred on the origin, and its objects."""
+
+    scene_id: str
+    room_size: np.ndarray
+    objects: list[ObjectSpec]
+    floor_rgb: tuple[int, int, int] = (170, 140, 105)
+    wall_rgb: tuple[int, int, int] = (215, 210, 195)
+    ceiling_rgb: tuple[int, int, int] = (240, 240, 240)
+    seed: int = 0
+
+    def boxes(self) -> np.ndarray:
+        """Ground-truth boxes of all objects as an (N, 6) array, in ``objects`` order."""
+        if not self.objects:
+            return np.zeros((0, 6))
+        return np.stack([o.box.as_array() for o in self.objects])
+
+    def object_by_id(self, object_id: int) -> ObjectSpec:
+        for obj in self.objects:
+            if obj.object_id == object_id:
+                return obj
+        raise KeyError(f"scene {self.scene_id} has no object {object_id}")
+
+    def to_dict(self) -> dict:
+        return {
+            "scene_id": self.scene_id,
+            "seed": self.seed,
+            "room_size": np.asarray(self.room_size, dtype=np.float64).tolist(),
+            "floor_rgb": list(self.floor_rgb),
+            "wall_rgb": list(self.wall_rgb),
+            "ceiling_rgb": list(self.ceiling_rgb),
+            "objects": [o.to_dict() for o in self.objects],
+        }
+
+    @staticmethod
+    def from_dict(data: dict) -> "SceneSpec":
+        return SceneSpec(
+            scene_id=str(data["scene_id"]),
+            room_size=np.asarray(data["room_size"], dtype=np.float64),
+            objects=[ObjectSpec.from_dict(o) for o in data["objects"]],
+            floor_rgb=tuple(int(c) for c in data["floor_rgb"]),
+            wall_rgb=tuple(int(c) for c in data["wall_rgb"]),
+            ceiling_rgb=tuple(int(c) for c in data["ceiling_rgb"]),
+            seed=int(data.get("seed", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Ranges of the procedural generator (metres)."""
+
+    room_x_m: tuple[float, float] = (5.0, 8.0)
+    room_y_m: tuple[float, float] = (4.0, 7.0)
+    room_height_m: tuple[float, float] = (2.5, 2.7)
+    n_objects: tuple[int, int] = (5, 20)
+    # Probability that a scene repeats one category 2-4 times (spatial relations then matter).
+    repeat_probability: float = 0.85
+    # Probability that another instance of a category copies an earlier instance's colour.
+    same_color_probability: float = 0.4
+    max_per_category: int = 4
+    # Fraction of tabletop-capable objects (lamp, box, plant) placed on a table or cabinet.
+    on_top_probability: float = 0.45
+    # Free gap between footprints of floor objects, so voxel clustering separates them.
+    floor_gap_m: float = 0.2
+    wall_margin_m: float = 0.05
+    placement_attempts: int = 60
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """An object in its local frame: parts relative to the footprint centre on z = 0, front is +y."""
+
+    parts: list[tuple[np.ndarray, np.ndarray]]  # (center, size)
+    tones: tuple[float, ...]
+
+    def size(self) -> np.ndarray:
+        lo = np.min([c - s / 2 for c, s in self.parts], axis=0)
+        hi = np.max([c + s / 2 for c, s in self.parts], axis=0)
+        return hi - lo
+
+
+def _part(center: tuple[float, float, float], size: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array(center, dtype=np.float64), np.array(size, dtype=np.float64)
+
+
+def _legs(width: float, depth: float, height: float, leg: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    dx, dy = width / 2 - leg / 2, depth / 2 - leg / 2
+    return [_part((sx * dx, sy * dy, height / 2), (leg, leg, height)) for sx in (-1, 1) for sy in (-1, 1)]
+
+
+def _chair(rng: np.random.Generator, small: bool) -> _Shape:
+    w, d = rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.55)
+    seat_h, seat_t, back_h, leg = rng.uniform(0.42, 0.5), 0.05, rng.uniform(0.35, 0.55), 0.04
+    back_t = 0.05
+    parts = _legs(w, d, seat_h - seat_t, leg)
+    parts.append(_part((0, 0, seat_h - seat_t / 2), (w, d, seat_t)))
+    parts.append(_part((0, -d / 2 + back_t / 2, seat_h + back_h / 2), (w, back_t, back_h)))
+    return _Shape(parts, (0.7,) * 4 + (1.0, 1.0))
+
+
+def _table(rng: np.random.Generator, small: bool) -> _Shape:
+    w, d = rng.uniform(0.8, 1.6), rng.uniform(0.6, 0.9)
+    h, top_t, leg = rng.uniform(0.7, 0.78), 0.04, 0.06
+    parts = _legs(w, d, h - top_t, leg)
+    parts.append(_part((0, 0, h - top_t / 2), (w, d, top_t)))
+    return _Shape(parts, (0.75,) * 4 + (1.0,))
+
+
+def _sofa(rng: np.random.Generator, small: bool) -> _Shape:
+    w, d = rng.uniform(1.5, 2.2), rng.uniform(0.8, 0.95)
+    seat_h, back_h, arm_w, arm_h, back_t = rng.uniform(0.4, 0.46), rng.uniform(0.75, 0.9), 0.18, 0.6, 0.2
+    parts = [
+        _part((0, back_t / 2, seat_h / 2), (w - 2 * arm_w, d - back_t, seat_h)),
+        _part((0, -d / 2 + back_t / 2, back_h / 2), (w, back_t, back_h)),
+        _part((-w / 2 + arm_w / 2, back_t / 2, arm_h / 2), (arm_w, d - back_t, arm_h)),
+        _part((w / 2 - arm_w / 2, back_t / 2, arm_h / 2), (arm_w, d - back_t, arm_h)),
+    ]
+    return _Shape(parts, (1.0, 0.85, 0.9, 0.9))
+
+
+def _bed(rng: np.random.Generator, small: bool) -> _Shape:
+    w, length = rng.uniform(1.0, 1.8), rng.uniform(1.95, 2.15)
+    frame_h, mattress_h, head_h, head_t = 0.25, rng.uniform(0.2, 0.3), rng.uniform(0.9, 1.1), 0.06
+    parts = [
+        _part((0, head_t / 2, frame_h / 2), (w, length - head_t, frame_h)),
+        _part((0, head_t / 2, frame_h + mattress_h / 2), (w - 0.06, length - head_t - 0.06, mattress_h)),
+        _part((0, -length / 2 + head_t / 2, head_h / 2), (w, head_t, head_h)),
+    ]
+    return _Shape(parts, (0.7, 1.0, 0.8))
+
+
+def _lamp(rng: np.random.Generator, small: bool) -> _Shape:
+    if small:  # desk lamp
+        base, pole_h, shade, shade_h = rng.uniform(0.12, 0.18), rng.uniform(0.25, 0.4), rng.uniform(0.15, 0.22), 0.15
+    else:  # floor lamp
+        base, pole_h, shade, shade_h = rng.uniform(0.25, 0.35), rng.uniform(1.2, 1.5), rng.uniform(0.3, 0.45), 0.3
+    base_t, pole = 0.03, 0.03
+    parts = [
+        _part((0, 0, base_t / 2), (base, base, base_t)),
+        _part((0, 0, base_t + pole_h / 2), (pole, pole, pole_h)),
+        _part((0, 0, base_t + pole_h + shade_h / 2), (shade, shade, shade_h)),
+    ]
+    return _Shape(parts, (0.6, 0.6, 1.0))
+
+
+def _cabinet(rng: np.random.Generator, small: bool) -> _Shape:
+    w, d, h = rng.uniform(0.5, 1.2), rng.uniform(0.4, 0.6), rng.uniform(0.6, 1.3)
+    plinth, top_t, over = 0.08, 0.03, 0.02
+    parts = [
+        _part((0, 0, plinth / 2), (w - 0.06, d - 0.06, plinth)),
+        _part((0, -over / 2, plinth + (h - plinth - top_t) / 2), (w - 2 * over, d - over, h - plinth - top_t)),
+        _part((0, 0, h - top_t / 2), (w, d, top_t)),
+        _part((0, d / 2 - over / 2, plinth + 0.6 * (h - plinth)), (0.15, over, 0.03)),  # handle
+    ]
+    return _Shape(parts, (0.6, 1.0, 0.85, 0.5))
+
+
+def _box(rng: np.random.Generator, small: bool) -> _Shape:
+    lo, hi = (0.12, 0.3) if small else (0.25, 0.6)
+    w, d, h = rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(lo, hi)
+    lid = 0.02
+    parts = [
+        _part((0, 0, (h - lid) / 2), (w - 0.02, d - 0.02, h - lid)),
+        _part((0, 0, h - lid / 2), (w, d, lid)),
+    ]
+    return _Shape(parts, (1.0, 0.85))
+
+
+def _plant(rng: np.random.Generator, small: bool) -> _Shape:
+    scale = 0.45 if small else 1.0
+    pot, pot_h = rng.uniform(0.25, 0.35) * scale, rng.uniform(0.25, 0.35) * scale
+    leaf_w, leaf_h = rng.uniform(0.4, 0.6) * scale, rng.uniform(0.45, 0.9) * scale
+    parts = [
+        _part((0, 0, pot_h / 2), (pot, pot, pot_h)),
+        _part((0, 0, pot_h + leaf_h / 2), (leaf_w, leaf_w, leaf_h)),
+    ]
+    return _Shape(parts, (0.6, 1.0))
+
+
+def _monitor(rng: np.random.Generator, small: bool) -> _Shape:
+    w, h = rng.uniform(0.45, 0.7), rng.uniform(0.28, 0.42)
+    base_t, neck_h, screen_t = 0.02, rng.uniform(0.08, 0.15), 0.04
+    parts = [
+        _part((0, 0, base_t / 2), (0.22, 0.16, base_t)),
+        _part((0, -0.03, base_t + neck_h / 2), (0.04, 0.03, neck_h)),
+        _part((0, 0.0, base_t + neck_h + h / 2), (w, screen_t, h)),
+    ]
+    return _Shape(parts, (0.5, 0.5, 1.0))
+
+
+def _trash_can(rng: np.random.Generator, small: bool) -> _Shape:
+    w, h = rng.uniform(0.25, 0.4), rng.uniform(0.35, 0.65)
+    rim = 0.03
+    parts = [
+        _part((0, 0, (h - rim) / 2), (w, w, h - rim)),
+        _part((0, 0, h - rim / 2), (w + 0.03, w + 0.03, rim)),
+    ]
+    return _Shape(parts, (1.0, 0.8))
+
+
+_SHAPES = {
+    "chair": _chair,
+    "table": _table,
+    "sofa": _sofa,
+    "bed": _bed,
+    "lamp": _lamp,
+    "cabinet": _cabinet,
+    "box": _box,
+    "plant": _plant,
+    "monitor": _monitor,
+    "trash can": _trash_can,
+}
+
+
+def _rotate_quarter_turns(shape: _Shape, quarter_turns: int) -> _Shape:
+    """Yaw the shape by a multiple of 90 degrees about z (parts stay axis-aligned)."""
+    parts = []
+    for center, size in shape.parts:
+        c, s = center.copy(), size.copy()
+        for _ in range(quarter_turns % 4):
+            c = np.array([-c[1], c[0], c[2]])
+            s = np.array([s[1], s[0], s[2]])
+        parts.append((c, s))
+    return _Shape(parts, shape.tones)
+
+
+def _place(shape: _Shape, footprint_center: np.ndarray, base_z: float) -> list[Box3D]:
+    offset = np.array([footprint_center[0], footprint_center[1], base_z])
+    lo = np.min([c - s / 2 for c, s in shape.parts], axis=0)
+    hi = np.max([c + s / 2 for c, s in shape.parts], axis=0)
+    # Re-centre the footprint so the parts' xy bounding box is centred on footprint_center.
+    shift = offset - np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
+    return [Box3D(center=c + shift, size=s.copy()) for c, s in shape.parts]
+
+
+def _footprint_overlaps(lo: np.ndarray, hi: np.ndarray, others: list[tuple[np.ndarray, np.ndarray]], gap: float) -> bool:
+    return any(np.all(lo < o_hi + gap) and np.all(hi > o_lo - gap) for o_lo, o_hi in others)
+
+
+def scene_rng(scene_id: str, seed: int, stream: int = 0) -> np.random.Generator:
+    """Random generator for one use (``stream``) of one scene, identical in every process.
+
+    Python's ``hash(str)`` is salted per process, crc32 is not.
+    """
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(scene_id.encode("utf-8")), int(stream)])
+
+
+def _draw_categories(rng: np.random.Generator, config: SceneConfig) -> list[str]:
+    n = int(rng.integers(config.n_objects[0], config.n_objects[1] + 1))
+    names = list(_CATEGORY_WEIGHTS)
+    weights = np.array([_CATEGORY_WEIGHTS[c] for c in names])
+    weights /= weights.sum()
+    chosen: list[str] = []
+    if rng.random() < config.repeat_probability:
+        repeated = names[int(rng.choice(len(names), p=weights))]
+        chosen += [repeated] * int(rng.integers(2, 5))
+    while len(chosen) < n:
+        category = names[int(rng.choice(len(names), p=weights))]
+        if chosen.count(category) < config.max_per_category:
+            chosen.append(category)
+    chosen = chosen[:n]
+    # Monitors need a desk: make sure one exists when a monitor is drawn.
+    if "monitor" in chosen and not any(c in SUPPORTING_CATEGORIES for c in chosen):
+        chosen[chosen.index("monitor")] = "table"
+    # Place supports first, then the rest of the floor objects, then tabletop objects.
+    order = {c: i for i, c in enumerate(("bed", "sofa", "table", "cabinet"))}
+    return sorted(chosen, key=lambda c: order.get(c, 10))
+
+
+def _draw_color(rng: np.random.Generator, category: str, used: dict[str, list[str]], config: SceneConfig) -> str:
+    previous = used.setdefault(category, [])
+    if previous and rng.random() < config.same_color_probability:
+        name = previous[int(rng.integers(len(previous)))]
+    else:
+        name = list(COLORS)[int(rng.integers(len(COLORS)))]
+    previous.append(name)
+    return name
+
+
+class _RoomLayout:
+    """The objects placed so far and the free space left, on the floor and on each support's top."""
+
+    def __init__(self, rng: np.random.Generator, room: np.ndarray, config: SceneConfig) -> None:
+        self.rng, self.room, self.config = rng, room, config
+        self.half = room[:2] / 2 - config.wall_margin_m
+        self.floor_footprints: list[tuple[np.ndarray, np.ndarray]] = []
+        self.top_footprints: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self.objects: list[ObjectSpec] = []
+        self.used_colors: dict[str, list[str]] = {}
+
+    def place_on_floor(self, category: str) -> bool:
+        rng, half = self.rng, self.half
+        shape = _SHAPES[category](rng, False)
+        for _ in range(self.config.placement_attempts):
+            turns = int(rng.integers(4))
+            rotated = _rotate_quarter_turns(shape, turns)
+            extent = rotated.size()
+            if np.any(extent[:2] > 2 * half) or extent[2] > self.room[2] - 0.05:
+                return False
+            free = half - extent[:2] / 2
+            center = rng.uniform(-free, free)
+            if category in WALL_CATEGORIES and rng.random() < 0.7:
+                # Back (local -y) against a wall: the wall side follows the yaw.
+                back = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]])[turns % 4]
+                axis = int(np.flatnonzero(back)[0])
+                center[axis] = back[axis] * free[axis]
+            lo, hi = center - extent[:2] / 2, center + extent[:2] / 2
+            if not _footprint_overlaps(lo, hi, self.floor_footprints, self.config.floor_gap_m):
+                self.floor_footprints.append((lo, hi))
+                self._add(category, _place(rotated, center, 0.0), shape.tones, None)
+                return True
+        return False
+
+    def place_on_top(self, category: str) -> bool:
+        rng = self.rng
+        supports = [o for o in self.objects if o.category in SUPPORTING_CATEGORIES]
+        if not supports:
+            return False
+        shape = _SHAPES[category](rng, True)
+        for _ in range(self.config.placement_attempts):
+            support = supports[int(rng.integers(len(supports)))]
+            rotated = _rotate_quarter_turns(shape, int(rng.integers(4)))
+            extent = rotated.size()
+            top = support.box.max_corner[2]
+            if top + extent[2] > self.room[2] - 0.1:
+                continue
+            free_lo = support.box.min_corner[:2] + 0.03 + extent[:2] / 2
+            free_hi = support.box.max_corner[:2] - 0.03 - extent[:2] / 2
+            if np.any(free_lo > free_hi):
+                continue
+            center = rng.uniform(free_lo, free_hi)
+            lo, hi = center - extent[:2] / 2, center + extent[:2] / 2
+            taken = self.top_footprints.setdefault(support.object_id, [])
+            if not _footprint_overlaps(lo, hi, taken, 0.05):
+                taken.append((lo, hi))
+                self._add(category, _place(rotated, center, top), shape.tones, support.object_id)
+                return True
+        return False
+
+    def _add(self, category: str, parts: list[Box3D], tones: tuple[float, ...], support_id: int | None) -> None:
+        color = _draw_color(self.rng, category, self.used_colors, self.config)
+        lo = np.min([p.min_corner for p in parts], axis=0)
+        hi = np.max([p.max_corner for p in parts], axis=0)
+        self.objects.append(
+            ObjectSpec(
+                object_id=len(self.objects),
+                category=category,
+                color_name=color,
+                rgb=COLORS[color],
+                box=Box3D(center=(lo + hi) / 2, size=hi - lo),
+                parts=parts,
+                part_tones=tones,
+                support_id=support_id,
+            )
+        )
+
+
+def generate_scene(scene_id: str, seed: int, config: SceneConfig = SceneConfig()) -> SceneSpec:
+    """A furnished room, a pure function of ``(scene_id, seed)``.
+
+    Floor objects keep ``config.floor_gap_m`` between footprints; lamps, boxes,
+    plants and monitors may stand on a table or cabinet (``support_id``).
+    Objects whose placement fails are dropped, then small floor objects are
+    added until the scene has at least ``config.n_objects[0]`` objects.
+    """
+    rng = scene_rng(scene_id, seed)
+    room = np.array([rng.uniform(*config.room_x_m), rng.uniform(*config.room_y_m), rng.uniform(*config.room_height_m)])
+    layout = _RoomLayout(rng, room, config)
+    for category in _draw_categories(rng, config):
+        wants_top = category == "monitor" or (
+            category in SUPPORTED_CATEGORIES and rng.random() < config.on_top_probability
+        )
+        if wants_top and layout.place_on_top(category):
+            continue
+        if category != "monitor":
+            layout.place_on_floor(category)
+
+    fillers = ("box", "trash can", "plant", "chair")
+    for _ in range(10 * config.n_objects[0]):
+        if len(layout.objects) >= config.n_objects[0]:
+            break
+        layout.place_on_floor(fillers[int(rng.integers(len(fillers)))])
+    if len(layout.objects) < config.n_objects[0]:
+        raise RuntimeError(f"scene {scene_id} seed {seed}: could only place {len(layout.objects)} objects")
+
+    floor_rgb = tuple(int(c) for c in rng.choice([(170, 140, 105), (150, 150, 150), (190, 170, 140), (120, 100, 80)]))
+    wall_rgb = tuple(int(c) for c in rng.choice([(215, 210, 195), (200, 210, 215), (225, 220, 215), (205, 200, 185)]))
+    return SceneSpec(
+        scene_id=scene_id, room_size=room, objects=layout.objects, floor_rgb=floor_rgb, wall_rgb=wall_rgb, seed=int(seed)
+    )
