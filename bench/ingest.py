@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cloud-stride", type=int, default=4, help="depth pixel stride of the published clouds")
     parser.add_argument("--publish-rate-hz", type=float, default=1.0, help="the node's output/proposal rate")
     parser.add_argument("--image-qos-depth", type=int, default=5, help="the node's image/cloud reader queue")
+    parser.add_argument(
+        "--dds-profile",
+        default=str(Path(__file__).with_name("fastdds_shm_large_messages.xml")),
+        help="Fast DDS XML profile for both processes ('' = Fast DDS defaults: images fall back to UDP and get lost)",
+    )
+    parser.add_argument("--pose-lead-ms", type=float, default=1.0, help="pose published this long before each frame's images")
     parser.add_argument("--domain-id", type=int, default=DEFAULT_DOMAIN_ID)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
@@ -106,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     # Before rclpy starts (here and in the child, which inherits the environment): own domain, loopback only.
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    if args.dds_profile:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.dds_profile).resolve())
     from rclpy.node import Node
     from sensor_msgs.msg import PointCloud2
     from visualization_msgs.msg import MarkerArray
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             published["clouds"] += 1
             next_cloud += 1.0 / args.cloud_hz
         if now >= next_frame:
-            robot.publish_rgbd(frames[order[published["frames"] % len(order)]], time.time())
+            robot.publish_rgbd(frames[order[published["frames"] % len(order)]], time.time(), pose_lead_s=args.pose_lead_ms / 1e3)
             published["frames"] += 1
             next_frame += 1.0 / args.fps
             if time.monotonic() > next_frame:
@@ -182,14 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     received = node_stats["received"].get("rgb", 0)
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1min_at_end": os.getloadavg()[0],  # other work on the machine skews every number here
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "camera_step_m": step_m,
         "wall_s": wall,
         "published": published,
         "publisher_late_frames": late,
         "received": node_stats["received"],
-        "lost_in_transport": {"rgb": published["frames"] - received, "depth": published["frames"] - node_stats["received"].get("depth", 0),
+        "not_received": {"rgb": published["frames"] - received, "depth": published["frames"] - node_stats["received"].get("depth", 0),
                               "cloud": published["clouds"] - node_stats["received"].get("cloud", 0)},
         "dropped_by_node": node_stats["drops"],
         "frame_outcomes": node_stats["outcomes"],
@@ -214,11 +227,13 @@ def print_table(r: dict) -> None:
         ("frames published (RGB-D)", f"{r['published']['frames']} in {r['wall_s']:.1f} s ({r['published']['frames'] / r['wall_s']:.1f} Hz)"),
         ("clouds published", f"{r['published']['clouds']}"),
         ("received by node rgb / depth / cloud", f"{r['received'].get('rgb', 0)} / {r['received'].get('depth', 0)} / {r['received'].get('cloud', 0)}"),
-        ("lost in transport rgb / depth / cloud", f"{r['lost_in_transport']['rgb']} / {r['lost_in_transport']['depth']} / {r['lost_in_transport']['cloud']}"),
+        # Lost in transport, or overwritten in the node's keep-last reader queue while it was busy.
+        ("not received rgb / depth / cloud", f"{r['not_received']['rgb']} / {r['not_received']['depth']} / {r['not_received']['cloud']}"),
         ("dropped by node (per reason)", json.dumps(r["dropped_by_node"]) if r["dropped_by_node"] else "0"),
         ("synced frames keyframe / fused / skipped", " / ".join(str(r["frame_outcomes"].get(k, 0)) for k in ("keyframe", "fused", "skipped"))),
         ("keyframes in memory / voxels / proposals", f"{r['keyframes_in_memory']} / {r['voxels']} / {r['proposals']}"),
         ("outputs received cloud / markers / array", " / ".join(str(v) for v in r["outputs_received"].values())),
+        ("machine load average (1 min) at end", f"{r['machine']['load_average_1min_at_end']:.1f} on {r['machine']['cpus']} CPUs"),
         ("node CPU (% of one core)", f"{r['node_cpu_percent_of_one_core']:.0f}"),
         ("node RSS start -> end (MB)", f"{r['node_rss_mb']['start']:.0f} -> {r['node_rss_mb']['end']:.0f}"),
     ]

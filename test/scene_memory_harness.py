@@ -14,7 +14,6 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-from w2r2_ros.ros.conversions import stamp_to_seconds
 from w2r2_ros.ros.interfaces import ObjectProposalArray
 from w2r2_ros.ros.node_runtime import NodeRuntime
 from w2r2_ros.ros.rgbd_stream_publisher import RgbdMessages, RgbdStreamPublisher
@@ -33,6 +32,7 @@ class OutputProbe(Node):
         self.cloud: PointCloud2 | None = None
         self.markers: MarkerArray | None = None
         self.arrays: list[ObjectProposalArray] = []
+        self.array_count = 0
         self.subs = [
             self.create_subscription(PointCloud2, "/w2r2/scene/cloud", self._on_cloud, 1),
             self.create_subscription(MarkerArray, "/w2r2/scene/proposals", self._on_markers, 1),
@@ -50,11 +50,11 @@ class OutputProbe(Node):
     def _on_array(self, msg: ObjectProposalArray) -> None:
         with self.lock:
             self.arrays = (self.arrays + [msg])[-8:]
+            self.array_count += 1
 
-    def arrays_at(self, stamp: float) -> int:
-        """How many proposal arrays stamped ``stamp`` (the newest data) arrived."""
+    def newest_array(self) -> ObjectProposalArray | None:
         with self.lock:
-            return sum(abs(stamp_to_seconds(a.header.stamp) - stamp) < 1e-6 for a in self.arrays)
+            return self.arrays[-1] if self.arrays else None
 
     def matched(self) -> bool:
         return all(sub.get_publisher_count() > 0 for sub in self.subs)

@@ -3,6 +3,9 @@
 The launch file is read with ``ast`` (launch/launch_ros do not install here);
 the nodes are real rclpy nodes asked what they declare.
 """
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +126,24 @@ def test_rviz_config_shows_the_nodes_topics_in_map():
         ("rviz_default_plugins/MarkerArray", grounding["markers_topic"]),
         ("rviz_default_plugins/Image", grounding["debug_image_topic"]),
     }
+
+
+@pytest.mark.slow
+def test_bringup_runs_until_ctrl_c(tmp_path):
+    """The console script starts both nodes, says so, and exits 0 on SIGINT (what Ctrl-C sends)."""
+    bringup = Path(sys.executable).with_name("w2r2-bringup")
+    process = subprocess.Popen([str(bringup), "--checkpoint", str(tmp_path / "no-model")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "running" in line:
+                break
+        assert any("w2r2-bringup: scene_memory_node and grounding_node running" in line for line in seen), "".join(seen)
+        assert any("model not loaded" in line and "no-model" in line for line in seen)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -13,10 +13,14 @@ from w2r2_ros.sim.world import CATEGORIES, generate_scene
 from w2r2_training.dataset_format import DatasetError, read_samples, read_scene, validate_dataset
 from w2r2_training.referring import referring_samples
 from w2r2_training.scanrefer import ScanReferConfig, build_scanrefer_dataset
+from w2r2_training.scene_fusion import every_frame_memory
 
 DEPTH_K = Intrinsics.from_fov(160, 120, 70.0)
 LABELS = {10 + i: name for i, name in enumerate(CATEGORIES)}  # label ids as a _bbox.npy would store them
-CONFIG = ScanReferConfig(frame_skip=2, keyframes_per_scene=4, label_names=LABELS)
+# 10 frames: every 2nd is 0, 2, 4, 6, 8; at most 4 of them, spread: 0, 2, 6, 8; frame 2 lost tracking.
+CONFIG = ScanReferConfig(
+    frame_skip=2, max_frames=4, keyframes_per_scene=4, label_names=LABELS, memory=every_frame_memory(depth_stride=1)
+)
 # ScanNet poses live in the scan's own frame; the meta file's axisAlignment maps them to the boxes' frame.
 ALIGN = make_transform(np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), np.array([0.5, -0.25, 0.0]))
 
@@ -76,8 +80,8 @@ def test_boxes_frames_and_descriptions_survive_the_conversion(scannet, converted
         record = read_scene(converted, scene_id)
         np.testing.assert_allclose(record.gt_boxes, scene.boxes(), atol=1e-6)
         assert [o.category for o in record.objects] == [o.category for o in scene.objects]
-        # frame_skip 2 picks frames 0, 2, 4, 6, 8; frame 2 lost tracking: 4 frames, all keyframes
-        assert record.inputs.frames.shape[0] == 4
+        assert record.keyframe_stamps == [0.0, 6.0, 8.0]  # ScanNet frame numbers as stamps
+        assert record.inputs.frames.shape[0] == 3
         # the aligned poses put the scene's surfaces where the boxes are: most valid patches of an
         # object-facing view lie inside the room and some inside object boxes
         xyz = record.inputs.patch_xyz[record.inputs.patch_valid].numpy()
@@ -135,8 +139,8 @@ def test_missing_scene_truncated_depth_and_scene_in_two_splits(scannet, tmp_path
     copy, entries = _broken_copy(scannet, tmp_path)
     (copy / "both.json").write_text(json.dumps(entries["train"][:2]))
     _expect_error(tmp_path, copy, {"train": copy / "train.json", "val": copy / "both.json"}, "also in split train")
-    depth = copy / "scene0000_00" / "depth" / "4.png"
+    depth = copy / "scene0000_00" / "depth" / "6.png"
     depth.write_bytes(depth.read_bytes()[:40])
-    _expect_error(tmp_path, copy, {"train": copy / "train.json"}, "4.png: not a readable 16-bit")
+    _expect_error(tmp_path, copy, {"train": copy / "train.json"}, "6.png: not a readable 16-bit")
     shutil.rmtree(copy / "scene0001_00")
     _expect_error(tmp_path, copy, {"val": copy / "val.json"}, "no ScanNet folder for scene scene0001_00")

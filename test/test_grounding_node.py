@@ -132,7 +132,20 @@ def grounding(memory: SceneMemory, **params):
             memory, context=runtime.context, parameter_overrides=parameter_overrides({**topics, **params})))
         client = client_runtime.add(QueryClient(prefix, context=client_runtime.context))
         assert client_runtime.wait_until(client.connected, timeout_s=30.0)
+        handshake(client, client_runtime)
         yield node, client, client_runtime
+
+
+def handshake(client: QueryClient, runtime: NodeRuntime) -> None:
+    """Both directions fully matched: a graph "connected" can precede the reader's match, and the first
+    messages would be lost. Blank queries (refused at once, no model) are sent until one is answered."""
+    for attempt in range(60):
+        client.send("", f"handshake-{attempt}")
+        if runtime.wait_until(lambda: len(client.results) > 0, timeout_s=0.5):
+            break
+    assert client.results, "the grounding node never answered a handshake query"
+    time.sleep(0.3)
+    client.results.clear()
 
 
 def answered(client: QueryClient, runtime: NodeRuntime, count: int, timeout_s: float = 60.0) -> dict[str, list[GroundingResult]]:

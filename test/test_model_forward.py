@@ -6,7 +6,7 @@ import torch
 from model_fixtures import rectangle_box, wall_keyframes
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.grounding_head import MASKED_LOGIT
-from w2r2_ros.model.grounding_model import W2R2GroundingModel
+from w2r2_ros.model.grounding_model import W2R2GroundingModel, video_pool_matrix
 from w2r2_ros.model.inputs import GroundingInputs, collate_inputs, prepare_inputs
 from w2r2_ros.model.text import QueryTokenizer
 from w2r2_training.losses import W2R2LossConfig, alignment_loss, w2r2_objective
@@ -154,3 +154,10 @@ def test_training_steps_on_a_tiny_batch_reduce_the_loss(config, tokenizer):
         optimiser.step()
     after = evaluate()
     assert after < 0.5 * before, (before, after)
+
+
+def test_video_tokens_average_neighbouring_patches():
+    config = ModelConfig(image_width=64, image_height=32)  # a 4 x 2 patch grid -> 2 x 1 video tokens
+    matrix = video_pool_matrix(config)
+    expected = torch.tensor([[1, 1, 0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0, 1, 1]], dtype=torch.float32) / 4
+    torch.testing.assert_close(matrix, expected)

@@ -1,5 +1,6 @@
 """SceneMemory: statuses, stable proposal ids, bounded memory under long streams, concurrent readers."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -95,7 +96,7 @@ def test_memory_stays_bounded_over_thousands_of_frames_and_clouds():
     memory = SceneMemory(config)
     rng = np.random.default_rng(0)
     rgb, depth = _wall_frame()
-    for k in range(3000):
+    for k in range(2000):
         stamp = k * 0.05
         memory.add_pose(stamp, _pose(k * 0.2))
         if k % 3 == 0:
@@ -108,10 +109,10 @@ def test_memory_stays_bounded_over_thousands_of_frames_and_clouds():
             memory.update_proposals()
     stats = memory.stats()
     assert stats.keyframes == 8 and stats.voxels == 3_000 and stats.poses == 64 and stats.pending_images <= 4
-    assert stats.dropped[DropReason.UNPAIRED] >= 990
+    assert stats.dropped[DropReason.UNPAIRED] >= 660
     snapshot = memory.snapshot()
     assert len(snapshot.cloud_points) == len(snapshot.cloud_colors) == 3_000
-    assert snapshot.stamp == pytest.approx(2999 * 0.05)
+    assert snapshot.stamp == pytest.approx(1998 * 0.05)  # the last fused frame (1999 only queued an image)
 
 
 def test_proposal_ids_follow_their_boxes():
@@ -141,6 +142,7 @@ def test_rendered_scene_gives_stable_proposals_and_consistent_snapshots_under_co
                 errors.append("snapshot arrays are writeable")
             if len({p.proposal_id for p in snapshot.proposals}) != len(snapshot.proposals):
                 errors.append("duplicate proposal ids")
+            time.sleep(0.001)  # pacing only: leave the writer some of the interpreter
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -162,3 +164,21 @@ def test_rendered_scene_gives_stable_proposals_and_consistent_snapshots_under_co
     assert len(kept) >= len(early) // 2  # most objects seen early keep their ids
     for p in kept:
         assert np.linalg.norm(p.box.center - early[p.proposal_id].center) < 0.5
+
+
+def test_fusion_matches_backprojecting_every_stride_th_pixel():
+    from w2r2_ros.geometry.camera import backproject_depth
+    from w2r2_ros.scene.voxel_map import VoxelMap
+
+    scene = generate_scene("fusion_test", 2)
+    intrinsics = Intrinsics.from_fov(160, 120, 70.0)
+    pose = orbit_trajectory(scene, 4, 0)[0]
+    frame = render_rgbd(scene, intrinsics, pose)
+    memory = SceneMemory(SceneMemoryConfig(depth_stride=3, max_depth_m=20.0))
+    memory.add_rgbd(0.0, frame.rgb, frame.depth, intrinsics, cam_to_world=pose)
+    points, pixels = backproject_depth(frame.depth, intrinsics, pose, stride=3)
+    expected = VoxelMap()
+    expected.insert(points, frame.rgb.reshape(-1, 3)[pixels])
+    snapshot = memory.snapshot()
+    assert np.allclose(snapshot.cloud_points, expected.points(), atol=1e-5)
+    assert np.array_equal(snapshot.cloud_colors, expected.colors())

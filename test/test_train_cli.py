@@ -10,6 +10,7 @@ import yaml
 from safetensors.torch import load_file
 
 from w2r2_ros.model.checkpoint import load_checkpoint, load_checkpoint_metadata
+from w2r2_training.config import ConfigError, load_config
 from w2r2_training.train_cli import main
 
 pytestmark = pytest.mark.slow
@@ -105,6 +106,16 @@ def test_baseline_is_the_same_trainer_without_the_pseudo_pass(tiny_data, tmp_pat
     assert all(float(r["loss/pseudo_label"]) == 0.0 for r in rows)
     assert "loss/ce_2d" not in rows[0]  # the 2D-only pass was never computed
     assert load_checkpoint_metadata(run / "best")["loss"] == "baseline"
+
+
+def test_overrides_take_numbers_as_people_write_them():
+    config = load_config(TINY, ["optim.lr=2e-3", "steps=7", "loss.margin=1", "model.backbone.num_hidden_layers=2"])
+    assert config.optim.lr == 0.002 and config.steps == 7 and config.loss.margin == 1.0
+    assert config.model.backbone["num_hidden_layers"] == 2 and config.model.backbone["intermediate_size"] == 64
+    with pytest.raises(ConfigError, match="'optim.lr' must be a number"):
+        load_config(TINY, ["optim.lr=fast"])
+    with pytest.raises(ConfigError, match="'steps' must be an integer"):
+        load_config(TINY, ["steps=2.5"])
 
 
 def test_unknown_config_key_is_one_line_and_writes_nothing(tiny_data, tmp_path, capsys):

@@ -66,9 +66,11 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """One training run. ``best_metric`` names the validation number that picks ``best/``."""
+    """One training run. ``best_metric`` names the validation number that picks ``best/``;
+    ``num_threads`` is torch's CPU thread count (0 = torch's default, one per core)."""
 
     seed: int = 0
+    num_threads: int = 0
     steps: int = 2000
     batch_size: int = 8
     eval_every: int = 250
@@ -81,6 +83,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
         for name in ("steps", "batch_size", "eval_every", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -202,6 +206,11 @@ def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
             raise wrong("an integer")
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise wrong("a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong("a number")
         return float(value)

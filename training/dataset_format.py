@@ -33,7 +33,9 @@ from w2r2_ros.model.inputs import GroundingInputs
 FORMAT_NAME = "w2r2-grounding"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
-SPLIT_LABELS = ("unique", "multiple")
+SPLIT_UNIQUE = "unique"
+SPLIT_MULTIPLE = "multiple"
+SPLIT_LABELS = (SPLIT_UNIQUE, SPLIT_MULTIPLE)
 # ScanRefer counts a prediction at IoU >= 0.25; a sample whose best proposal is below
 # that cannot be answered correctly by any proposal, so training treats it as "no target".
 MIN_TARGET_IOU = 0.25
@@ -424,15 +426,15 @@ def make_sample(
 def split_label_of(objects: Sequence[GroundTruthObject], object_id: int) -> str:
     """ScanRefer: "unique" iff the target is the only object of its category in the scene."""
     category = next(o.category for o in objects if o.object_id == object_id)
-    return "unique" if sum(o.category == category for o in objects) == 1 else "multiple"
+    return SPLIT_UNIQUE if sum(o.category == category for o in objects) == 1 else SPLIT_MULTIPLE
 
 
 def count_samples(samples: Sequence[Sample], n_scenes: int) -> dict[str, int]:
     return {
         "scenes": n_scenes,
         "samples": len(samples),
-        "unique": sum(s.split_label == "unique" for s in samples),
-        "multiple": sum(s.split_label == "multiple" for s in samples),
+        SPLIT_UNIQUE: sum(s.split_label == SPLIT_UNIQUE for s in samples),
+        SPLIT_MULTIPLE: sum(s.split_label == SPLIT_MULTIPLE for s in samples),
         "no_target": sum(s.target_proposal == NO_TARGET for s in samples),
     }
 
@@ -478,7 +480,7 @@ class DatasetWriter:
         """Write the manifest, drop scene files no split names, and move the dataset into place."""
         named = {scene_id for ids in manifest.splits.values() for scene_id in ids}
         for path in (self.staging / "scenes").iterdir():
-            scene_id = path.name.split(".")[0]
+            scene_id = path.name.removesuffix(".safetensors").removesuffix(".json")
             if scene_id not in named or path.name.endswith(".tmp"):
                 path.unlink()
         (self.staging / self._RESUME_FILE).unlink(missing_ok=True)

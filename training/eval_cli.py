@@ -21,6 +21,7 @@ from w2r2_training.dataset import GroundingDataset
 from w2r2_training.dataset_format import DatasetError, read_manifest
 from w2r2_training.evaluate import EvaluationResult, evaluate_model, evenly_spaced_indices, format_table
 from w2r2_training.run_files import write_json_atomic
+from w2r2_training.trainer import torch_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-samples", type=int, default=0, help="evaluate at most this many samples per split (0 = all)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     return parser
 
 
@@ -89,10 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     checkpoints = [args.checkpoint] + ([args.compare] if args.compare is not None else [])
     try:
-        results = evaluate_checkpoints(
-            checkpoints, args.data, _splits(args.data, args.split),
-            batch_size=args.batch_size, max_samples=args.max_samples, device=args.device,
-        )
+        with torch_threads(args.threads):
+            results = evaluate_checkpoints(
+                checkpoints, args.data, _splits(args.data, args.split),
+                batch_size=args.batch_size, max_samples=args.max_samples, device=args.device,
+            )
     except (CheckpointError, DatasetError) as exc:
         print(f"w2r2-eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -27,16 +27,15 @@ import numpy as np
 
 from w2r2_ros.geometry.boxes import Box3D
 from w2r2_ros.sim.world import scene_rng
+from w2r2_training.dataset_format import SPLIT_MULTIPLE, SPLIT_UNIQUE
 
-SPLIT_UNIQUE = "unique"
-SPLIT_MULTIPLE = "multiple"
 # Random stream of ``scene_rng`` for descriptions: independent of the scene layout, and the
 # same whatever order (or process) scenes are built in.
 _REFERRING_STREAM = 7
 
 
 class SceneObject(Protocol):
-    """What this module reads from ``w2r2_ros.sim.world.ObjectSpec`` (and ScanRefer/bag objects)."""
+    """What this module reads from ``w2r2_ros.sim.world.ObjectSpec`` (``support_id`` is optional)."""
 
     object_id: int
     category: str
@@ -118,20 +117,6 @@ def between_detour(obj: SceneObject, a: SceneObject, b: SceneObject) -> float:
     return floor_distance(a, obj) + floor_distance(obj, b) - floor_distance(a, b)
 
 
-def split_label(scene: Scene, object_id: int) -> str:
-    """ScanRefer's definition: "unique" iff no other object of the target's category is in the scene."""
-    target = _object(scene, object_id)
-    same = [o for o in scene.objects if o.category == target.category]
-    return SPLIT_UNIQUE if len(same) == 1 else SPLIT_MULTIPLE
-
-
-def _object(scene: Scene, object_id: int) -> SceneObject:
-    for obj in scene.objects:
-        if obj.object_id == object_id:
-            return obj
-    raise KeyError(f"scene {scene.scene_id}: no object {object_id}")
-
-
 def anchor_phrases(scene: Scene) -> dict[int, str]:
     """Objects that can be named without ambiguity: by category when it is unique in the scene,
     else by colour + category when that pair is unique."""
@@ -162,14 +147,12 @@ def _unique_candidates(target: SceneObject, scene: Scene, anchors: dict[int, str
         )
     ]
     # Absolute relations (true or false by themselves) add variety without needing distractors.
-    out += _support_candidates(target, [], scene, anchors, n)
+    out += _support_candidates(target, [], anchors, n)
     out += _next_to_candidates(target, [], scene, anchors, n, cfg)
     return out
 
 
-def _support_candidates(
-    target: SceneObject, distractors: list[SceneObject], scene: Scene, anchors: dict[int, str], n: str
-) -> list[_Candidate]:
+def _support_candidates(target: SceneObject, distractors: list[SceneObject], anchors: dict[int, str], n: str) -> list[_Candidate]:
     support = getattr(target, "support_id", None)
     if support is None or support not in anchors or support == target.object_id:
         return []
@@ -270,7 +253,7 @@ def _multiple_candidates(
             if detour[0] <= cfg.between_excess_m and np.all(detour[1:] >= cfg.between_excess_m + m):
                 a, b = anchors[first.object_id], anchors[second.object_id]
                 add("between", (first.object_id, second.object_id), f"the {n} between {a} and {b}.")
-    out += _support_candidates(target, distractors, scene, anchors, n)
+    out += _support_candidates(target, distractors, anchors, n)
     out += _next_to_candidates(target, distractors, scene, anchors, n, cfg)
     return out
 

@@ -63,13 +63,16 @@ def _nyu40() -> dict[int, str]:
 
 @dataclass(frozen=True)
 class ScanReferConfig:
-    """``frame_skip``: use every n-th ScanNet frame (ScanNet is 30 Hz; 20 keeps ~1.5 views a second).
+    """``frame_skip``: use every n-th ScanNet frame (ScanNet is 30 Hz; 20 keeps ~1.5 views a second);
+    ``max_frames``: at most this many of those, spread evenly over the scan (bounds memory: every
+    fused frame is held until the keyframes are chosen, ~2 MB each at 640x480).
     ``label_names``: category name of each ``_bbox.npy`` label id (NYU40 by default)."""
 
     frame_skip: int = 20
+    max_frames: int = 64
     keyframes_per_scene: int = 8
     label_names: Mapping[int, str] = field(default_factory=_nyu40)
-    memory: SceneMemoryConfig = field(default_factory=every_frame_memory)
+    memory: SceneMemoryConfig = field(default_factory=lambda: every_frame_memory(depth_stride=3))
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -196,8 +199,9 @@ def _first_color_size(scene_dir: Path) -> tuple[int, int]:
     return image.shape[:2]
 
 
-def scannet_frames(scene_dir: Path, scene_id: str, frame_skip: int) -> Iterator[Keyframe]:
-    """Every ``frame_skip``-th frame of a ScanNet scene folder, registered and in the boxes' frame."""
+def scannet_frames(scene_dir: Path, scene_id: str, frame_skip: int, max_frames: int) -> Iterator[Keyframe]:
+    """Every ``frame_skip``-th frame (at most ``max_frames``, evenly spread) of a ScanNet scene folder,
+    registered and in the boxes' frame."""
     depth_dir = scene_dir / "depth"
     if not depth_dir.is_dir():
         raise DatasetError(depth_dir, "missing (not a ScanNet scene folder?)")
@@ -206,7 +210,10 @@ def scannet_frames(scene_dir: Path, scene_id: str, frame_skip: int) -> Iterator[
         raise DatasetError(depth_dir, "no depth images")
     align = _axis_alignment(scene_dir, scene_id)
     intrinsics: Intrinsics | None = None
-    for index in indices[:: max(1, frame_skip)]:
+    chosen = indices[:: max(1, frame_skip)]
+    if len(chosen) > max_frames:
+        chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, max_frames).round().astype(int)]
+    for index in chosen:
         pose = _read_matrix(scene_dir / "pose" / f"{index}.txt")
         if not np.all(np.isfinite(pose)):
             continue  # ScanNet marks frames without tracking with -inf poses
@@ -261,7 +268,7 @@ def build_scanrefer_dataset(
             objects = read_scannet_objects(scene_dir, scene_id, config.label_names)
             record = scene_record_from_frames(
                 scene_id,
-                scannet_frames(scene_dir, scene_id, config.frame_skip),
+                scannet_frames(scene_dir, scene_id, config.frame_skip, config.max_frames),
                 objects,
                 config.memory,
                 config.keyframes_per_scene,
@@ -294,7 +301,12 @@ def build_scanrefer_dataset(
             categories=sorted(categories),
             splits=splits,
             counts=counts,
-            generator={"scannet_dir": str(scannet_dir), "frame_skip": config.frame_skip, "keyframes_per_scene": config.keyframes_per_scene},
+            generator={
+                "scannet_dir": str(scannet_dir),
+                "frame_skip": config.frame_skip,
+                "max_frames": config.max_frames,
+                "keyframes_per_scene": config.keyframes_per_scene,
+            },
         )
         writer.finish(manifest)
     except BaseException:

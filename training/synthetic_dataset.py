@@ -45,9 +45,9 @@ from w2r2_training.scene_fusion import every_frame_memory, scene_record_from_fra
 
 @dataclass(frozen=True)
 class SyntheticDatasetConfig:
-    """Sizes of the benchmark. Defaults build 300/50/100 scenes in about 6 minutes on 2 shared cores
-    (docs/DATA.md has the measurement): 16 frames of 320x240 are plenty for 5 cm fusion and for the
-    model's 128x96 input."""
+    """Sizes of the benchmark: about 2 CPU-seconds per scene, so the defaults (300/50/100 scenes) take
+    7-8 minutes on two free cores (docs/DATA.md has the measurement). 16 frames of 320x240 are plenty
+    for 5 cm fusion and for the model's 128x96 input."""
 
     n_train: int = 300
     n_val: int = 50

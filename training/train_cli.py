@@ -23,7 +23,7 @@ from w2r2_training.bag_dataset import BagDatasetConfig, build_bag_dataset
 from w2r2_training.dataset_format import DatasetError
 from w2r2_training.scanrefer import ScanReferConfig, build_scanrefer_dataset
 from w2r2_training.synthetic_dataset import build_synthetic_dataset
-from w2r2_training.trainer import CONFIG_FILE, LOG, TrainingError, loss_kind, train
+from w2r2_training.trainer import CONFIG_FILE, LOG, TrainingError, check_run_dir, loss_kind, train
 from w2r2_training.trainer_state import TrainerStateError
 
 INPUT_ERRORS = (ConfigError, DatasetError, CheckpointError, TrainerStateError, TrainingError)
@@ -95,17 +95,20 @@ def ensure_dataset(args: argparse.Namespace, config: TrainConfig) -> None:
     the input settings (image size, patches) the dataset is prepared for.
     """
     data_root, progress = args.data, not args.no_progress
+    annotations = _scanrefer_annotations(args.scanrefer)
+    if args.scanrefer and args.scannet is None:
+        raise ConfigError("--scanrefer needs --scannet DIR (the ScanNet scenes folder)")
     if (data_root / "manifest.json").exists():
+        if args.scanrefer or args.bag_annotations is not None:
+            LOG.info("%s already holds a dataset: using it, not rebuilding it from the given sources", data_root)
         return
     if args.bag_annotations is not None:
         LOG.info("building %s from the recordings in %s", data_root, args.bag_annotations)
         build_bag_dataset(data_root, args.bag_annotations, BagDatasetConfig(model=config.model), progress=progress)
-    elif args.scanrefer:
-        if args.scannet is None:
-            raise ConfigError("--scanrefer needs --scannet DIR (the ScanNet scenes folder)")
+    elif annotations:
         LOG.info("building %s from ScanRefer %s and ScanNet %s", data_root, args.scanrefer, args.scannet)
         build_scanrefer_dataset(
-            data_root, args.scannet, _scanrefer_annotations(args.scanrefer), ScanReferConfig(model=config.model),
+            data_root, args.scannet, annotations, ScanReferConfig(model=config.model),
             progress=progress,
         )
     elif config.data.synthetic:
@@ -129,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     LOG.setLevel(logging.INFO)
     try:
         config = resolve_config(args)
+        if not args.build_data:
+            check_run_dir(args.out, args.resume)  # before a possibly long dataset build
         ensure_dataset(args, config)
         if args.build_data:
             LOG.info("dataset ready at %s", args.data)

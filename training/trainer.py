@@ -199,7 +199,11 @@ def check_run_dir(run_dir: Path, resume: bool) -> Path | None:
 
 
 class Trainer:
-    """Owns the model, optimizer, data and run directory of one training run."""
+    """Owns the model, optimizer, data and run directory of one training run.
+
+    Build it inside ``seeded_and_deterministic`` (``train`` does): the initial weights
+    draw from the seeded torch generator.
+    """
 
     def __init__(self, config: TrainConfig, data_root: Path, run_dir: Path, resume: bool = False) -> None:
         self.run_dir = Path(run_dir)
@@ -208,7 +212,6 @@ class Trainer:
         self.train_set = GroundingDataset(self.data_root, config.data.train_split)
         self.val_set = GroundingDataset(self.data_root, config.data.val_split)
 
-        torch.manual_seed(config.seed)  # the initial weights
         if state_dir is None:
             tokenizer = QueryTokenizer.build(self.train_set.texts())
             model_config = dataclasses.replace(
@@ -248,7 +251,9 @@ class Trainer:
         self.step = state.step
         self.best_step = state.extra.get("best_step")
         self.best_value = float(state.extra.get("best_value", -math.inf))
-        self.last_validation = dict(state.extra.get("last_validation", {}))
+        self.last_validation = {
+            k: math.nan if v is None else float(v) for k, v in state.extra.get("last_validation", {}).items()
+        }
         self.train_log.load(self.step)
         self.val_log.load(self.step)
         LOG.info("resumed from %s at step %d", state_dir, self.step)
@@ -329,9 +334,10 @@ class Trainer:
         try:
             if self.state_dir is not None:
                 self._restore(self.state_dir)
-            elif main:
-                save_config(config, self.run_dir / CONFIG_FILE)
-                self._save_last()  # step 0: from here on the run is always resumable
+            if main:
+                save_config(config, self.run_dir / CONFIG_FILE)  # on resume: with any new overrides
+                if self.state_dir is None:
+                    self._save_last()  # step 0: from here on the run is always resumable
             self._log_start()
             end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
             seconds = self._loop(end, show_progress and main)
@@ -386,7 +392,7 @@ class Trainer:
                 values = {name: float(value.detach()) for name, value in terms.items()}
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("total", "align", "pseudo_label")})
-                if self.accelerator.is_main_process and (self.step % config.log_every == 0 or self.step == end):
+                if self.accelerator.is_main_process and (self.step % config.log_every == 0 or self.step == config.steps):
                     lr = self.optimizer.param_groups[0]["lr"]
                     self.train_log.append(
                         {"step": self.step, "lr": lr, "seconds_per_step": step_seconds,
@@ -400,6 +406,23 @@ class Trainer:
         return elapsed / max(1, timed_steps)
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Use ``n`` CPU threads for torch ops (0 = leave torch's choice), restored on exit.
+
+    On a small shared CPU, torch's default (one thread per core) can be many times slower
+    than one thread: its worker threads wait on each other whenever another process holds
+    a core (measured in docs/TRAINING.md).
+    """
+    previous = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train(
     config: TrainConfig,
     data_root: Path,
@@ -410,6 +433,6 @@ def train(
     show_progress: bool = True,
 ) -> TrainSummary:
     """Train (or resume) one run; see the module docstring for what lands in ``run_dir``."""
-    with seeded_and_deterministic(config.seed):
+    with torch_threads(config.num_threads), seeded_and_deterministic(config.seed):
         trainer = Trainer(config, data_root, run_dir, resume=resume)
         return trainer.fit(stop_at_step=stop_at_step, show_progress=show_progress)

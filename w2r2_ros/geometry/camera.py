@@ -74,16 +74,20 @@ def backproject_depth(
     indexes the flattened (H, W) image so colours can be gathered with it.
     ``stride`` subsamples rows and columns (fusion does not need every pixel).
     """
-    world = depth_to_world_map(depth, intrinsics, cam_to_world)
-    if stride > 1:
-        mask = np.zeros(depth.shape, dtype=bool)
-        mask[::stride, ::stride] = True
-    else:
-        mask = np.ones(depth.shape, dtype=bool)
-    flat = world.reshape(-1, 3)
-    keep = mask.reshape(-1) & np.isfinite(flat[:, 0])
-    index = np.flatnonzero(keep)
-    return flat[index], index
+    if depth.shape != (intrinsics.height, intrinsics.width):
+        raise ValueError(f"depth shape {depth.shape} does not match intrinsics {intrinsics.height}x{intrinsics.width}")
+    rows = np.arange(0, intrinsics.height, stride)
+    cols = np.arange(0, intrinsics.width, stride)
+    z = depth[::stride, ::stride].astype(np.float32, copy=False)
+    valid = np.isfinite(z) & (z > 0)
+    vv, uu = np.nonzero(valid)
+    zs = z[vv, uu]
+    u = cols[uu].astype(np.float32)
+    v = rows[vv].astype(np.float32)
+    cam = np.stack([(u - intrinsics.cx) / intrinsics.fx * zs, (v - intrinsics.cy) / intrinsics.fy * zs, zs], axis=-1)
+    points = cam @ cam_to_world[:3, :3].astype(np.float32).T + cam_to_world[:3, 3].astype(np.float32)
+    index = rows[vv].astype(np.int64) * intrinsics.width + cols[uu]
+    return points.astype(np.float32, copy=False), index
 
 
 def project_points(points: np.ndarray, intrinsics: Intrinsics, cam_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

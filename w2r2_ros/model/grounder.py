@@ -93,8 +93,13 @@ class Grounder:
         self._lock = threading.Lock()
 
     @staticmethod
-    def from_checkpoint(directory: str | Path, device: str | torch.device = "cpu", num_threads: int | None = None) -> "Grounder":
-        """Load a checkpoint; ``num_threads`` sets torch's intra-op threads (None: torch's default, one per core)."""
+    def from_checkpoint(directory: str | Path, device: str | torch.device = "cpu", num_threads: int | None = 1) -> "Grounder":
+        """Load a checkpoint; ``num_threads`` sets torch's (process-wide) intra-op threads, None leaves them alone.
+
+        Default 1: a query is ~0.5 GFLOP, so a second thread gains little, while on a
+        CPU shared with other nodes torch's threads wait on each other: measured on
+        a loaded 2-core machine, 2 threads made a query 10-20x slower than 1.
+        """
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         model, tokenizer = load_checkpoint(directory, device)

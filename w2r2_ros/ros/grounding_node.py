@@ -23,10 +23,9 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-import time
-from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Protocol
 
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -40,7 +39,7 @@ from w2r2_ros.ros.conversions import make_header
 from w2r2_ros.ros.interfaces import GroundingCandidate, GroundingQuery, GroundingResult
 from w2r2_ros.ros.markers import debug_image, result_markers
 from w2r2_ros.ros.params import DEFAULT_CHECKPOINT, resolve_package_path
-from w2r2_ros.scene.memory import SceneMemory, SceneSnapshot
+from w2r2_ros.scene.memory import SceneSnapshot
 
 NODE_NAME = "grounding_node"
 
@@ -54,6 +53,12 @@ STATUS_NAMES = {
     GroundingResult.STATUS_BUSY: "BUSY",
     GroundingResult.STATUS_ERROR: "ERROR",
 }
+
+
+class SnapshotSource(Protocol):
+    """Where the node reads the scene: ``SceneMemory`` (shared with the scene memory node)."""
+
+    def snapshot(self) -> SceneSnapshot: ...
 
 
 @dataclass(frozen=True)
@@ -93,14 +98,14 @@ class _Job:
     text: str
 
 
-def _reliable(depth: int) -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+_EVERY_MESSAGE = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+_LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class GroundingNode(Node):
     """Grounds queries on the shared scene memory with the W2R2 model (see the module docstring)."""
 
-    def __init__(self, memory: SceneMemory, **node_kwargs) -> None:
+    def __init__(self, memory: SnapshotSource, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         for field in fields(GroundingNodeParams):
             self.declare_parameter(field.name, field.default)
@@ -110,15 +115,15 @@ class GroundingNode(Node):
         self._check_params()
         self.memory = memory
         self.grounder, self.model_problem = self._load_model()
-        self.answered: Counter[int] = Counter()  # results published per status
         self._ids = itertools.count(1)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.params.queue_size)
-        depth = max(10, 4 * self.params.queue_size)
-        self._result_pub = self.create_publisher(GroundingResult, self.params.result_topic, _reliable(depth))
-        self._markers_pub = self.create_publisher(MarkerArray, self.params.markers_topic, _reliable(10))
-        self._image_pub = self.create_publisher(Image, self.params.debug_image_topic, _reliable(2))
-        self.create_subscription(GroundingQuery, self.params.query_topic, self._on_query, _reliable(depth))
-        self.create_subscription(String, self.params.query_text_topic, self._on_query_text, _reliable(depth))
+        # Queries and results are KEEP_ALL: a keep-last history would silently drop the oldest queries of
+        # a burst (or results a slow reader has not taken yet), and every query must be answered.
+        self._result_pub = self.create_publisher(GroundingResult, self.params.result_topic, _EVERY_MESSAGE)
+        self._markers_pub = self.create_publisher(MarkerArray, self.params.markers_topic, _LATEST)
+        self._image_pub = self.create_publisher(Image, self.params.debug_image_topic, _LATEST)
+        self.create_subscription(GroundingQuery, self.params.query_topic, self._on_query, _EVERY_MESSAGE)
+        self.create_subscription(String, self.params.query_text_topic, self._on_query_text, _EVERY_MESSAGE)
         self._worker = threading.Thread(target=self._work, name="grounding-worker", daemon=True)
         self._worker.start()
 
@@ -262,7 +267,6 @@ class GroundingNode(Node):
     def _publish(self, result: GroundingResult, snapshot: SceneSnapshot | None = None) -> None:
         """The result, and for answers the model produced, markers that replace the previous answer's and the debug image."""
         self._result_pub.publish(result)
-        self.answered[result.status] += 1
         line = f"[{result.query_id}] '{_shortened(result.text)}': {STATUS_NAMES[result.status]}: {result.message}"
         # Two call sites: rclpy refuses a different severity from the same line.
         if result.status == GroundingResult.STATUS_OK:

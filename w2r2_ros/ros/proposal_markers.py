@@ -8,12 +8,9 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from w2r2_ros.geometry.boxes import Box3D
+from w2r2_ros.geometry.boxes import BOX_EDGES, Box3D, box_corners
 from w2r2_ros.ros.interfaces import ObjectProposal, ObjectProposalArray
 from w2r2_ros.scene.proposals import Proposal
-
-# The 12 edges of a box as pairs of corner indices; corner i has bit 0/1/2 set for +x/+y/+z.
-_BOX_EDGES = [(a, b) for a in range(8) for b in range(8) if a < b and bin(a ^ b).count("1") == 1]
 
 
 def _rgba(rgb_0_255: np.ndarray, alpha: float) -> ColorRGBA:
@@ -23,12 +20,11 @@ def _rgba(rgb_0_255: np.ndarray, alpha: float) -> ColorRGBA:
 
 def box_edges_marker(box: Box3D, marker_id: int, ns: str, header: Header, color: ColorRGBA, line_width: float = 0.02) -> Marker:
     """A LINE_LIST marker drawing the 12 edges of an axis-aligned box."""
-    lo, hi = box.min_corner, box.max_corner
-    corners = [[(hi if (i >> axis) & 1 else lo)[axis] for axis in range(3)] for i in range(8)]
+    corners = box_corners(box)
     marker = Marker(header=header, ns=ns, id=marker_id, type=Marker.LINE_LIST, action=Marker.ADD, color=color)
     marker.pose.orientation.w = 1.0
     marker.scale.x = line_width
-    marker.points = [Point(x=float(c[0]), y=float(c[1]), z=float(c[2])) for edge in _BOX_EDGES for c in (corners[edge[0]], corners[edge[1]])]
+    marker.points = [Point(x=float(c[0]), y=float(c[1]), z=float(c[2])) for edge in BOX_EDGES for c in corners[list(edge)]]
     return marker
 
 

@@ -139,8 +139,9 @@ class SceneMemoryNode(Node):
             history=HistoryPolicy.KEEP_LAST, depth=p["pose_qos_depth"], reliability=ReliabilityPolicy.BEST_EFFORT
         )
         # Best-effort readers match both best-effort and reliable writers (camera drivers use either).
-        # camera_info and poses subscribe first: when messages of one frame are ready together the
-        # executor takes callbacks in creation order, so images find their pose and intrinsics.
+        # camera_info and poses subscribe first: the executor scans ready subscriptions in creation
+        # order, which favours (with several threads it cannot guarantee) a frame's pose and intrinsics
+        # being stored before its images; the memory pairs an image only with poses it already has.
         self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, qos_profile_sensor_data, callback_group=sensors)
         if p["pose_source"] == "pose":
             self.create_subscription(PoseStamped, p["pose_topic"], self._on_pose, poses_qos, callback_group=sensors)

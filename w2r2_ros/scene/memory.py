@@ -15,7 +15,7 @@ from enum import Enum
 
 import numpy as np
 
-from w2r2_ros.geometry.boxes import Box3D, box_iou_matrix
+from w2r2_ros.geometry.boxes import box_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
 from w2r2_ros.scene.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
 from w2r2_ros.scene.proposals import Proposal, ProposalConfig, propose_objects
@@ -40,7 +40,9 @@ class SceneMemoryConfig:
     max_depth_m: float = 6.0
     # Frames that are not keyframes are fused at most this often (fusion costs tens of ms per frame).
     min_fuse_interval_s: float = 0.2
-    # Voxels hit fewer times than this are left out of proposals (single-frame speckle).
+    # Voxels hit by fewer points than this are left out of proposals. 1 keeps objects seen only from
+    # afar; for a noisy sensor 3 removes the speckle that depth noise scatters around surfaces
+    # (measured on noisy renders, docs in proposal_recall.py).
     proposal_min_hits: int = 1
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     # A new proposal inherits the id of the previous proposal it overlaps most, if by at least this IoU.

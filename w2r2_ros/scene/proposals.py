@@ -33,7 +33,13 @@ class ProposalConfig:
     plane_margin_m: float = 0.03
     # The floor is searched for this high above the lowest point, walls this far inside the extent.
     plane_search_m: float = 0.5
+    # Noisy sensors: a plane is plane_sigma_k robust standard deviations thick, measured on the points
+    # within plane_window_m of it (the margin never drops below plane_margin_m).
+    plane_sigma_k: float = 3.0
+    plane_window_m: float = 0.1
     remove_ceiling: bool = True
+    ceiling_min_height_m: float = 1.8
+    ceiling_min_extent_m: float = 2.0
     remove_walls: bool = True
     # Clusters with fewer occupied voxels than this are noise; fragments smaller than min_fragment_voxels
     # are dropped even before parts of one object are merged.
@@ -49,6 +55,9 @@ class ProposalConfig:
     surface_clearance_m: float = 0.015
     on_surface_fraction: float = 0.9
     rim_fraction: float = 0.34
+    # Neighbouring voxels above a surface belong to different objects when their chromaticity
+    # (r, g) / (r + g + b) differs by more than this.
+    max_chroma_step: float = 0.05
     # Only clusters up to this wide (x or y) are searched for objects standing on them (furniture).
     max_support_m: float = 4.0
     # Boxes are at least this big along every axis (a cluster of coplanar voxel centres is one voxel thick).
@@ -71,6 +80,8 @@ class RoomPlanes:
     ceiling_z: float | None
     wall_x: tuple[float | None, float | None]
     wall_y: tuple[float | None, float | None]
+    # Points this close to a plane belong to it: config.plane_margin_m, or wider for a noisy sensor.
+    margin: float = 0.03
 
 
 def _dominant_level(values: np.ndarray, lo: float, hi: float, bin_m: float, min_count: int, pick: str) -> float | None:
@@ -115,22 +126,61 @@ def find_room_planes(points: np.ndarray, config: ProposalConfig) -> RoomPlanes:
         return _dominant_level(values, a, b, bin_m, min_count, pick)
 
     floor_z = level(2, points[:, 2], "low")
-    ceiling_z = level(2, points[:, 2], "high") if config.remove_ceiling else None
-    if ceiling_z is not None and floor_z is not None and ceiling_z - floor_z < 1.5:
-        ceiling_z = None  # no ceiling in view: the "highest plane" is a table top or similar
+    margin = config.plane_margin_m
+    if floor_z is not None:
+        margin = max(margin, _plane_margin(points[:, 2], floor_z, config))
     walls: list[tuple[float | None, float | None]] = []
-    above_floor = points[:, 2] > (floor_z if floor_z is not None else lo[2]) + config.plane_margin_m
+    above_floor = points[:, 2] > (floor_z if floor_z is not None else lo[2]) + margin
     for axis in (0, 1):
         if not config.remove_walls:
             walls.append((None, None))
             continue
         values = points[above_floor, axis]
         walls.append((level(axis, values, "low"), level(axis, values, "high")))
-    return RoomPlanes(floor_z, ceiling_z, walls[0], walls[1])
+        for wall in walls[-1]:
+            if wall is not None:
+                margin = max(margin, _plane_margin(values, wall, config))
+    ceiling_z = None
+    if config.remove_ceiling:
+        # Without the walls: the tops of the walls in view would otherwise pass for a ceiling.
+        inner = ~structure_mask(points, RoomPlanes(None, None, walls[0], walls[1], margin))
+        if inner.any():
+            ceiling_z = _find_ceiling(points[inner], floor_z, config)
+    return RoomPlanes(floor_z, ceiling_z, walls[0], walls[1], margin)
 
 
-def structure_mask(points: np.ndarray, planes: RoomPlanes, margin: float) -> np.ndarray:
+def _plane_margin(values: np.ndarray, level: float, config: ProposalConfig) -> float:
+    """How thick a plane at ``level`` is (coordinate ``values`` along its normal): ``plane_sigma_k``
+    robust standard deviations (MAD) of the points within ``plane_window_m`` of it, so a noisy
+    sensor's floor is removed whole rather than leaving speckle that joins every object into one."""
+    near = values[np.abs(values - level) <= config.plane_window_m]
+    if len(near) < 10:
+        return 0.0
+    return float(config.plane_sigma_k * 1.4826 * np.median(np.abs(near - level)))
+
+
+def _find_ceiling(points: np.ndarray, floor_z: float | None, config: ProposalConfig) -> float | None:
+    """The highest horizontal plane, if it is a ceiling: at least ``ceiling_min_height_m`` above the
+    floor and ``ceiling_min_extent_m`` wide. A camera at eye height sees little of the ceiling, so its
+    density is judged against the points near the top of the map only, not against the floor."""
+    z = points[:, 2]
+    top = z.max()
+    window = z >= top - config.plane_search_m
+    bins = np.arange(top - config.plane_search_m, top + config.plane_margin_m, config.plane_margin_m)
+    counts, edges = np.histogram(z[window], bins=bins)
+    best = int(np.argmax(counts))
+    in_bin = window & (z >= edges[best]) & (z <= edges[best + 1])
+    ceiling_z = float(np.median(z[in_bin]))
+    extent = points[in_bin, :2].max(axis=0) - points[in_bin, :2].min(axis=0)
+    base = floor_z if floor_z is not None else z.min()
+    if ceiling_z - base < config.ceiling_min_height_m or extent.max() < config.ceiling_min_extent_m:
+        return None
+    return ceiling_z
+
+
+def structure_mask(points: np.ndarray, planes: RoomPlanes) -> np.ndarray:
     """True for points on the floor, ceiling or walls (or beyond them)."""
+    margin = planes.margin
     mask = np.zeros(len(points), dtype=bool)
     if planes.floor_z is not None:
         mask |= points[:, 2] <= planes.floor_z + margin
@@ -150,25 +200,40 @@ _HALF_NEIGHBOURS = np.array(
 )
 
 
-def cluster_voxels(points: np.ndarray, voxel_size: float) -> np.ndarray:
+def cluster_voxels(
+    points: np.ndarray, voxel_size: float, features: np.ndarray | None = None, max_feature_step: float = np.inf
+) -> np.ndarray:
     """Connected components (26-connectivity) of the voxels occupied by ``points``: a label per point.
 
-    The adjacency is found by looking up each voxel's neighbours among the sorted voxel keys, so
-    memory grows with the number of occupied voxels, not with the cloud's extent.
+    With ``features`` (N, F), two neighbouring voxels are only joined when their mean features differ
+    by at most ``max_feature_step`` (Euclidean). The adjacency is found by looking up each voxel's
+    neighbours among the sorted voxel keys, so memory grows with the number of occupied voxels, not
+    with the cloud's extent.
     """
     keys, inverse = np.unique(pack_voxel_keys(np.floor(points / voxel_size)), return_inverse=True)
+    inverse = inverse.reshape(-1)
     cells = unpack_voxel_keys(keys)
+    voxel_features = None
+    if features is not None:
+        counts = np.bincount(inverse, minlength=len(keys))[:, None]
+        voxel_features = np.stack(
+            [np.bincount(inverse, weights=f, minlength=len(keys)) for f in np.asarray(features, float).T], axis=1
+        ) / counts
     rows, cols = [], []
     for offset in _HALF_NEIGHBOURS:
         neighbour = pack_voxel_keys(cells + offset)
         at = np.minimum(np.searchsorted(keys, neighbour), len(keys) - 1)
         hit = keys[at] == neighbour
-        rows.append(np.flatnonzero(hit))
-        cols.append(at[hit])
+        row, col = np.flatnonzero(hit), at[hit]
+        if voxel_features is not None:
+            similar = np.linalg.norm(voxel_features[row] - voxel_features[col], axis=1) <= max_feature_step
+            row, col = row[similar], col[similar]
+        rows.append(row)
+        cols.append(col)
     row, col = np.concatenate(rows), np.concatenate(cols)
     graph = coo_matrix((np.ones(len(row), dtype=np.int8), (row, col)), shape=(len(keys), len(keys)))
     _, labels = connected_components(graph, directed=False)
-    return labels[inverse.reshape(-1)]
+    return labels[inverse]
 
 
 def propose_objects(points: np.ndarray, colors: np.ndarray | None, config: ProposalConfig = ProposalConfig()) -> list[Proposal]:
@@ -190,7 +255,7 @@ def propose_objects(points: np.ndarray, colors: np.ndarray | None, config: Propo
     if len(points) < config.min_cluster_voxels:
         return []
     planes = find_room_planes(points, config)
-    objects = ~structure_mask(points, planes, config.plane_margin_m)
+    objects = ~structure_mask(points, planes)
     points, colors = points[objects], colors[objects]
     if len(points) == 0:
         return []
@@ -198,10 +263,11 @@ def propose_objects(points: np.ndarray, colors: np.ndarray | None, config: Propo
     clusters: list[_Cluster] = []
     for member in _split_by_label(labels):
         if len(member) >= config.min_fragment_voxels:
-            clusters.extend(split_stacked(points, member, config))
+            clusters.extend(split_stacked(points, colors, member, config))
     clusters = merge_overhangs(points, clusters, config.voxel_size)
+    snap = config.floor_snap_m + planes.margin - config.plane_margin_m  # the floor took a thicker slice
     proposals = [
-        _box_of(points[c.member], colors[c.member], c.support_z if c.support_z is not None else planes.floor_z, config)
+        _box_of(points[c.member], colors[c.member], planes.floor_z if c.support_z is None else c.support_z, snap, config)
         for c in clusters
         if len(c.member) >= config.min_cluster_voxels
     ]
@@ -241,7 +307,16 @@ def _convex_fill(cells: np.ndarray) -> np.ndarray:
     return filled | cells
 
 
-def split_stacked(points: np.ndarray, member: np.ndarray, config: ProposalConfig) -> list[_Cluster]:
+def chromaticity(colors: np.ndarray) -> np.ndarray:
+    """(r, g) / (r + g + b): colour without brightness, so the faces of one object, lit differently,
+    and its darker parts (legs, a lamp's pole) agree."""
+    rgb = np.asarray(colors, dtype=np.float64) + 1.0
+    return rgb[:, :2] / rgb.sum(axis=1, keepdims=True)
+
+
+def split_stacked(
+    points: np.ndarray, colors: np.ndarray, member: np.ndarray, config: ProposalConfig
+) -> list[_Cluster]:
     """Split the objects standing on a cluster's dominant horizontal surface off it (a monitor on a table).
 
     The surface is the strongest peak of the cluster's z histogram (a table top seen from above is a
@@ -269,11 +344,10 @@ def split_stacked(points: np.ndarray, member: np.ndarray, config: ProposalConfig
     shape = tuple(xy.max(axis=0) - origin + 2)
     surface = _convex_fill(_cells(xy[on_surface], origin, shape))
     interior = ndimage.binary_erosion(surface, structure=np.ones((3, 3), dtype=bool))
-    pieces = cluster_voxels(p[above], voxel)
     above_index = np.flatnonzero(above)
     split: list[_Cluster] = []
     stays = np.ones(len(p), dtype=bool)
-    for piece in _split_by_label(pieces):
+    for piece in _pieces_by_colour(p[above], colors[member[above_index]], config):
         if len(piece) < config.min_cluster_voxels:
             continue
         footprint = _cells(xy[above_index[piece]], origin, shape)
@@ -286,10 +360,30 @@ def split_stacked(points: np.ndarray, member: np.ndarray, config: ProposalConfig
     return [_Cluster(member[stays])] + split
 
 
+def _pieces_by_colour(points: np.ndarray, colors: np.ndarray, config: ProposalConfig) -> list[np.ndarray]:
+    """Connected pieces of what stands on a surface; a piece whose colours form several regions (a
+    plant beside a monitor, closer than a voxel) is split into them. Colour fragments too small to be
+    an object rejoin the largest region of their piece."""
+    pieces = []
+    for piece in _split_by_label(cluster_voxels(points, config.voxel_size)):
+        labels = cluster_voxels(points[piece], config.voxel_size, chromaticity(colors[piece]), config.max_chroma_step)
+        regions = sorted(_split_by_label(labels), key=len, reverse=True)
+        big = [r for r in regions if len(r) >= config.min_cluster_voxels]
+        if len(big) < 2:
+            pieces.append(piece)
+            continue
+        small = [r for r in regions if len(r) < config.min_cluster_voxels]
+        big[0] = np.concatenate([big[0]] + small)
+        pieces.extend(piece[r] for r in big)
+    return pieces
+
+
 def merge_overhangs(points: np.ndarray, clusters: list[_Cluster], voxel: float) -> list[_Cluster]:
     """Merge a cluster into the one right above it when its footprint hides under that one's
-    (a lamp's pole under its shade, a plant's pot under its leaves): the surfaces that joined them
-    (the shade's underside) are seldom seen by a camera above them."""
+    (a lamp's pole under its shade, a plant's pot under its leaves), and a cluster into a bigger one
+    whose box contains it (a table leg): the surfaces that joined them (the shade's or the table
+    top's underside) are seldom seen by a camera above them. The price: a small object under a
+    table merges into the table."""
     if len(clusters) < 2:
         return clusters
     lo = np.array([np.floor(points[c.member].min(axis=0) / voxel) for c in clusters])
@@ -299,7 +393,13 @@ def merge_overhangs(points: np.ndarray, clusters: list[_Cluster], voxel: float) 
     touches = (hi[:, None, 2] + 1 >= lo[None, :, 2]) & (hi[:, None, 2] <= lo[None, :, 2] + 1)
     starts_lower = lo[:, None, 2] < lo[None, :, 2]
     hidden = np.all((lo[:, None, :2] >= lo[None, :, :2] - 1) & (hi[:, None, :2] <= hi[None, :, :2] + 1), axis=-1)
-    below, upper = np.nonzero(touches & starts_lower & hidden)
+    # A fragment inside another cluster's box (a far table leg, seen under the top that joins it);
+    # never what was just split off the surface it stands on.
+    inside = np.all((lo[:, None] >= lo[None] - 1) & (hi[:, None] <= hi[None] + 1), axis=-1)
+    sizes = np.array([len(c.member) for c in clusters])
+    loose = np.array([c.support_z is None for c in clusters])
+    fragment = inside & (sizes[:, None] < sizes[None, :]) & loose[:, None]
+    below, upper = np.nonzero((touches & starts_lower & hidden) | fragment)
     n = len(clusters)
     graph = coo_matrix((np.ones(len(below), dtype=np.int8), (below, upper)), shape=(n, n))
     _, group = connected_components(graph, directed=False)
@@ -312,9 +412,11 @@ def merge_overhangs(points: np.ndarray, clusters: list[_Cluster], voxel: float) 
     return merged
 
 
-def _box_of(points: np.ndarray, colors: np.ndarray, support_z: float | None, config: ProposalConfig) -> Proposal:
+def _box_of(
+    points: np.ndarray, colors: np.ndarray, support_z: float | None, snap_m: float, config: ProposalConfig
+) -> Proposal:
     lo, hi = points.min(axis=0), points.max(axis=0)
-    if support_z is not None and 0 < lo[2] - support_z <= config.floor_snap_m:
+    if support_z is not None and 0 < lo[2] - support_z <= snap_m:
         lo[2] = support_z
     return Proposal(
         proposal_id=-1,

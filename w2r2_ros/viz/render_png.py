@@ -27,7 +27,7 @@ from w2r2_ros.geometry.boxes import BOX_EDGES, Box3D, box_corners  # noqa: E402
 from w2r2_ros.geometry.transforms import transform_from_quaternion  # noqa: E402
 
 DRAWN_TYPES = {Marker.LINE_LIST, Marker.LINE_STRIP, Marker.CUBE, Marker.TEXT_VIEW_FACING}
-MAX_CLOUD_POINTS = 30000
+MAX_CLOUD_POINTS = 20000
 # Line widths are in metres in RViz; in a figure they become points, scaled so that 1 cm reads as ~1 pt.
 POINTS_PER_METRE = 100.0
 

@@ -1,0 +1,168 @@
+"""Object proposals: hand-built rooms for each rule, then a rendered scene against its ground truth."""
+import numpy as np
+import pytest
+
+from w2r2_ros.geometry.boxes import Box3D, box_iou_matrix
+from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.scene.proposal_recall import best_iou_per_object, stream_synthetic_scene
+from w2r2_ros.scene.proposals import ProposalConfig, cluster_voxels, find_room_planes, propose_objects
+from w2r2_ros.scene.voxel_map import VoxelMap
+
+
+def _surface(lo, hi, rgb, spacing=0.02, skip=()):
+    """Points on the faces of the box [lo, hi] (faces named "-z", "+x", ... in ``skip`` are left out)."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    points = []
+    for axis in range(3):
+        u, v = [a for a in range(3) if a != axis]
+        gu = np.arange(lo[u], hi[u] + 1e-9, spacing)
+        gv = np.arange(lo[v], hi[v] + 1e-9, spacing)
+        uu, vv = np.meshgrid(gu, gv)
+        for sign, value in (("-", lo[axis]), ("+", hi[axis])):
+            if f"{sign}{'xyz'[axis]}" in skip:
+                continue
+            face = np.zeros((uu.size, 3))
+            face[:, u], face[:, v], face[:, axis] = uu.ravel(), vv.ravel(), value
+            points.append(face)
+    points = np.concatenate(points)
+    return points, np.tile(np.asarray(rgb, np.uint8), (len(points), 1))
+
+
+def _fused(parts):
+    """Fuse (points, colours) parts through a VoxelMap, as SceneMemory does."""
+    grid = VoxelMap(voxel_size=0.05)
+    for points, colors in parts:
+        grid.insert(points, colors)
+    return grid.points(), grid.colors()
+
+
+def _room(size=(6.0, 5.0, 2.6)):
+    """Floor, four walls and a ceiling seen from inside (the room's inner faces)."""
+    half = np.array(size) / 2
+    return [_surface([-half[0], -half[1], 0.0], [half[0], half[1], size[2]], (200, 200, 190), spacing=0.04)]
+
+
+def _table(x, y, w=1.2, d=0.8, h=0.75, rgb=(120, 75, 40), hidden=()):
+    """A table; ``hidden`` xy rectangles ((x0, y0), (x1, y1)) of its top are covered by what stands there."""
+    top, top_rgb = _surface([x - w / 2, y - d / 2, h - 0.04], [x + w / 2, y + d / 2, h], rgb, skip=("-z",))
+    seen = np.ones(len(top), dtype=bool)
+    for (x0, y0), (x1, y1) in hidden:
+        seen &= ~((top[:, 2] == h) & (top[:, 0] > x0) & (top[:, 0] < x1) & (top[:, 1] > y0) & (top[:, 1] < y1))
+    parts = [(top[seen], top_rgb[seen])]
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            cx, cy = x + sx * (w / 2 - 0.03), y + sy * (d / 2 - 0.03)
+            parts.append(_surface([cx - 0.03, cy - 0.03, 0.0], [cx + 0.03, cy + 0.03, h - 0.04], rgb, skip=("-z",)))
+    return parts, Box3D(np.array([x, y, h / 2]), np.array([w, d, h]))
+
+
+def _solid(lo, hi, rgb):
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    return [_surface(lo, hi, rgb, skip=("-z",))], Box3D((lo + hi) / 2, hi - lo)
+
+
+def _chair(x, y, rgb=(40, 80, 200)):
+    w = d = 0.5
+    seat_h = 0.45
+    parts = [_surface([x - w / 2, y - d / 2, seat_h - 0.05], [x + w / 2, y + d / 2, seat_h], rgb, skip=("-z",))]
+    parts.append(_surface([x - w / 2, y - d / 2, seat_h], [x + w / 2, y - d / 2 + 0.05, seat_h + 0.45], rgb))
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            cx, cy = x + sx * (w / 2 - 0.02), y + sy * (d / 2 - 0.02)
+            parts.append(_surface([cx - 0.02, cy - 0.02, 0], [cx + 0.02, cy + 0.02, seat_h - 0.05], rgb, skip=("-z",)))
+    return parts, Box3D(np.array([x, y, 0.45]), np.array([w, d, 0.9]))
+
+
+def _floor_lamp(x, y, rgb=(230, 200, 40)):
+    """Base, pole and shade; the shade's underside (which joins the pole) is never seen from above."""
+    parts = [
+        _surface([x - 0.15, y - 0.15, 0], [x + 0.15, y + 0.15, 0.03], rgb, skip=("-z",)),
+        _surface([x - 0.015, y - 0.015, 0.03], [x + 0.015, y + 0.015, 1.4], rgb, skip=("-z", "+z")),
+        _surface([x - 0.2, y - 0.2, 1.4], [x + 0.2, y + 0.2, 1.7], rgb, skip=("-z",)),
+    ]
+    return parts, Box3D(np.array([x, y, 0.85]), np.array([0.4, 0.4, 1.7]))
+
+
+def _best_iou(proposals, box):
+    return float(box_iou_matrix(box.as_array(), np.stack([p.box.as_array() for p in proposals])).max())
+
+
+def test_room_planes_are_found_and_removed():
+    points, colors = _fused(_room())
+    planes = find_room_planes(points.astype(float), ProposalConfig())
+    assert planes.floor_z == pytest.approx(0.0, abs=0.01)
+    assert planes.ceiling_z == pytest.approx(2.6, abs=0.02)
+    assert planes.wall_x == pytest.approx((-3.0, 3.0), abs=0.02)
+    assert planes.wall_y == pytest.approx((-2.5, 2.5), abs=0.02)
+    assert propose_objects(points, colors) == []
+
+
+def test_furniture_becomes_one_proposal_each_with_tight_boxes():
+    table, table_box = _table(0.0, 0.0)
+    chair, chair_box = _chair(1.2, 1.0)
+    # A cabinet against the wall (5 cm gap), which must survive wall removal.
+    cabinet, cabinet_box = _solid([2.35, -1.0, 0.0], [2.95, -0.2, 1.0], (50, 150, 60))
+    lamp, lamp_box = _floor_lamp(-2.0, 1.5)
+    points, colors = _fused(_room() + table + chair + cabinet + lamp)
+    proposals = propose_objects(points, colors)
+    assert len(proposals) == 4
+    assert [p.proposal_id for p in proposals] == [0, 1, 2, 3]
+    for box in (table_box, chair_box, cabinet_box, lamp_box):
+        assert _best_iou(proposals, box) > 0.8
+    green = max(proposals, key=lambda p: p.mean_rgb[1] - p.mean_rgb[0])
+    assert np.allclose(green.mean_rgb, (50, 150, 60), atol=1)
+
+
+def test_objects_standing_on_a_table_are_split_off_it():
+    table, table_box = _table(0.0, 0.0, hidden=[((-0.45, -0.2), (-0.2, 0.05)), ((0.15, 0.0), (0.35, 0.15))])
+    # A box well inside the top, and a "monitor": a thin screen on a small base.
+    box, box_box = _solid([-0.45, -0.2, 0.75], [-0.2, 0.05, 1.0], (200, 40, 40))
+    monitor_parts = [
+        _surface([0.15, 0.0, 0.75], [0.35, 0.15, 0.77], (30, 30, 30), skip=("-z",)),
+        _surface([0.0, 0.06, 0.77], [0.5, 0.1, 1.1], (30, 30, 30)),
+    ]
+    monitor_box = Box3D(np.array([0.25, 0.075, 0.925]), np.array([0.5, 0.15, 0.35]))
+    points, colors = _fused(_room() + table + box + monitor_parts)
+    proposals = propose_objects(points, colors)
+    assert len(proposals) == 3
+    for target in (table_box, box_box, monitor_box):
+        assert _best_iou(proposals, target) > 0.7
+
+
+def test_a_chair_back_is_not_split_from_its_seat():
+    chair, chair_box = _chair(0.0, 0.0)
+    points, colors = _fused(_room() + chair)
+    (proposal,) = propose_objects(points, colors)
+    assert box_iou_matrix(proposal.box.as_array(), chair_box.as_array())[0, 0] > 0.85
+
+
+def test_bad_points_and_empty_clouds():
+    assert propose_objects(np.zeros((0, 3)), None) == []
+    chair, chair_box = _chair(0.0, 0.0)
+    points, colors = _fused(_room() + chair)
+    noisy = np.concatenate([points, [[np.nan, 0, 0], [np.inf, 1, 1], [1e9, 0, 0]]])
+    noisy_colors = np.concatenate([colors, np.zeros((3, 3), np.uint8)])
+    (proposal,) = propose_objects(noisy, noisy_colors)
+    assert np.all(np.isfinite(proposal.box.as_array()))
+    with pytest.raises(ValueError, match="colors"):
+        propose_objects(points, colors[:5])
+
+
+def test_far_apart_points_cluster_without_a_dense_grid():
+    points = np.array([[0.0, 0.0, 0.0], [0.04, 0.0, 0.0], [40000.0, 0.0, 0.0], [-40000.0, 30000.0, 2.0]])
+    labels = cluster_voxels(points, 0.05)
+    assert labels[0] == labels[1] and len(set(labels.tolist())) == 3
+
+
+@pytest.mark.slow
+def test_rendered_scenes_recover_their_objects():
+    """The acceptance criterion: >= 80% of ground-truth objects have a proposal at IoU >= 0.25."""
+    intrinsics = Intrinsics.from_fov(640, 480, 70.0)
+    ious = []
+    for scene_id, seed in (("proposal_test_a", 11), ("proposal_test_b", 12)):
+        memory, scene = stream_synthetic_scene(scene_id, seed, 48, intrinsics)
+        ious.append(best_iou_per_object(memory.snapshot().proposal_boxes(), scene.boxes()))
+    ious = np.concatenate(ious)
+    assert len(ious) >= 10
+    assert np.mean(ious >= 0.25) >= 0.8
+    assert np.mean(ious >= 0.5) >= 0.75
