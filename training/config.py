@@ -67,12 +67,15 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     """One training run. ``best_metric`` names the validation number that picks ``best/``;
-    ``num_threads`` is torch's CPU thread count (0 = torch's default, one per core)."""
+    ``num_threads`` is torch's CPU thread count (0 = torch's default, one per core);
+    ``texts_per_scene``: a batch is made of groups of this many descriptions of one scene,
+    whose keyframes are encoded once (``SampleOrder``; 1 = every sample drawn independently)."""
 
     seed: int = 0
     num_threads: int = 0
     steps: int = 2000
     batch_size: int = 8
+    texts_per_scene: int = 4
     eval_every: int = 250
     eval_batch_size: int = 32
     log_every: int = 10
@@ -85,7 +88,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.num_threads < 0:
             raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
-        for name in ("steps", "batch_size", "eval_every", "eval_batch_size", "log_every"):
+        for name in ("steps", "batch_size", "texts_per_scene", "eval_every", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         mode, _, rest = self.best_metric.partition("/")

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -105,23 +105,38 @@ def seeded_and_deterministic(seed: int) -> Iterator[None]:
 
 
 class SampleOrder:
-    """Which training samples step s uses: an endless concatenation of seeded permutations.
+    """Which training samples step s uses: an endless concatenation of seeded epochs.
 
-    A pure function of (seed, step), so a resumed run needs no data-loader state.
+    An epoch shuffles each scene's samples, cuts them into groups of ``texts_per_scene``
+    and shuffles the groups, so a batch holds several descriptions of each of a few
+    scenes. Their keyframes go through the image encoder once (``DualPass``), which is
+    most of a step's cost, so grouping trains on several times more descriptions per
+    CPU-second (docs/TRAINING.md, "Cost"). A pure function of (seed, step), so a resumed
+    run needs no data-loader state.
     """
 
-    def __init__(self, n_samples: int, batch_size: int, seed: int) -> None:
-        if n_samples < 1:
+    def __init__(self, scene_ids: Sequence[str], batch_size: int, seed: int, texts_per_scene: int = 1) -> None:
+        if len(scene_ids) < 1:
             raise ValueError("SampleOrder: the training split has no samples")
-        self.n_samples, self.batch_size, self.seed = n_samples, batch_size, seed
+        self.n_samples, self.batch_size, self.seed = len(scene_ids), batch_size, seed
+        self.texts_per_scene = texts_per_scene
+        by_scene: dict[str, list[int]] = {}
+        for index, scene_id in enumerate(scene_ids):
+            by_scene.setdefault(scene_id, []).append(index)
+        self._scenes = [np.asarray(indices) for indices in by_scene.values()]
 
     @lru_cache(maxsize=4)
-    def _permutation(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n_samples)
+    def _epoch(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch])
+        groups = []
+        for indices in self._scenes:
+            shuffled = rng.permutation(indices)
+            groups += [shuffled[i : i + self.texts_per_scene] for i in range(0, len(shuffled), self.texts_per_scene)]
+        return np.concatenate([groups[g] for g in rng.permutation(len(groups))])
 
     def batch(self, step: int) -> list[int]:
         start = step * self.batch_size
-        return [int(self._permutation(p // self.n_samples)[p % self.n_samples]) for p in range(start, start + self.batch_size)]
+        return [int(self._epoch(p // self.n_samples)[p % self.n_samples]) for p in range(start, start + self.batch_size)]
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:
@@ -148,20 +163,38 @@ class DualPass(nn.Module):
         self.model = model
 
     def forward(
-        self, inputs: GroundingInputs, text_ids: torch.Tensor, text_mask: torch.Tensor, pseudo_pass: bool
+        self,
+        inputs: GroundingInputs,
+        text_ids: torch.Tensor,
+        text_mask: torch.Tensor,
+        pseudo_pass: bool,
+        scene_rows: torch.Tensor | None = None,
     ) -> tuple[GroundingOutput, GroundingOutput | None]:
+        """``scene_rows`` (B,): for each sample, the first batch row holding the same scene; the keyframes of
+        those rows alone go through the image encoder and their features are shared by the other rows."""
         b, k, p = inputs.patch_valid.shape
-        features = self.model.encode_frames(inputs.frames.flatten(0, 1)).view(b, k, p, -1)
+        if scene_rows is None:
+            scene_rows = torch.arange(b, device=inputs.frames.device)
+        unique_rows, row_of_sample = torch.unique(scene_rows, return_inverse=True)
+        features = self.model.encode_frames(inputs.frames[unique_rows].flatten(0, 1)).view(len(unique_rows), k, p, -1)
+        features = features[row_of_sample]
         fused = self.model(inputs, text_ids, text_mask, patch_features=features)
         pseudo = self.model(inputs, text_ids, text_mask, ablate_3d=True, patch_features=features) if pseudo_pass else None
         return fused, pseudo
+
+
+def first_rows_of_scenes(scene_ids: Sequence[str]) -> torch.Tensor:
+    """(B,) index of the first row with the same scene id: rows of one scene share identical inputs."""
+    first: dict[str, int] = {}
+    return torch.tensor([first.setdefault(scene_id, row) for row, scene_id in enumerate(scene_ids)])
 
 
 def training_step_loss(
     dual: nn.Module, batch: GroundingBatch, config: TrainConfig
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """W2R2 objective of one batch; the baseline (lambda_pl = 0) skips the pseudo pass entirely."""
-    fused, pseudo = dual(batch.inputs, batch.text_ids, batch.text_mask, config.loss.needs_pseudo_pass)
+    scene_rows = first_rows_of_scenes([sample.scene_id for sample in batch.samples]).to(batch.target.device)
+    fused, pseudo = dual(batch.inputs, batch.text_ids, batch.text_mask, config.loss.needs_pseudo_pass, scene_rows)
     # The dataset marks same-class distractors over the N proposals; the logits have N + 1
     # columns ("no target" last), which is never a distractor.
     same_class = torch.nn.functional.pad(batch.same_class_mask, (0, 1), value=False)
@@ -231,7 +264,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
         self.dual, self.optimizer = self.accelerator.prepare(DualPass(model), optimizer)
         self.model: W2R2GroundingModel = self.accelerator.unwrap_model(self.dual).model
-        self.order = SampleOrder(len(self.train_set), config.batch_size, config.seed)
+        self.order = SampleOrder(
+            [sample.scene_id for sample in self.train_set.samples], config.batch_size, config.seed, config.texts_per_scene
+        )
         self.val_indices = evenly_spaced_indices(len(self.val_set), config.data.val_max_samples)
         self.train_log = MetricsLog(self.run_dir, "train_metrics")
         self.val_log = MetricsLog(self.run_dir, "val_metrics")

@@ -38,8 +38,14 @@ class FourierFeatures(nn.Module):
 
 
 class _EncodingMLP(nn.Sequential):
+    """Two linear layers, then LayerNorm: the "Where" vector gets the same scale as the (LayerNorm-ed) "What"
+    patch feature it is added to. Without it the freshly initialised MLP output is several times smaller than
+    the patch feature, and the transformer learns to ignore geometry before it has learned to use it."""
+
     def __init__(self, in_size: int, hidden_size: int) -> None:
-        super().__init__(nn.Linear(in_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+        super().__init__(
+            nn.Linear(in_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size), nn.LayerNorm(hidden_size)
+        )
 
 
 class PointEncoder(nn.Module):

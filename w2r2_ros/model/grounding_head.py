@@ -1,15 +1,21 @@
 """Grounding and category heads on the fused hidden states (W2R2.md, "Fusion")."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from w2r2_ros.model.config import ModelConfig
 
-# Logit given to padded proposals: far below any real score (|cos / tau| <= 1 / tau),
+# Logit given to padded proposals: far below any real score (|cos| * scale <= MAX_LOGIT_SCALE),
 # yet finite so that 0 * logit stays 0 in label-smoothed losses.
 MASKED_LOGIT = -1.0e4
+
+
+# Upper bound of the learned logit scale 1 / tau (CLIP's bound): keeps the softmax from saturating.
+MAX_LOGIT_SCALE = 100.0
 
 
 class GroundingHead(nn.Module):
@@ -17,12 +23,14 @@ class GroundingHead(nn.Module):
 
     q is a projection of the grounding token's hidden state, k_i of object token
     i's. The logits (B, N + 1) put "no target" in the last column, so one softmax
-    covers "which proposal" and "none of them".
+    covers "which proposal" and "none of them". tau is learned as in CLIP: it
+    starts at ``ModelConfig.temperature`` and its inverse is capped at
+    ``MAX_LOGIT_SCALE``; a fixed tau = 0.07 made early training slow (docs/MODEL.md).
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.temperature = config.temperature
+        self.log_logit_scale = nn.Parameter(torch.tensor(-math.log(config.temperature)))
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.no_target = nn.Linear(config.hidden_size, 1)
@@ -33,7 +41,8 @@ class GroundingHead(nn.Module):
         """-> (logits (B, N + 1), unit query (B, D), unit keys (B, N, D))."""
         query = F.normalize(self.query(grounding_state), dim=-1)
         keys = F.normalize(self.key(object_states), dim=-1)
-        scores = torch.einsum("bd,bnd->bn", query, keys) / self.temperature
+        scale = self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        scores = torch.einsum("bd,bnd->bn", query, keys) * scale
         scores = scores.masked_fill(~object_mask, MASKED_LOGIT)
         return torch.cat([scores, self.no_target(grounding_state)], dim=-1), query, keys
 

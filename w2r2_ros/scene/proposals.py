@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import Delaunay
+from scipy.spatial import ConvexHull
 
 from w2r2_ros.geometry.boxes import Box3D
 from w2r2_ros.scene.voxel_map import pack_voxel_keys, unpack_voxel_keys, voxel_index_valid
@@ -299,9 +299,10 @@ def _convex_fill(cells: np.ndarray) -> np.ndarray:
     occupied = np.argwhere(cells)
     if len(occupied) < 3 or np.linalg.matrix_rank(occupied - occupied[0]) < 2:
         return cells
-    hull = Delaunay(occupied)
+    hull = ConvexHull(occupied)
     grid = np.argwhere(np.ones_like(cells))
-    inside = hull.find_simplex(grid, tol=1e-6) >= 0
+    # Inside every facet's half-plane (normal . x + offset <= 0).
+    inside = np.all(grid @ hull.equations[:, :2].T + hull.equations[:, 2] <= 1e-6, axis=1)
     filled = np.zeros_like(cells)
     filled[grid[inside, 0], grid[inside, 1]] = True
     return filled | cells
