@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-qos-depth", type=int, default=5, help="the node's image/cloud reader queue")
     parser.add_argument(
         "--dds-profile",
-        default=str(Path(__file__).with_name("fastdds_shm_large_messages.xml")),
+        default=str(Path(__file__).resolve().parents[1] / "config" / "fastdds_large_messages.xml"),
         help="Fast DDS XML profile for both processes ('' = Fast DDS defaults: images fall back to UDP and get lost)",
     )
     parser.add_argument("--pose-lead-ms", type=float, default=1.0, help="pose published this long before each frame's images")

@@ -37,13 +37,13 @@ N_PROPOSALS = 64
 
 
 class SceneWithProposals:
-    """A real SceneMemory's snapshots (keyframes, fused cloud) with a fixed set of proposals.
+    """A real SceneMemory's snapshots (keyframes, and the fused cloud unless left out) with a fixed set of proposals.
 
     The benchmark fixes N = 64 proposals; a synthetic room yields 10-20 and the
     count the proposal clustering gives for any arranged cloud is its own
     business, so the boxes are set here: an 8 x 8 grid of object-sized boxes
     on the floor. Everything the node does per query is unchanged (it calls
-    ``snapshot()``, which still copies the memory's state under its lock).
+    ``snapshot(include_cloud=False)``, which still copies the memory's state under its lock).
     """
 
     def __init__(self, memory, room_size: np.ndarray, per_side: int = 8, box_m: float = 0.4) -> None:
@@ -58,8 +58,8 @@ class SceneWithProposals:
             for i, (x, y) in enumerate((x, y) for x in xs for y in ys)
         )
 
-    def snapshot(self):
-        return dataclasses.replace(self.memory.snapshot(), proposals=self.proposals)
+    def snapshot(self, include_cloud: bool = True):
+        return dataclasses.replace(self.memory.snapshot(include_cloud), proposals=self.proposals)
 
 
 def build_scene(seed: int):

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE_DIRS = [ROOT / "w2r2_ros", ROOT / "training", ROOT / "launch"]
 GENERATED = ROOT / "w2r2_ros" / "msg"  # rosidl output, covered by rosidl_default_runtime
 OWN_MODULES = {"w2r2_ros", "w2r2_training"}
-DATA_GLOBS = ["launch/*.launch.py", "config/*.yaml", "msg/*.msg", "rviz/*.rviz"]
+DATA_GLOBS = ["launch/*.launch.py", "config/*.yaml", "config/*.xml", "msg/*.msg", "rviz/*.rviz"]
 
 
 def _entry_points() -> dict[str, str]:

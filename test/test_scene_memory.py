@@ -182,3 +182,35 @@ def test_fusion_matches_backprojecting_every_stride_th_pixel():
     snapshot = memory.snapshot()
     assert np.allclose(snapshot.cloud_points, expected.points(), atol=1e-5)
     assert np.array_equal(snapshot.cloud_colors, expected.colors())
+
+
+def test_frames_whose_pose_comes_later_are_fused_when_it_arrives():
+    memory = SceneMemory(SceneMemoryConfig(min_fuse_interval_s=0.0))
+    rgb, depth = _wall_frame()
+    memory.add_pose(0.0, _pose(0.0))
+    assert memory.add_rgbd(0.3, rgb, depth, SMALL).outcome is FrameOutcome.WAITING
+    assert memory.add_rgb(0.38, rgb, SMALL) == []
+    (waiting,) = memory.add_depth(0.38, depth)
+    assert waiting.outcome is FrameOutcome.WAITING and memory.stats().awaiting_pose == 2
+    assert memory.stats().voxels == 0 and memory.take_released() == []
+    assert memory.add_pose(0.35, _pose(0.35)) is None
+    (first,) = memory.take_released()
+    assert first.stamp == 0.3 and first.outcome is FrameOutcome.KEYFRAME
+    assert np.allclose(memory.snapshot().keyframes[0].cam_to_world, _pose(0.35))
+    memory.add_pose(2.0, _pose(2.0))  # 0.38 lies 0.03 s after 0.35: nearest pose within tolerance
+    (second,) = memory.take_released()
+    assert second.stamp == 0.38 and not second.dropped and memory.stats().awaiting_pose == 0
+    memory.add_rgbd(2.5, rgb, depth, SMALL)
+    memory.add_pose(3.0, _pose(3.0))  # never covers 2.5
+    (lost,) = memory.take_released()
+    assert lost.reason is DropReason.NO_POSE and memory.stats().dropped == {DropReason.NO_POSE: 1}
+
+
+def test_snapshot_can_leave_the_cloud_out():
+    memory = SceneMemory()
+    rgb, depth = _wall_frame()
+    memory.add_rgbd(0.0, rgb, depth, SMALL, cam_to_world=_pose(0.0))
+    full, light = memory.snapshot(), memory.snapshot(include_cloud=False)
+    assert len(full.cloud_points) > 0 and full.n_voxels == len(full.cloud_points) == light.n_voxels
+    assert light.cloud_points.shape == (0, 3) and light.cloud_colors.shape == (0, 3)
+    assert len(light.keyframes) == len(full.keyframes) == 1 and light.stamp == full.stamp

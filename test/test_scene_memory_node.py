@@ -9,7 +9,7 @@ from visualization_msgs.msg import Marker
 
 from scene_memory_harness import scene_memory_harness
 from w2r2_ros.geometry.camera import Intrinsics
-from w2r2_ros.ros.conversions import cloud_to_xyz_rgb, stamp_to_seconds
+from w2r2_ros.ros.conversions import cloud_to_xyz_rgb, seconds_to_stamp, stamp_to_seconds
 from w2r2_ros.ros.rgbd_stream_publisher import rgbd_messages
 from w2r2_ros.ros.scene_memory_node import parameter_defaults
 from w2r2_ros.scene.proposal_recall import best_iou_per_object
@@ -101,6 +101,28 @@ def test_params_file_odometry_source_and_bounded_memory(recording):
         stats = h.node.memory.stats()
         assert h.node.frame_outcomes["keyframe"] == 8
         assert stats.keyframes == 3 and 0 < stats.voxels <= 3000
+
+
+def test_images_whose_poses_arrive_later_are_fused_when_the_poses_come(recording):
+    """Over DDS under load the pose callback often runs after the images of the same instant: they wait."""
+    frames = [rgbd_messages(f.rgb, f.depth, recording.intrinsics, pose) for f, pose in zip(recording.frames, recording.poses)][:3]
+    with scene_memory_harness(keyframe_min_translation_m=0.0) as h:
+        for messages, stamp in zip(frames, recording.stamps):
+            for msg in (messages.rgb, messages.depth, messages.camera_info, messages.pose):
+                msg.header.stamp = seconds_to_stamp(float(stamp))
+        h.robot.camera_info.publish(frames[0].camera_info)
+        assert h.wait(lambda: h.received("camera_info") >= 1)
+        for k, messages in enumerate(frames):
+            h.robot.depth.publish(messages.depth)
+            h.robot.rgb.publish(messages.rgb)
+            assert h.wait(lambda: h.node.memory.stats().awaiting_pose == k + 1), h.node.drop_counts
+        assert h.node.frame_outcomes == {} and h.node.drop_counts == {}
+        for messages in frames:
+            h.robot.pose.publish(messages.pose)
+        assert h.wait(lambda: h.node.frame_outcomes.get("keyframe", 0) == 3), (h.node.frame_outcomes, h.node.drop_counts)
+        assert h.node.drop_counts == {} and h.node.memory.stats().awaiting_pose == 0
+        keyframes = h.node.memory.snapshot(include_cloud=False).keyframes
+        assert all(np.allclose(kf.cam_to_world, pose) for kf, pose in zip(keyframes, recording.poses))
 
 
 def test_config_file_lists_every_parameter():

@@ -1,5 +1,6 @@
 """Pairing RGB, depth and pose by timestamp, and why frames are dropped."""
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 
 from w2r2_ros.geometry.camera import Intrinsics
@@ -117,3 +118,65 @@ def test_explicit_pose_skips_the_history_but_is_checked():
     assert np.allclose(outcome.frame.cam_to_world, _yaw(30, 1.0))
     bad = np.full((4, 4), np.inf)
     assert sync.add_rgbd(6.0, RGB, DEPTH, INTRINSICS, cam_to_world=bad).reason is DropReason.INVALID_POSE
+
+
+def test_frame_whose_pose_comes_later_waits_and_is_released_with_it():
+    sync = TimestampSync(tolerance_s=0.05, max_pose_wait_s=1.0)
+    assert sync.add_pose(0.0, _yaw(0, 0.0)) is None
+    assert sync.add_rgbd(0.30, RGB, DEPTH, INTRINSICS).waiting
+    assert sync.add_depth(0.33, DEPTH) == []
+    (paired,) = sync.add_rgb(0.33, RGB, INTRINSICS)
+    assert paired.waiting and paired.stamp == 0.33
+    assert sync.awaiting_pose() == 2 and sync.take_released() == []
+    assert sync.add_pose(0.31, _yaw(0, 0.31)) is None  # covers 0.30 (nearest: 0.0 is too far)
+    (first,) = sync.take_released()
+    assert first.stamp == 0.30 and np.allclose(first.frame.cam_to_world, _yaw(0, 0.31))
+    assert first.frame.rgb is RGB and first.frame.intrinsics == INTRINSICS
+    assert sync.add_pose(0.35, _yaw(40, 0.35)) is None  # 0.33 lies between 0.31 and 0.35: interpolated
+    (second,) = sync.take_released()
+    assert np.allclose(second.frame.cam_to_world[:3, 3], [0.33, 0.0, 0.0])
+    assert np.isclose(motion_between(_yaw(0, 0.0), second.frame.cam_to_world)[1], 20.0)
+    assert sync.awaiting_pose() == 0 and sync.take_released() == []
+
+
+def test_frame_whose_pose_never_covers_it_is_dropped_when_a_newer_pose_arrives():
+    sync = TimestampSync(tolerance_s=0.05, max_pose_wait_s=1.0)
+    sync.add_pose(0.0, np.eye(4))
+    assert sync.add_rgbd(0.30, RGB, DEPTH, INTRINSICS).waiting
+    sync.add_pose(0.2, np.eye(4))  # still before the frame: it keeps waiting
+    assert sync.take_released() == [] and sync.awaiting_pose() == 1
+    sync.add_pose(0.5, np.eye(4))  # 0.2 s after the frame, 0.1 s before: no pose within tolerance
+    (dropped,) = sync.take_released()
+    assert dropped.stamp == 0.30 and dropped.frame is None and dropped.reason is DropReason.NO_POSE
+    # Older than the pose history, or far ahead of a stalled pose stream: dropped at once, as before.
+    assert sync.add_rgbd(0.35, RGB, DEPTH, INTRINSICS).reason is DropReason.NO_POSE
+    assert sync.add_rgbd(1.6, RGB, DEPTH, INTRINSICS).reason is DropReason.NO_POSE
+    assert sync.awaiting_pose() == 0
+
+
+def test_frames_waiting_for_their_pose_time_out_and_stay_bounded():
+    sync = TimestampSync(tolerance_s=0.05, max_pose_wait_s=0.5, max_pose_wait_frames=3)
+    for stamp in (0.0, 0.1, 0.2, 0.3, 0.4):  # no pose yet at all (start-up): frames wait
+        assert sync.add_rgbd(stamp, RGB, DEPTH, INTRINSICS).waiting
+    overflow = sync.take_released()
+    assert [(o.stamp, o.reason) for o in overflow] == [(0.0, DropReason.POSE_QUEUE_FULL), (0.1, DropReason.POSE_QUEUE_FULL)]
+    assert sync.awaiting_pose() == 3
+    assert sync.add_rgbd(0.85, RGB, DEPTH, INTRINSICS).waiting  # 0.2 and 0.3 have now waited over 0.5 s
+    assert [(o.stamp, o.reason) for o in sync.take_released()] == [(0.2, DropReason.POSE_TIMEOUT), (0.3, DropReason.POSE_TIMEOUT)]
+    sync.add_pose(0.86, np.eye(4))
+    released = sync.take_released()
+    assert [o.stamp for o in released] == [0.4, 0.85]
+    assert released[0].reason is DropReason.NO_POSE and released[1].frame is not None
+    sync.add_rgbd(0.9, RGB, DEPTH, INTRINSICS)
+    sync.reset()
+    assert sync.awaiting_pose() == 0 and sync.take_released() == []
+
+
+def test_waiting_is_off_by_default_and_parameters_are_checked():
+    sync = TimestampSync(tolerance_s=0.05)
+    sync.add_pose(0.0, np.eye(4))
+    assert sync.add_rgbd(0.3, RGB, DEPTH, INTRINSICS).reason is DropReason.NO_POSE
+    with pytest.raises(ValueError, match="max_pose_wait_s"):
+        TimestampSync(max_pose_wait_s=-1.0)
+    with pytest.raises(ValueError, match="max_pose_wait_frames"):
+        TimestampSync(max_pose_wait_frames=0)

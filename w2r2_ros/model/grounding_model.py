@@ -114,11 +114,12 @@ class W2R2GroundingModel(nn.Module):
         grounding_state, object_states = self.fusion(
             self.word_embeddings(text_ids), text_mask, video, video_mask, objects, inputs.object_mask
         )
-        logits, query, keys = self.grounding_head(grounding_state, object_states, inputs.object_mask)
+        category_logits = self.category_head(object_states)
+        logits, query, keys = self.grounding_head(grounding_state, object_states, inputs.object_mask, category_logits)
         return GroundingOutput(
             logits=logits,
             object_mask=inputs.object_mask,
-            category_logits=self.category_head(object_states),
+            category_logits=category_logits,
             query_embedding=query,
             object_embeddings=keys,
         )

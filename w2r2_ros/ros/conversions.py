@@ -6,13 +6,17 @@ validates the message it is given and raises :class:`InvalidMessage` (or its
 subclass :class:`UnsupportedEncoding`) with one line naming the field and the
 problem, so a node can log it and drop the frame.
 
+Reading Image, CameraInfo and Pose fields is shared with bag reading and lives
+in ``w2r2_ros.sensors`` (no rclpy there); it is re-exported here so that the
+nodes find every message conversion in one place. This module adds what needs
+the rclpy message types: building messages, stamps, PointCloud2 layouts.
+
 Conventions follow ``w2r2_ros.geometry``: RGB is uint8 (H, W, 3) in RGB order,
 depth is float32 metres with 0 or NaN invalid, poses are 4x4 camera-to-map.
 """
 from __future__ import annotations
 
 import array
-import sys
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -22,19 +26,46 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from w2r2_ros.geometry.camera import Intrinsics
-from w2r2_ros.geometry.transforms import quaternion_from_transform, transform_from_quaternion
+from w2r2_ros.geometry.transforms import quaternion_from_transform
+from w2r2_ros.sensors.camera_codec import camera_info_to_intrinsics, pose_to_matrix
+from w2r2_ros.sensors.errors import InvalidMessage, UnsupportedEncoding
+from w2r2_ros.sensors.image_codec import (
+    DEPTH_ENCODINGS,
+    RGB_ENCODINGS,
+    depth_pixels,
+    image_to_depth,
+    image_to_rgb,
+    is_big_endian,
+    rgb_pixels,
+)
 
+__all__ = [  # the re-exported readers, and everything defined here
+    "DEPTH_ENCODINGS",
+    "RGB_ENCODINGS",
+    "InvalidMessage",
+    "UnsupportedEncoding",
+    "camera_info_to_intrinsics",
+    "cloud_to_structured",
+    "cloud_to_xyz_rgb",
+    "depth_to_image",
+    "image_to_depth",
+    "image_to_rgb",
+    "intrinsics_to_camera_info",
+    "make_header",
+    "matrix_to_odometry",
+    "matrix_to_pose",
+    "matrix_to_pose_stamped",
+    "odometry_to_matrix",
+    "pack_rgb",
+    "pose_stamped_to_matrix",
+    "pose_to_matrix",
+    "rgb_to_image",
+    "seconds_to_stamp",
+    "stamp_to_seconds",
+    "structured_to_cloud",
+    "xyz_rgb_to_cloud",
+]
 
-class InvalidMessage(ValueError):
-    """A message whose fields are inconsistent or unusable (sizes, steps, layout, values)."""
-
-
-class UnsupportedEncoding(InvalidMessage):
-    """An image encoding this package does not read."""
-
-
-RGB_ENCODINGS = ("rgb8", "bgr8")
-DEPTH_ENCODINGS = ("16UC1", "32FC1")
 
 # PointField datatype -> numpy scalar type (byte order is added from is_bigendian).
 _POINTFIELD_DTYPES = {
@@ -70,75 +101,20 @@ def make_header(stamp: float | Time, frame_id: str) -> Header:
 
 # --- images -----------------------------------------------------------------
 
-def _image_pixels(msg: Image, dtype: np.dtype, channels: int) -> np.ndarray:
-    """The (H, W[, C]) pixel array of ``msg``, honouring ``step`` (row padding) and ``is_bigendian``."""
-    height, width = int(msg.height), int(msg.width)
-    if height == 0 or width == 0:
-        raise InvalidMessage(f"Image: empty image {width}x{height} ({msg.encoding})")
-    dtype = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    row_bytes = width * channels * dtype.itemsize
-    if msg.step < row_bytes:
-        raise InvalidMessage(f"Image: step {msg.step} < width*channels*bytes {row_bytes} ({msg.encoding} {width}x{height})")
-    if len(msg.data) != msg.step * height:
-        raise InvalidMessage(
-            f"Image: data length {len(msg.data)} != step*height {msg.step * height} ({msg.encoding} {width}x{height})"
-        )
-    raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, msg.step)[:, :row_bytes]
-    pixels = np.ascontiguousarray(raw).view(dtype).astype(dtype.newbyteorder("="), copy=False)
-    return pixels.reshape((height, width, channels) if channels > 1 else (height, width))
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """A colour image (rgb8 or bgr8) as uint8 (H, W, 3) in RGB order."""
-    if msg.encoding not in RGB_ENCODINGS:
-        raise UnsupportedEncoding(f"Image: colour encoding '{msg.encoding}' not supported (use one of {RGB_ENCODINGS})")
-    pixels = _image_pixels(msg, np.uint8, 3)
-    return np.ascontiguousarray(pixels[..., ::-1]) if msg.encoding == "bgr8" else pixels
-
-
-def image_to_depth(msg: Image) -> np.ndarray:
-    """A depth image as float32 metres (H, W); 16UC1 is millimetres with 0 invalid, 32FC1 is metres."""
-    if msg.encoding == "16UC1":
-        return _image_pixels(msg, np.uint16, 1).astype(np.float32) * np.float32(0.001)
-    if msg.encoding == "32FC1":
-        return _image_pixels(msg, np.float32, 1).astype(np.float32, copy=True)
-    raise UnsupportedEncoding(f"Image: depth encoding '{msg.encoding}' not supported (use one of {DEPTH_ENCODINGS})")
-
-
 def rgb_to_image(rgb: np.ndarray, stamp: float | Time, frame_id: str, encoding: str = "rgb8") -> Image:
     """An Image (rgb8 or bgr8, no row padding) from uint8 (H, W, 3) RGB."""
-    if encoding not in RGB_ENCODINGS:
-        raise UnsupportedEncoding(f"rgb_to_image: encoding '{encoding}' not supported (use one of {RGB_ENCODINGS})")
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb_to_image: expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
-    pixels = rgb[..., ::-1] if encoding == "bgr8" else rgb
-    return _make_image(np.ascontiguousarray(pixels), stamp, frame_id, encoding)
+    return _make_image(rgb_pixels(rgb, encoding), stamp, frame_id, encoding)
 
 
 def depth_to_image(depth: np.ndarray, stamp: float | Time, frame_id: str, encoding: str = "32FC1") -> Image:
     """An Image from float metres: 32FC1 as is, or 16UC1 millimetres (invalid and out-of-range -> 0)."""
-    depth = np.asarray(depth, dtype=np.float32)
-    if depth.ndim != 2:
-        raise ValueError(f"depth_to_image: expected (H, W), got {depth.shape}")
-    if encoding == "32FC1":
-        pixels = depth
-    elif encoding == "16UC1":
-        mm = np.nan_to_num(depth * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
-        pixels = np.where((mm > 0) & (mm <= np.iinfo(np.uint16).max), np.rint(mm), 0).astype(np.uint16)
-    else:
-        raise UnsupportedEncoding(f"depth_to_image: encoding '{encoding}' not supported (use one of {DEPTH_ENCODINGS})")
-    return _make_image(np.ascontiguousarray(pixels), stamp, frame_id, encoding)
-
-
-def _is_big_endian(dtype: np.dtype) -> bool:
-    return dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big")
+    return _make_image(depth_pixels(depth, encoding), stamp, frame_id, encoding)
 
 
 def _make_image(pixels: np.ndarray, stamp: float | Time, frame_id: str, encoding: str) -> Image:
     height, width = pixels.shape[:2]
     msg = Image(header=make_header(stamp, frame_id), height=height, width=width, encoding=encoding)
-    msg.is_bigendian = int(_is_big_endian(pixels.dtype))
+    msg.is_bigendian = int(is_big_endian(pixels.dtype))
     msg.step = pixels.strides[0]
     # array.array('B', bytes) is a memcpy; assigning a list would check every byte.
     msg.data = array.array("B", pixels.tobytes())
@@ -146,17 +122,6 @@ def _make_image(pixels: np.ndarray, stamp: float | Time, frame_id: str, encoding
 
 
 # --- camera info ------------------------------------------------------------
-
-def camera_info_to_intrinsics(msg: CameraInfo) -> Intrinsics:
-    """Pinhole intrinsics from CameraInfo.k (distortion is ignored: images are assumed rectified)."""
-    k = np.asarray(msg.k, dtype=np.float64)
-    fx, fy, cx, cy = k[0], k[4], k[2], k[5]
-    if not np.all(np.isfinite([fx, fy, cx, cy])) or fx <= 0 or fy <= 0:
-        raise InvalidMessage(f"CameraInfo: k has invalid focal lengths fx={fx} fy={fy} (or non-finite centre)")
-    if msg.width == 0 or msg.height == 0:
-        raise InvalidMessage(f"CameraInfo: empty image size {msg.width}x{msg.height}")
-    return Intrinsics(fx=float(fx), fy=float(fy), cx=float(cx), cy=float(cy), width=int(msg.width), height=int(msg.height))
-
 
 def intrinsics_to_camera_info(intrinsics: Intrinsics, stamp: float | Time, frame_id: str) -> CameraInfo:
     """CameraInfo of an undistorted pinhole camera (plumb_bob with zero distortion)."""
@@ -176,18 +141,6 @@ def intrinsics_to_camera_info(intrinsics: Intrinsics, stamp: float | Time, frame
 
 
 # --- poses ------------------------------------------------------------------
-
-def pose_to_matrix(pose: Pose) -> np.ndarray:
-    """geometry_msgs/Pose as a 4x4 float64 transform (child-to-parent, i.e. camera-to-map for a camera pose)."""
-    t = [pose.position.x, pose.position.y, pose.position.z]
-    q = [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]
-    if not np.all(np.isfinite(t)):
-        raise InvalidMessage(f"Pose: non-finite position {t}")
-    try:
-        return transform_from_quaternion(np.asarray(t), np.asarray(q))
-    except ValueError as error:
-        raise InvalidMessage(f"Pose: orientation: {error}") from error
-
 
 def pose_stamped_to_matrix(msg: PoseStamped) -> np.ndarray:
     """The camera-to-map transform carried by a PoseStamped."""
@@ -303,7 +256,7 @@ def structured_to_cloud(points: np.ndarray, stamp: float | Time, frame_id: str) 
         if base.name not in _NUMPY_TO_POINTFIELD:
             raise ValueError(f"structured_to_cloud: field '{name}' has dtype {base} with no PointField type")
         fields.append(PointField(name=name, offset=offset, datatype=_NUMPY_TO_POINTFIELD[base.name], count=count))
-    big_endian = any(_is_big_endian(points.dtype.fields[n][0].base) for n in points.dtype.names)
+    big_endian = any(is_big_endian(points.dtype.fields[n][0].base) for n in points.dtype.names)
     msg = PointCloud2(header=make_header(stamp, frame_id), height=1, width=len(points), fields=fields)
     msg.is_bigendian = big_endian
     msg.point_step = points.dtype.itemsize

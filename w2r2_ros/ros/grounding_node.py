@@ -8,7 +8,8 @@ person understands. It is never silent.
 
 Threading: the subscription callbacks only validate and enqueue (a bounded
 queue; full -> STATUS_BUSY), and one worker thread runs the model on a
-``SceneMemory.snapshot()``. So a query never blocks the executor that feeds the
+``SceneMemory.snapshot(include_cloud=False)`` (keyframes and proposals; the
+fused cloud is not copied). So a query never blocks the executor that feeds the
 scene memory node its sensor streams, and a burst is queued up to
 ``queue_size`` and then refused, each query answered.
 
@@ -58,7 +59,7 @@ STATUS_NAMES = {
 class SnapshotSource(Protocol):
     """Where the node reads the scene: ``SceneMemory`` (shared with the scene memory node)."""
 
-    def snapshot(self) -> SceneSnapshot: ...
+    def snapshot(self, include_cloud: bool = True) -> SceneSnapshot: ...
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ class GroundingNode(Node):
             self._publish(result, snapshot)
 
     def _answer(self, job: _Job) -> tuple[GroundingResult, SceneSnapshot | None]:
-        snapshot = self.memory.snapshot()
+        snapshot = self.memory.snapshot(include_cloud=False)  # the model reads keyframes and proposals only
         if not snapshot.keyframes:
             return self._result(job.query_id, job.text, GroundingResult.STATUS_NO_FRAMES,
                                 "no keyframes received yet: is the camera streaming RGB, depth and pose?"), None

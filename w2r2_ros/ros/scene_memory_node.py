@@ -12,6 +12,10 @@ Poses come from ``geometry_msgs/PoseStamped`` (``pose_source: pose``) or
 *optical* frame in ``map_frame``. ``/tf`` is not read: its type
 ``tf2_msgs/TFMessage`` has no wheel in this environment (docs ENVIRONMENT.md);
 on a robot, publish the camera pose on a topic (e.g. from a small tf listener).
+A frame whose pose has not arrived yet (poses are often processed after the
+images of the same instant) waits up to ``max_pose_wait_s`` for it in the
+memory; when a later pose settles it, the outcome is counted and logged like
+any other.
 
 Bad input (unsupported encodings, size mismatches, all-invalid depth, missing
 camera_info, no pose within the sync tolerance, unusable clouds, stamps going
@@ -56,7 +60,7 @@ from w2r2_ros.ros.interfaces import ObjectProposalArray
 from w2r2_ros.ros.proposal_markers import proposals_to_array, proposals_to_marker_array
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
 from w2r2_ros.scene.keyframes import KeyframePolicy
-from w2r2_ros.scene.memory import IngestStatus, SceneMemory, SceneMemoryConfig
+from w2r2_ros.scene.memory import FrameOutcome, IngestStatus, SceneMemory, SceneMemoryConfig
 from w2r2_ros.scene.proposals import ProposalConfig
 
 POSE_SOURCES = ("pose", "odometry")
@@ -84,6 +88,8 @@ def parameter_defaults() -> dict[str, object]:
         "pose_qos_depth": 200,
         "warning_period_s": 5.0,
         "sync_tolerance_s": memory.sync_tolerance_s,
+        "max_pose_wait_s": memory.max_pose_wait_s,
+        "max_pose_wait_frames": memory.max_pose_wait_frames,
         "max_keyframes": memory.max_keyframes,
         "keyframe_min_translation_m": policy.min_translation_m,
         "keyframe_min_rotation_deg": policy.min_rotation_deg,
@@ -94,6 +100,7 @@ def parameter_defaults() -> dict[str, object]:
         "min_depth_m": memory.min_depth_m,
         "max_depth_m": memory.max_depth_m,
         "min_fuse_interval_s": memory.min_fuse_interval_s,
+        "proposal_min_hits": memory.proposal_min_hits,
         "proposal_min_cluster_voxels": proposals.min_cluster_voxels,
     }
 
@@ -163,7 +170,8 @@ class SceneMemoryNode(Node):
             f"rgb {p['rgb_topic']}, depth {p['depth_topic']}, camera_info {p['camera_info_topic']}, "
             f"{p['pose_source']} {pose_topic}, cloud {p['cloud_topic']} -> {p['fused_cloud_topic']}, "
             f"{p['proposal_markers_topic']}, {p['proposal_array_topic']} at {p['publish_rate_hz']} Hz in '{self.map_frame}'; "
-            f"sync {config.sync_tolerance_s} s, K={config.max_keyframes}, voxel {config.voxel_size} m "
+            f"sync {config.sync_tolerance_s} s (frames wait up to {config.max_pose_wait_s} s for their pose), "
+            f"K={config.max_keyframes}, voxel {config.voxel_size} m "
             f"(max {config.max_voxels}), depth stride {config.depth_stride}"
         )
 
@@ -187,7 +195,8 @@ class SceneMemoryNode(Node):
 
     @property
     def frame_outcomes(self) -> dict[str, int]:
-        """Synced frames per outcome: ``keyframe``, ``fused``, ``skipped`` (drops are in drop_counts)."""
+        """Synced frames per outcome: ``keyframe``, ``fused``, ``skipped`` (drops are in drop_counts); a frame
+        that waited for its pose is counted when the pose arrives."""
         with self._lock:
             return dict(self._outcomes)
 
@@ -215,7 +224,7 @@ class SceneMemoryNode(Node):
             if status.dropped:
                 assert status.reason is not None
                 self._drop(status.reason.name.lower(), str(status))
-            else:
+            elif status.outcome is not FrameOutcome.WAITING:  # counted once, when its pose settles it
                 with self._lock:
                     self._outcomes[status.outcome.value] += 1
 
@@ -252,6 +261,7 @@ class SceneMemoryNode(Node):
         reason = self._memory.add_pose(stamp_to_seconds(header.stamp), cam_to_map)
         if reason is not None:
             self._drop(reason.name.lower(), f"{stream} at {stamp_to_seconds(header.stamp):.3f}: {reason.value}")
+        self._record(self._memory.take_released())  # the frames that were waiting for this pose
 
     def _camera(self, stream: str, msg: Image) -> Intrinsics | None:
         """The current intrinsics if the image matches them; otherwise drop it and say why."""
@@ -305,6 +315,7 @@ class SceneMemoryNode(Node):
             self._record(add())
         except ValueError as error:  # SceneMemory's one-line check of a frame it cannot fuse
             self._drop("invalid_frame", str(error))
+        self._record(self._memory.take_released())  # frames that gave up waiting for their pose
 
     def _on_cloud(self, msg: PointCloud2) -> None:
         started = time.perf_counter()
@@ -325,14 +336,15 @@ class SceneMemoryNode(Node):
     def _publish(self) -> None:
         started = time.perf_counter()
         proposals = self._memory.update_proposals()
-        snapshot = self._memory.snapshot()
+        cloud_wanted = self._cloud_pub.get_subscription_count() > 0
+        snapshot = self._memory.snapshot(include_cloud=cloud_wanted)
         header = make_header(snapshot.stamp if snapshot.stamp is not None else self.get_clock().now().to_msg(), self.map_frame)
-        if self._cloud_pub.get_subscription_count() > 0:
+        if cloud_wanted:
             self._cloud_pub.publish(xyz_rgb_to_cloud(snapshot.cloud_points, snapshot.cloud_colors, header.stamp, self.map_frame))
         self._markers_pub.publish(proposals_to_marker_array(proposals, header))
-        self._array_pub.publish(proposals_to_array(proposals, header, len(snapshot.keyframes), len(snapshot.cloud_points)))
+        self._array_pub.publish(proposals_to_array(proposals, header, len(snapshot.keyframes), snapshot.n_voxels))
         self.get_logger().debug(
-            f"memory: {len(snapshot.keyframes)} keyframes, {len(snapshot.cloud_points)} voxels, "
+            f"memory: {len(snapshot.keyframes)} keyframes, {snapshot.n_voxels} voxels, "
             f"{len(proposals)} proposals; drops {self.drop_counts}"
         )
         self._timed("publish", started)
@@ -343,6 +355,8 @@ def _memory_config(p: dict[str, object]) -> SceneMemoryConfig:
     return dataclasses.replace(
         defaults,
         sync_tolerance_s=float(p["sync_tolerance_s"]),
+        max_pose_wait_s=float(p["max_pose_wait_s"]),
+        max_pose_wait_frames=int(p["max_pose_wait_frames"]),
         max_keyframes=int(p["max_keyframes"]),
         keyframe_policy=KeyframePolicy(
             min_translation_m=float(p["keyframe_min_translation_m"]),
@@ -355,6 +369,7 @@ def _memory_config(p: dict[str, object]) -> SceneMemoryConfig:
         min_depth_m=float(p["min_depth_m"]),
         max_depth_m=float(p["max_depth_m"]),
         min_fuse_interval_s=float(p["min_fuse_interval_s"]),
+        proposal_min_hits=int(p["proposal_min_hits"]),
         # Clustering runs on the fusion grid: components are only connected at the voxel size they were fused at.
         proposals=dataclasses.replace(
             defaults.proposals, voxel_size=float(p["voxel_size"]), min_cluster_voxels=int(p["proposal_min_cluster_voxels"])

@@ -3,13 +3,19 @@
 The scene memory node writes (poses, images, clouds) while the grounding node
 reads (:meth:`SceneMemory.snapshot`); one lock guards every state change and
 every snapshot, so a reader never sees a half-updated state. Snapshots hold
-copies or read-only arrays. Every buffer is bounded: poses and pending images
-(``TimestampSync``), keyframes (``KeyframeBuffer``), voxels (``VoxelMap``).
+copies or read-only arrays. Every buffer is bounded: poses, pending images and
+frames waiting for their pose (``TimestampSync``), keyframes (``KeyframeBuffer``),
+voxels (``VoxelMap``).
+
+A frame whose pose has not arrived yet waits (``max_pose_wait_s``, see
+``sync.py``): its writer gets a ``WAITING`` status, and the final status (fused,
+or dropped and why) comes out of :meth:`SceneMemory.take_released` after the
+call that settled it (usually :meth:`SceneMemory.add_pose`).
 """
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -30,6 +36,11 @@ class SceneMemoryConfig:
     sync_tolerance_s: float = 0.05
     max_pending_images: int = 8
     max_poses: int = 512
+    # A frame newer than the newest pose waits this long (in image-stamp time) for its pose: over DDS
+    # under load poses arrive 0.1-1.2 s after their images (bench/ingest.py). 0: look up at once.
+    max_pose_wait_s: float = 1.0
+    # At most this many frames wait for their pose (~2 MB each at 640x480: ~70 MB); the oldest is dropped beyond.
+    max_pose_wait_frames: int = 32
     keyframe_policy: KeyframePolicy = field(default_factory=KeyframePolicy)
     max_keyframes: int = 32
     voxel_size: float = 0.05
@@ -49,10 +60,15 @@ class SceneMemoryConfig:
     proposal_match_iou: float = 0.25
 
 
+# Unread statuses of frames released after waiting for their pose (take_released); ~30 s at 30 Hz.
+_MAX_RELEASED = 1024
+
+
 class FrameOutcome(Enum):
     KEYFRAME = "keyframe"  # stored as a keyframe and fused
     FUSED = "fused"  # fused into the voxel map only
     SKIPPED = "skipped"  # synced, but neither a keyframe nor due for fusion (min_fuse_interval_s)
+    WAITING = "waiting"  # paired, waiting for its pose; its final status comes from take_released()
     DROPPED = "dropped"  # see the reason
 
 
@@ -77,9 +93,10 @@ class SceneSnapshot:
 
     keyframes: tuple[Keyframe, ...]
     proposals: tuple[Proposal, ...]
-    cloud_points: np.ndarray
+    cloud_points: np.ndarray  # (0, 3) when taken with include_cloud=False
     cloud_colors: np.ndarray
     stamp: float | None
+    n_voxels: int  # voxels in the memory, whether or not the cloud was copied
 
     def proposal_boxes(self) -> np.ndarray:
         """Proposal boxes as an (N, 6) array, in ``proposals`` order."""
@@ -95,6 +112,7 @@ class MemoryStats:
     proposals: int
     pending_images: int
     poses: int
+    awaiting_pose: int
     dropped: dict[DropReason, int]
 
 
@@ -133,7 +151,13 @@ class SceneMemory:
             )
         self.config = config
         self._lock = threading.Lock()
-        self._sync = TimestampSync(config.sync_tolerance_s, config.max_pending_images, config.max_poses)
+        self._sync = TimestampSync(
+            config.sync_tolerance_s,
+            config.max_pending_images,
+            config.max_poses,
+            config.max_pose_wait_s,
+            config.max_pose_wait_frames,
+        )
         self._keyframes = KeyframeBuffer(config.max_keyframes)
         self._voxels = VoxelMap(config.voxel_size, config.max_voxels)
         self._proposals: tuple[Proposal, ...] = ()
@@ -141,15 +165,22 @@ class SceneMemory:
         self._last_fused_stamp = -np.inf
         self._stamp: float | None = None
         self._dropped: Counter[DropReason] = Counter()
+        # Final statuses of frames that waited for their pose, until take_released(); bounded so that a
+        # writer that never reads them cannot grow it (they are counted in stats() all the same).
+        self._released: deque[IngestStatus] = deque(maxlen=_MAX_RELEASED)
 
     # --- writers -------------------------------------------------------------------------------
 
     def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> DropReason | None:
-        """Record the camera (optical frame) pose at ``stamp``; returns why it was rejected, or None."""
+        """Record the camera (optical frame) pose at ``stamp``; returns why it was rejected, or None.
+
+        Frames that were waiting for this pose are fused (or dropped) now; see :meth:`take_released`.
+        """
         with self._lock:
             reason = self._sync.add_pose(stamp, cam_to_world)
             if reason is not None:
                 self._dropped[reason] += 1
+            self._ingest_released()
             return reason
 
     def add_rgbd(
@@ -160,23 +191,30 @@ class SceneMemory:
         intrinsics: Intrinsics,
         cam_to_world: np.ndarray | None = None,
     ) -> IngestStatus:
-        """Ingest a registered RGB-D pair; without ``cam_to_world`` the pose comes from :meth:`add_pose`'s history."""
+        """Ingest a registered RGB-D pair; without ``cam_to_world`` the pose comes from :meth:`add_pose`'s history
+        (``WAITING``: the pose is still to come)."""
         _check_images(rgb, depth, intrinsics)
         with self._lock:
-            return self._ingest(self._sync.add_rgbd(stamp, rgb, depth, intrinsics, cam_to_world))
+            status = self._ingest(self._sync.add_rgbd(stamp, rgb, depth, intrinsics, cam_to_world))
+            self._ingest_released()
+            return status
 
     def add_rgb(self, stamp: float, rgb: np.ndarray, intrinsics: Intrinsics) -> list[IngestStatus]:
         """Ingest a colour image alone; it waits for its depth partner. Returns the frames this completed or
         dropped (empty: the image is waiting)."""
         _check_images(rgb, None, intrinsics)
         with self._lock:
-            return [self._ingest(o) for o in self._sync.add_rgb(stamp, rgb, intrinsics)]
+            statuses = [self._ingest(o) for o in self._sync.add_rgb(stamp, rgb, intrinsics)]
+            self._ingest_released()
+            return statuses
 
     def add_depth(self, stamp: float, depth: np.ndarray) -> list[IngestStatus]:
         """Ingest a depth image (registered to the colour camera) alone; see :meth:`add_rgb`."""
         _check_images(None, depth, None)
         with self._lock:
-            return [self._ingest(o) for o in self._sync.add_depth(stamp, depth)]
+            statuses = [self._ingest(o) for o in self._sync.add_depth(stamp, depth)]
+            self._ingest_released()
+            return statuses
 
     def add_cloud(self, stamp: float, points: np.ndarray, colors: np.ndarray | None = None) -> int:
         """Fuse a point cloud already in ``map`` (N, 3) with optional uint8 RGB; returns the points fused
@@ -213,16 +251,31 @@ class SceneMemory:
             self._last_fused_stamp = -np.inf
             self._stamp = None
             self._dropped.clear()
+            self._released.clear()
 
     # --- readers -------------------------------------------------------------------------------
 
-    def snapshot(self) -> SceneSnapshot:
+    def take_released(self) -> list[IngestStatus]:
+        """Final statuses (fused or dropped) of frames that had waited for their pose, since the last call."""
         with self._lock:
-            points = self._voxels.points()
-            colors = self._voxels.colors()
+            released = list(self._released)
+            self._released.clear()
+            return released
+
+    def snapshot(self, include_cloud: bool = True) -> SceneSnapshot:
+        """A consistent copy of the scene. ``include_cloud=False`` leaves the fused cloud out (empty arrays):
+        copying up to ``max_voxels`` points costs milliseconds under the lock that ingest waits on, and
+        the grounding model reads only keyframes and proposals."""
+        with self._lock:
+            if include_cloud:
+                points, colors = self._voxels.points(), self._voxels.colors()
+            else:
+                points, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
             points.setflags(write=False)
             colors.setflags(write=False)
-            return SceneSnapshot(self._keyframes.keyframes(), self._proposals, points, colors, self._stamp)
+            return SceneSnapshot(
+                self._keyframes.keyframes(), self._proposals, points, colors, self._stamp, len(self._voxels)
+            )
 
     def stats(self) -> MemoryStats:
         with self._lock:
@@ -232,12 +285,18 @@ class SceneMemory:
                 proposals=len(self._proposals),
                 pending_images=self._sync.pending(),
                 poses=len(self._sync.poses),
+                awaiting_pose=self._sync.awaiting_pose(),
                 dropped=dict(self._dropped),
             )
 
     # --- internals (called with the lock held) -------------------------------------------------
 
+    def _ingest_released(self) -> None:
+        self._released.extend(self._ingest(outcome) for outcome in self._sync.take_released())
+
     def _ingest(self, outcome: SyncOutcome) -> IngestStatus:
+        if outcome.waiting:
+            return IngestStatus(outcome.stamp, FrameOutcome.WAITING)
         if outcome.frame is None:
             assert outcome.reason is not None
             self._dropped[outcome.reason] += 1

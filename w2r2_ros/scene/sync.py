@@ -4,9 +4,22 @@ RGB and depth arrive as separate streams: each image waits (in a bounded
 queue) for its partner within ``tolerance_s``. The pose of a pair comes from a
 bounded pose history: interpolated (linear translation, slerp rotation) when
 the stamp lies between two poses that are both within tolerance, else the
-nearest pose within tolerance, else the frame is dropped. Lookup is immediate,
-never deferred: a frame newer than every pose by more than the tolerance is
-dropped with ``NO_POSE`` (publish poses at least as fast as images).
+nearest pose within tolerance, else the frame is dropped with ``NO_POSE``.
+
+Poses often arrive *after* their images: over DDS under load a pose callback
+runs 0.1-1.2 s after the images of the same instant (bench/ingest.py saw 20-57 %
+of frames lost when lookup was immediate). So a pair newer than the newest pose
+waits, in a queue of at most ``max_pose_wait_frames``, until a pose at or after
+its stamp arrives; that pose settles it for good (later poses are later still):
+it is released with the pose looked up as above, or dropped with ``NO_POSE``.
+A waiting pair is dropped with ``POSE_TIMEOUT`` once an image stamped
+``max_pose_wait_s`` or more after it arrives (it has waited that long), and the
+oldest with ``POSE_QUEUE_FULL`` when the queue overflows. Waiting is measured in sensor time (image stamps), never
+the wall clock, so a bag replayed at any speed syncs the same. A pair that is
+already ``max_pose_wait_s`` or more ahead of the newest pose (the pose source
+stalled or died) and a pair older than the pose history are dropped at once with
+``NO_POSE``. ``max_pose_wait_s=0`` turns waiting off: every lookup is immediate.
+Outcomes of pairs that waited are collected by :meth:`TimestampSync.take_released`.
 
 Every drop carries a :class:`DropReason` so that a node can log a rate-limited
 warning saying why. Stamps that go backwards are dropped, not reordered; after a
@@ -31,6 +44,8 @@ class DropReason(Enum):
     STAMP_BACKWARDS = "timestamp older than the previous one on the same stream"
     UNPAIRED = "no depth/rgb partner within the sync tolerance"
     INVALID_POSE = "camera pose is not a finite rigid 4x4 transform"
+    POSE_TIMEOUT = "waited max_pose_wait_s for a camera pose that did not arrive"
+    POSE_QUEUE_FULL = "too many frames waiting for their camera pose (max_pose_wait_frames), oldest dropped"
 
 
 @dataclass(frozen=True)
@@ -44,11 +59,16 @@ class SyncedFrame:
 
 @dataclass(frozen=True)
 class SyncOutcome:
-    """What became of one image (or image pair): a synced frame, or the reason it was dropped."""
+    """What became of one image (or image pair): a synced frame, the reason it was dropped, or neither
+    while the pair waits for its pose (its final outcome then comes from :meth:`TimestampSync.take_released`)."""
 
     stamp: float
     frame: SyncedFrame | None
     reason: DropReason | None
+
+    @property
+    def waiting(self) -> bool:
+        return self.frame is None and self.reason is None
 
 
 def is_rigid_transform(transform: np.ndarray, tolerance: float = 1e-3) -> bool:
@@ -105,6 +125,9 @@ class PoseHistory:
         rotation = Slerp([0.0, 1.0], rotations)([alpha]).as_matrix()[0]
         return make_transform(rotation, (1.0 - alpha) * p0[:3, 3] + alpha * p1[:3, 3])
 
+    def newest_stamp(self) -> float | None:
+        return self._stamps[-1] if self._stamps else None
+
     def clear(self) -> None:
         self._stamps.clear()
         self._poses.clear()
@@ -120,29 +143,65 @@ class _Pending:
     intrinsics: Intrinsics | None
 
 
+@dataclass(frozen=True)
+class _AwaitingPose:
+    stamp: float
+    rgb: np.ndarray
+    depth: np.ndarray
+    intrinsics: Intrinsics
+
+
 class TimestampSync:
     """Pairs RGB with depth and looks up the camera pose; all buffers are bounded.
 
     ``max_pending`` images per stream wait for their partner; ``max_poses``
-    poses are kept (512 is about 5 s of a 100 Hz odometry stream).
+    poses are kept (512 is about 5 s of a 100 Hz odometry stream); at most
+    ``max_pose_wait_frames`` pairs wait up to ``max_pose_wait_s`` for their pose
+    (the default 0 looks poses up at once; ``SceneMemoryConfig`` turns waiting on).
     """
 
-    def __init__(self, tolerance_s: float = 0.05, max_pending: int = 8, max_poses: int = 512) -> None:
-        if tolerance_s < 0 or max_pending < 1 or max_poses < 2:
+    def __init__(
+        self,
+        tolerance_s: float = 0.05,
+        max_pending: int = 8,
+        max_poses: int = 512,
+        max_pose_wait_s: float = 0.0,
+        max_pose_wait_frames: int = 32,
+    ) -> None:
+        if tolerance_s < 0 or max_pending < 1 or max_poses < 2 or max_pose_wait_s < 0 or max_pose_wait_frames < 1:
             raise ValueError(
-                f"TimestampSync: need tolerance_s >= 0, max_pending >= 1, max_poses >= 2 "
-                f"(got {tolerance_s}, {max_pending}, {max_poses})"
+                f"TimestampSync: need tolerance_s >= 0, max_pending >= 1, max_poses >= 2, max_pose_wait_s >= 0, "
+                f"max_pose_wait_frames >= 1 (got {tolerance_s}, {max_pending}, {max_poses}, {max_pose_wait_s}, "
+                f"{max_pose_wait_frames})"
             )
         self.tolerance_s = tolerance_s
         self.max_pending = max_pending
+        self.max_pose_wait_s = max_pose_wait_s
+        self.max_pose_wait_frames = max_pose_wait_frames
         self.poses = PoseHistory(tolerance_s, max_poses)
         self._rgb: deque[_Pending] = deque()
         self._depth: deque[_Pending] = deque()
+        self._awaiting_pose: deque[_AwaitingPose] = deque()  # in stamp order
+        self._released: list[SyncOutcome] = []
         self._last_stamp: dict[str, float] = {}
 
     def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> DropReason | None:
-        """Record a camera pose; returns why it was rejected, or None."""
-        return self.poses.add(float(stamp), cam_to_world)
+        """Record a camera pose; returns why it was rejected, or None.
+
+        Pairs waiting for a pose at or before ``stamp`` are settled by it; see :meth:`take_released`.
+        """
+        stamp = float(stamp)
+        reason = self.poses.add(stamp, cam_to_world)
+        if reason is None:
+            while self._awaiting_pose and self._awaiting_pose[0].stamp <= stamp:
+                waiting = self._awaiting_pose.popleft()
+                self._released.append(self._looked_up(waiting.stamp, waiting.rgb, waiting.depth, waiting.intrinsics))
+        return reason
+
+    def take_released(self) -> list[SyncOutcome]:
+        """Final outcomes (in stamp order) of pairs that waited for their pose, since the last call."""
+        released, self._released = self._released, []
+        return released
 
     def pose_at(self, stamp: float) -> np.ndarray | None:
         return self.poses.lookup(float(stamp))
@@ -174,14 +233,22 @@ class TimestampSync:
         return SyncOutcome(stamp, SyncedFrame(stamp, rgb, depth, intrinsics, np.array(cam_to_world, dtype=np.float64)), None)
 
     def reset(self) -> None:
-        """Forget every pose, pending image and last stamp (after a deliberate clock jump)."""
+        """Forget every pose, pending image, pair waiting for its pose, unread release and last stamp
+        (after a deliberate clock jump)."""
         self.poses.clear()
         self._rgb.clear()
         self._depth.clear()
+        self._awaiting_pose.clear()
+        self._released.clear()
         self._last_stamp.clear()
 
     def pending(self) -> int:
+        """Images waiting for their rgb/depth partner."""
         return len(self._rgb) + len(self._depth)
+
+    def awaiting_pose(self) -> int:
+        """Synced pairs waiting for their camera pose."""
+        return len(self._awaiting_pose)
 
     def _went_backwards(self, stream: str, stamp: float) -> bool:
         if stamp < self._last_stamp.get(stream, -np.inf):
@@ -215,7 +282,26 @@ class TimestampSync:
         return outcomes
 
     def _with_pose(self, stamp: float, rgb: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics) -> SyncOutcome:
+        """The pair with its pose now, or a waiting outcome when a pose still to come may cover it."""
+        self._expire_waiting(stamp)
+        newest = self.poses.newest_stamp()
+        if self.max_pose_wait_s == 0 or (newest is not None and stamp <= newest):
+            return self._looked_up(stamp, rgb, depth, intrinsics)
+        if newest is not None and stamp - newest >= self.max_pose_wait_s:
+            return SyncOutcome(stamp, None, DropReason.NO_POSE)
+        self._awaiting_pose.append(_AwaitingPose(stamp, rgb, depth, intrinsics))
+        if len(self._awaiting_pose) > self.max_pose_wait_frames:
+            self._released.append(SyncOutcome(self._awaiting_pose.popleft().stamp, None, DropReason.POSE_QUEUE_FULL))
+        return SyncOutcome(stamp, None, None)
+
+    def _expire_waiting(self, now: float) -> None:
+        """Drop the waiting pairs that an image stamped ``now`` shows to have waited ``max_pose_wait_s``."""
+        while self._awaiting_pose and now - self._awaiting_pose[0].stamp >= self.max_pose_wait_s:
+            self._released.append(SyncOutcome(self._awaiting_pose.popleft().stamp, None, DropReason.POSE_TIMEOUT))
+
+    def _looked_up(self, stamp: float, rgb: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics) -> SyncOutcome:
         pose = self.poses.lookup(stamp)
         if pose is None:
             return SyncOutcome(stamp, None, DropReason.NO_POSE)
         return SyncOutcome(stamp, SyncedFrame(stamp, rgb, depth, intrinsics, pose), None)
+

@@ -5,7 +5,9 @@ RGB-D camera driver and localisation publish (docs/ARCHITECTURE.md, default
 topics), in either rosbag2 storage format (sqlite3 ``.db3`` or ``.mcap``), so
 the scene-memory node, the demo and training read simulated and real
 recordings the same way. Pure Python through ``rosbags``: no ROS install and no
-rclpy needed; the serialized bytes are the CDR a robot records.
+rclpy needed; the serialized bytes are the CDR a robot records. Image, CameraInfo
+and Pose fields are read (and image pixels made) by ``w2r2_ros.sensors``, the
+same code the nodes use on live messages.
 """
 from __future__ import annotations
 
@@ -21,7 +23,10 @@ from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 
 from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
-from w2r2_ros.geometry.transforms import quaternion_from_transform, transform_from_quaternion
+from w2r2_ros.geometry.transforms import quaternion_from_transform
+from w2r2_ros.sensors.camera_codec import camera_info_to_intrinsics, pose_to_matrix
+from w2r2_ros.sensors.errors import InvalidMessage
+from w2r2_ros.sensors.image_codec import DEPTH_ENCODINGS, depth_pixels, image_to_depth, image_to_rgb, is_big_endian, rgb_pixels
 from w2r2_ros.sim.recording import Recording
 
 TYPESTORE: Typestore = get_typestore(Stores.ROS2_KILTED)
@@ -92,26 +97,17 @@ def _header(stamp_ns: int, frame_id: str):
 
 
 def _image_msg(stamp_ns: int, frame_id: str, pixels: np.ndarray, encoding: str):
+    """An Image around the contiguous pixels of ``image_codec.rgb_pixels`` / ``depth_pixels``."""
     height, width = pixels.shape[:2]
-    data = np.ascontiguousarray(pixels).reshape(-1).view(np.uint8)
     return TYPESTORE.types[IMAGE](
         header=_header(stamp_ns, frame_id),
         height=height,
         width=width,
         encoding=encoding,
-        is_bigendian=0,
-        step=len(data) // height,
-        data=data,
+        is_bigendian=int(is_big_endian(pixels.dtype)),
+        step=pixels.strides[0],
+        data=pixels.reshape(-1).view(np.uint8),
     )
-
-
-def _depth_pixels(depth: np.ndarray, encoding: str) -> np.ndarray:
-    valid = np.isfinite(depth) & (depth > 0)
-    if encoding == "16UC1":
-        return np.where(valid, np.clip(np.round(depth * 1000.0), 0, 65535), 0).astype("<u2")
-    if encoding == "32FC1":
-        return np.where(valid, depth, 0.0).astype("<f4")
-    raise ValueError(f"depth_encoding must be 16UC1 or 32FC1, got {encoding!r}")
 
 
 def _camera_info_msg(stamp_ns: int, frame_id: str, k: Intrinsics):
@@ -178,7 +174,8 @@ def write_bag(
     """
     if storage not in _STORAGE:
         raise ValueError(f"storage must be one of {sorted(_STORAGE)}, got {storage!r}")
-    _depth_pixels(np.zeros((1, 1), np.float32), config.depth_encoding)  # reject a bad encoding before writing
+    if config.depth_encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"depth_encoding must be one of {DEPTH_ENCODINGS}, got {config.depth_encoding!r}")
     path = Path(path)
     cam, world = config.camera_frame_id, config.map_frame_id
     with Writer(path, version=_BAG_VERSION, storage_plugin=_STORAGE[storage]) as writer:
@@ -196,8 +193,8 @@ def write_bag(
 
         for index, (stamp, pose, frame) in enumerate(zip(recording.stamps, recording.poses, recording.frames)):
             ns = int(round(float(stamp) * 1e9))
-            put("color", ns, _image_msg(ns, cam, frame.rgb, "rgb8"), IMAGE)
-            depth = _depth_pixels(frame.depth, config.depth_encoding)
+            put("color", ns, _image_msg(ns, cam, rgb_pixels(frame.rgb), "rgb8"), IMAGE)
+            depth = depth_pixels(frame.depth, config.depth_encoding)
             put("depth", ns, _image_msg(ns, cam, depth, config.depth_encoding), IMAGE)
             put("info", ns, _camera_info_msg(ns, cam, recording.intrinsics), CAMERA_INFO)
             put("pose", ns, _pose_msg(ns, world, pose), POSE_STAMPED)
@@ -228,49 +225,6 @@ def read_bag(path: str | Path, topics: list[str] | None = None) -> Iterator[tupl
         raise
     except _READ_ERRORS as error:
         raise BagError(f"{path}: unreadable rosbag2 ({type(error).__name__}: {error})") from None
-
-
-# Image encodings read back: (numpy element type, channels). 16-bit depth is millimetres.
-_IMAGE_FORMATS = {
-    "rgb8": ("u1", 3),
-    "bgr8": ("u1", 3),
-    "rgba8": ("u1", 4),
-    "bgra8": ("u1", 4),
-    "16UC1": ("u2", 1),
-    "mono16": ("u2", 1),
-    "32FC1": ("f4", 1),
-}
-
-
-def image_to_array(msg, bag: Path | str = "") -> np.ndarray:
-    """Pixels of a ``sensor_msgs/Image``: (H, W, 3) uint8 RGB for colour encodings, float32 metres for depth."""
-    if msg.encoding not in _IMAGE_FORMATS:
-        raise BagError(f"{bag}: unsupported image encoding {msg.encoding!r}")
-    kind, channels = _IMAGE_FORMATS[msg.encoding]
-    dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
-    row_bytes = msg.width * channels * dtype.itemsize
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if msg.step < row_bytes or len(data) < msg.step * msg.height:
-        size = f"{msg.width}x{msg.height}"
-        raise BagError(f"{bag}: {msg.encoding} image {size} has {len(data)} bytes with step {msg.step}")
-    rows = data[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row_bytes]
-    pixels = np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width, channels)
-    if msg.encoding.startswith(("bgr", "bgra")):
-        return np.ascontiguousarray(pixels[..., 2::-1])
-    if channels >= 3:
-        return np.ascontiguousarray(pixels[..., :3])
-    depth = pixels[..., 0].astype(np.float32)
-    return depth / 1000.0 if kind == "u2" else depth
-
-
-def _intrinsics_from_camera_info(msg) -> Intrinsics:
-    k = np.asarray(msg.k, dtype=np.float64)
-    return Intrinsics(fx=k[0], fy=k[4], cx=k[2], cy=k[5], width=int(msg.width), height=int(msg.height))
-
-
-def _pose_to_matrix(msg) -> np.ndarray:
-    p, q = msg.pose.position, msg.pose.orientation
-    return transform_from_quaternion(np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w]))
 
 
 def _header_seconds(msg) -> float:
@@ -311,16 +265,18 @@ def read_bag_frames(path: str | Path, topics: BagTopics = BagTopics(), tolerance
         d, p = _nearest(depth_stamps, stamp), _nearest(pose_stamps, stamp)
         if abs(depth_stamps[d] - stamp) > tolerance_s or abs(pose_stamps[p] - stamp) > tolerance_s:
             continue
-        intrinsics = _intrinsics_from_camera_info(info_msgs[_nearest(info_stamps, stamp)])
-        rgb, depth = image_to_array(color, path), image_to_array(depth_msgs[d], path)
-        if rgb.ndim != 3 or depth.ndim != 2:
-            raise BagError(f"{path}: {topics.color} must carry colour and {topics.depth} depth images")
+        try:
+            intrinsics = camera_info_to_intrinsics(info_msgs[_nearest(info_stamps, stamp)])
+            rgb, depth = image_to_rgb(color), image_to_depth(depth_msgs[d])
+            cam_to_world = pose_to_matrix(pose_msgs[p].pose)
+        except InvalidMessage as error:
+            raise BagError(f"{path}: frame at stamp {stamp:.3f}: {error}") from None
         if rgb.shape[:2] != (intrinsics.height, intrinsics.width) or depth.shape != rgb.shape[:2]:
             raise BagError(
                 f"{path}: image sizes rgb {rgb.shape[:2]} depth {depth.shape} do not match camera info "
                 f"{intrinsics.height}x{intrinsics.width} at stamp {stamp:.3f}"
             )
-        frames.append(BagFrame(stamp, rgb, depth, intrinsics, _pose_to_matrix(pose_msgs[p])))
+        frames.append(BagFrame(stamp, rgb, depth, intrinsics, cam_to_world))
     if not frames:
         raise BagError(f"{path}: no colour image has a depth image and pose within {tolerance_s} s")
     return frames
