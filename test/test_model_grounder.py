@@ -86,5 +86,5 @@ def test_edge_cases_no_proposals_no_keyframes(grounder, scene):
     assert empty.candidates == () and empty.no_target_score == 1.0 and empty.best is None
     blind = grounder.ground([], proposals, "the red box")
     assert len(blind.candidates) == 3 and blind.n_keyframes == 0
-    snapshot = SceneSnapshot(tuple(keyframes), tuple(proposals), np.zeros((0, 3)), np.zeros((0, 3)), 1.0)
+    snapshot = SceneSnapshot(tuple(keyframes), tuple(proposals), np.zeros((0, 3)), np.zeros((0, 3)), 1.0, n_voxels=0)
     assert len(grounder.ground_snapshot(snapshot, "the red box", top_k=1).candidates) == 1

@@ -57,7 +57,7 @@ class DataConfig:
 class OptimConfig:
     """AdamW with linear warm-up then cosine decay to ``lr * min_lr_ratio``."""
 
-    lr: float = 5e-4
+    lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
@@ -69,13 +69,16 @@ class TrainConfig:
     """One training run. ``best_metric`` names the validation number that picks ``best/``;
     ``num_threads`` is torch's CPU thread count (0 = torch's default, one per core);
     ``texts_per_scene``: a batch is made of groups of this many descriptions of one scene,
-    whose keyframes are encoded once (``SampleOrder``; 1 = every sample drawn independently)."""
+    whose keyframes are encoded once (``SampleOrder``; 1 = every sample drawn independently);
+    ``train_keyframes``: each training step sees this many of a scene's keyframes, drawn at
+    random (``keyframe_subset``; 0 = all of them). Validation always uses all."""
 
     seed: int = 0
     num_threads: int = 0
     steps: int = 2000
-    batch_size: int = 8
+    batch_size: int = 16
     texts_per_scene: int = 4
+    train_keyframes: int = 4
     eval_every: int = 250
     eval_batch_size: int = 32
     log_every: int = 10
@@ -86,8 +89,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
-        if self.num_threads < 0:
-            raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
+        if self.num_threads < 0 or self.train_keyframes < 0:
+            raise ValueError(f"num_threads and train_keyframes must be >= 0, got {self.num_threads}, {self.train_keyframes}")
         for name in ("steps", "batch_size", "texts_per_scene", "eval_every", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -183,6 +183,29 @@ class DualPass(nn.Module):
         return fused, pseudo
 
 
+def keyframe_subset(inputs: GroundingInputs, n: int, rng: np.random.Generator) -> GroundingInputs:
+    """The same random ``n`` of the K keyframes for every scene of a batch (all K when K <= n).
+
+    Training on a few views at a time is an augmentation: an object token is pooled from
+    different views at every visit, and objects outside them become ``unseen_object``, as
+    at run time before the robot has looked around. It also halves the image encoder's
+    work at n = K / 2. The batch shares one subset so rows of one scene still share features.
+    """
+    k = inputs.frames.shape[1]
+    if k <= n:
+        return inputs
+    keep = torch.from_numpy(np.sort(rng.choice(k, size=n, replace=False)))
+    return GroundingInputs(
+        frames=inputs.frames[:, keep],
+        frame_mask=inputs.frame_mask[:, keep],
+        patch_xyz=inputs.patch_xyz[:, keep],
+        patch_valid=inputs.patch_valid[:, keep],
+        boxes=inputs.boxes,
+        object_mask=inputs.object_mask,
+        box_patch_weights=inputs.box_patch_weights[:, :, keep],
+    )
+
+
 def first_rows_of_scenes(scene_ids: Sequence[str]) -> torch.Tensor:
     """(B,) index of the first row with the same scene id: rows of one scene share identical inputs."""
     first: dict[str, int] = {}
@@ -329,6 +352,9 @@ class Trainer:
     def _batch(self, step: int) -> GroundingBatch:
         indices = self.order.batch(step)[self.accelerator.process_index :: self.accelerator.num_processes]
         batch = collate_grounding([self.train_set[i] for i in indices], self.tokenizer, self.config.model.max_text_length)
+        if self.config.train_keyframes:
+            rng = np.random.default_rng([self.config.seed, step, 1])
+            batch = dataclasses.replace(batch, inputs=keyframe_subset(batch.inputs, self.config.train_keyframes, rng))
         return batch.to(self.accelerator.device)
 
     def validate(self) -> dict[str, float]:

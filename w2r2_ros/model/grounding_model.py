@@ -24,7 +24,7 @@ from w2r2_ros.model.inputs import GroundingInputs
 
 @dataclass
 class GroundingOutput:
-    """logits (B, N + 1): proposal scores cos/tau, last column "no target", padded proposals at MASKED_LOGIT;
+    """logits (B, N + 1): proposal scores (``GroundingHead``), last column "no target", padded proposals at MASKED_LOGIT;
     object_mask (B, N); category_logits (B, N, C); query_embedding (B, D) and object_embeddings (B, N, D):
     the unit vectors whose cosines are the scores (for diagnostics such as t-SNE of the fused representation).
     """
