@@ -1,17 +1,23 @@
 """Real tiny training runs through the real ``w2r2-train`` entry point (in-process ``main([...])``)."""
 import csv
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
 from w2r2_ros.model.checkpoint import load_checkpoint, load_checkpoint_metadata
+from w2r2_ros.model.grounding_model import W2R2GroundingModel
+from w2r2_ros.model.text import QueryTokenizer
 from w2r2_training.config import ConfigError, load_config
+from w2r2_training.dataset import GroundingDataset, collate_grounding
 from w2r2_training.train_cli import main
+from w2r2_training.trainer import DualPass, SampleOrder, first_rows_of_scenes, keyframe_subset
 
 pytestmark = pytest.mark.slow
 
@@ -151,3 +157,46 @@ def test_corrupt_trainer_state_is_named(w2r2_run, tiny_data, tmp_path, capsys):
     (run / "last" / "trainer_state.safetensors").write_bytes(b"not a safetensors file")
     assert main(["--data", str(tiny_data), "--out", str(run), "--resume", "--no-progress"]) == 2
     assert "trainer_state.safetensors" in one_error_line(capsys)
+
+
+def test_sample_order_groups_descriptions_by_scene_and_covers_every_sample():
+    scene_ids = [f"s{i % 3}" for i in range(15)]  # 3 scenes x 5 descriptions, interleaved
+    order = SampleOrder(scene_ids, batch_size=5, seed=0, texts_per_scene=3)
+    epoch = [i for step in range(3) for i in order.batch(step)]
+    assert sorted(epoch) == list(range(15))  # one epoch = every sample once
+    assert epoch == [i for step in range(3) for i in SampleOrder(scene_ids, 5, 0, 3).batch(step)]  # pure in (seed, step)
+    runs = [scene_ids[epoch[0]]]
+    for index in epoch[1:]:
+        if scene_ids[index] != runs[-1]:
+            runs.append(scene_ids[index])
+    assert len(runs) <= 6  # each scene's 5 samples come in groups of 3 + 2, so at most 2 runs per scene
+    assert sorted(SampleOrder(scene_ids, 15, 1, 1).batch(0)) == list(range(15))
+
+
+def test_scene_rows_share_features_and_keyframe_subset_keeps_views_consistent(tiny_data):
+    dataset = GroundingDataset(tiny_data, "train")
+    scene_of = [s.scene_id for s in dataset.samples]
+    first = [i for i, s in enumerate(scene_of) if s == scene_of[0]][:3]
+    other = next(i for i, s in enumerate(scene_of) if s != scene_of[0])
+    items = [dataset[i] for i in first + [other]]
+    tokenizer = QueryTokenizer.build(dataset.texts())
+    config = load_config(TINY).model
+    config = dataclasses.replace(config, vocab_size=tokenizer.vocab_size, categories=tuple(dataset.categories))
+    torch.manual_seed(0)
+    dual = DualPass(W2R2GroundingModel(config)).eval()
+    batch = collate_grounding(items, tokenizer, config.max_text_length)
+    rows = first_rows_of_scenes([item.sample.scene_id for item in items])
+    assert rows.tolist() == [0, 0, 0, 3]
+    with torch.no_grad():
+        shared, _ = dual(batch.inputs, batch.text_ids, batch.text_mask, False, rows)
+        separate, _ = dual(batch.inputs, batch.text_ids, batch.text_mask, False)
+    torch.testing.assert_close(shared.logits, separate.logits)
+
+    k = batch.inputs.frames.shape[1]
+    assert keyframe_subset(batch.inputs, k, np.random.default_rng(0)) is batch.inputs
+    subset = keyframe_subset(batch.inputs, k - 1, np.random.default_rng(0))
+    assert subset.frames.shape[1] == k - 1 and subset.box_patch_weights.shape[2] == k - 1
+    kept = [j for j in range(k) if any(torch.equal(batch.inputs.frames[0, j], f) for f in subset.frames[0])]
+    assert len(kept) == k - 1
+    torch.testing.assert_close(subset.patch_xyz, batch.inputs.patch_xyz[:, kept])
+    torch.testing.assert_close(subset.box_patch_weights, batch.inputs.box_patch_weights[:, :, kept])

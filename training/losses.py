@@ -102,8 +102,9 @@ class W2R2LossConfig:
     (docs/TRAINING.md, "Choices"): with 0.5 / 1.0 the hinge, active from the first
     step while the fused pass is still at chance, is met by driving the 2D-only pass
     below chance, which dragged the shared weights (and the fused accuracy) with it.
-    ``category_weight`` = 1: the auxiliary category loss trains the "What" of every
-    object token and feeds the grounding head's category match. ``pl_gradient_to_fused``: whether
+    ``category_weight``: the shipped recipe (configs/train_default.yaml) uses 1.0, since
+    the auxiliary category loss is what trains the "What" of every object token and
+    feeds the grounding head's category match. ``pl_gradient_to_fused``: whether
     L_PL's gradient also flows into the fused pass (W2R2.md: through both passes;
     False detaches CE_fused so L_PL only pushes the 2D-only pass down).
     """
@@ -112,7 +113,7 @@ class W2R2LossConfig:
     margin: float = 0.5
     form: str = "relative"
     label_smoothing: float = 0.0
-    category_weight: float = 1.0
+    category_weight: float = 0.1
     pl_gradient_to_fused: bool = True
 
     def __post_init__(self) -> None:

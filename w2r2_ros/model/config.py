@@ -58,6 +58,7 @@ class ModelConfig:
     # is meaningful) before encoding, so that a room is the same input wherever the
     # map origin happens to be.
     center_xy: bool = True
+    # Initial temperature tau of the grounding head's scores; tau is then learned (CLIP-style, GroundingHead).
     temperature: float = 0.07
     max_text_length: int = 32
     vocab_size: int = 512

@@ -39,8 +39,8 @@ class FourierFeatures(nn.Module):
 
 class _EncodingMLP(nn.Sequential):
     """Two linear layers, then LayerNorm: the "Where" vector gets the same scale as the (LayerNorm-ed) "What"
-    patch feature it is added to. Without it the freshly initialised MLP output is several times smaller than
-    the patch feature, and the transformer learns to ignore geometry before it has learned to use it."""
+    patch feature it is added to; a freshly initialised MLP's output is several times smaller, so geometry
+    would start as a faint signal next to appearance."""
 
     def __init__(self, in_size: int, hidden_size: int) -> None:
         super().__init__(

@@ -26,8 +26,9 @@ class GroundingHead(nn.Module):
     has the category the query asks for: p_i is the object's ``CategoryHead``
     distribution (trained by the auxiliary category loss), t a category
     distribution read from the GRD state. It is the "What" half of grounding made
-    explicit: the cosine alone learned "the red chair" slowly, while the category
-    of a proposal is learned quickly from its box and appearance (docs/MODEL.md).
+    explicit, so the cosine is left to tell same-category instances apart
+    (docs/MODEL.md; on the dev set it learned a little faster early and kept
+    the 3D-ablated accuracy higher, docs/TRAINING.md "Choices").
     Scores stay within [-1/tau, 1/tau]. tau is learned as in CLIP: it starts at
     ``ModelConfig.temperature`` and 1/tau is capped at ``MAX_LOGIT_SCALE``.
     The logits (B, N + 1) put "no target" in the last column, so one softmax
