@@ -88,3 +88,21 @@ def test_edge_cases_no_proposals_no_keyframes(grounder, scene):
     assert len(blind.candidates) == 3 and blind.n_keyframes == 0
     snapshot = SceneSnapshot(tuple(keyframes), tuple(proposals), np.zeros((0, 3)), np.zeros((0, 3)), 1.0, n_voxels=0)
     assert len(grounder.ground_snapshot(snapshot, "the red box", top_k=1).candidates) == 1
+
+
+def test_scene_inputs_are_reused_only_while_keyframes_and_proposals_stay_the_same(grounder, scene):
+    """The cached scene inputs follow the proposals and keyframes: moved boxes or fewer frames give fresh answers."""
+    keyframes, proposals = scene
+    moved = proposals_from_boxes(np.stack([rectangle_box(*r[1:]) for r in RECTS[::-1]]))
+
+    def direct(frames, props):
+        inputs = prepare_inputs(frames, np.stack([p.box.as_array() for p in props]), grounder.model.config)
+        ids, mask = grounder.tokenizer.encode(["the red box"], 32)
+        with torch.no_grad():
+            return torch.softmax(grounder.model(inputs, ids, mask).logits[0], -1).numpy()
+
+    for frames, props in [(keyframes, proposals), (keyframes, moved), (keyframes[:2], moved), (keyframes, proposals)]:
+        answer = grounder.ground(frames, props, "the red box", top_k=10)
+        expected = direct(frames, props)
+        scores = {c.proposal_id: c.score for c in answer.candidates}
+        assert [scores[p.proposal_id] for p in props] == pytest.approx(list(expected[:-1]), abs=1e-5)

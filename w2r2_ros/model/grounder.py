@@ -4,7 +4,10 @@ It answers one query over the scene's keyframes and proposals. Work that does
 not depend on the query (resizing each keyframe, sampling its world points, and
 its image-encoder patch features) is cached per keyframe stamp, so repeated
 queries over the same keyframe buffer pay only for the proposals, the text and
-the fusion transformer.
+the fusion transformer. The assembled scene inputs (box-to-patch pooling
+weights) are kept for the last (keyframes, proposals) pair too: the scene
+memory changes them about once a second, while a person asks several
+questions about the same scene.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import torch
 from w2r2_ros.geometry.boxes import Box3D
 from w2r2_ros.model.checkpoint import load_checkpoint
 from w2r2_ros.model.grounding_model import W2R2GroundingModel
-from w2r2_ros.model.inputs import KeyframeLike, PreparedKeyframe, assemble_inputs, prepare_keyframe
+from w2r2_ros.model.inputs import GroundingInputs, KeyframeLike, PreparedKeyframe, assemble_inputs, prepare_keyframe
 from w2r2_ros.model.text import QueryTokenizer
 
 
@@ -90,6 +93,8 @@ class Grounder:
         self.device = torch.device(device)
         self.cache_size = cache_size
         self._cache: OrderedDict[float, tuple[PreparedKeyframe, torch.Tensor]] = OrderedDict()
+        self._scene_key: tuple[tuple[float, ...], bytes] | None = None
+        self._scene_inputs: GroundingInputs | None = None
         self._lock = threading.Lock()
 
     @staticmethod
@@ -125,7 +130,11 @@ class Grounder:
                 return GroundingAnswer((), 1.0, (time.perf_counter() - start) * 1e3, 0.0, len(chosen))
             prepared = [self._prepared(keyframe) for keyframe in chosen]
             boxes = np.stack([proposal.box.as_array() for proposal in proposals])
-            inputs = assemble_inputs([item[0] for item in prepared], boxes, self.model.config).to(self.device)
+            scene_key = (tuple(float(keyframe.stamp) for keyframe in chosen), boxes.tobytes())
+            if scene_key != self._scene_key:
+                self._scene_inputs = assemble_inputs([item[0] for item in prepared], boxes, self.model.config).to(self.device)
+                self._scene_key = scene_key
+            inputs = self._scene_inputs
             text_ids, text_mask = self.tokenizer.encode([text], self.model.config.max_text_length)
             prepared_at = time.perf_counter()
 
