@@ -36,8 +36,6 @@ from w2r2_training.dataset_format import (
     GroundTruthObject,
     Manifest,
     Sample,
-    count_samples,
-    input_settings,
     make_sample,
 )
 from w2r2_training.scene_fusion import scene_record_from_frames
@@ -161,19 +159,14 @@ def build_bag_dataset(
             samples.setdefault(scene.split, []).extend(
                 make_sample(record, d["object_id"], d["ann_id"], d["description"], where=annotation_file) for d in scene.descriptions
             )
-        counts = {}
-        for split, split_samples in samples.items():
-            writer.write_split(split, split_samples)
-            counts[split] = count_samples(split_samples, len(splits[split]))
-        manifest = Manifest(
-            source="rosbag2",
-            input_settings=input_settings(config.model),
-            categories=sorted({o.category for s in scenes for o in s.objects}),
-            splits=splits,
-            counts=counts,
-            generator={"annotations": str(annotation_file), "keyframes_per_scene": config.keyframes_per_scene},
+        manifest = writer.finish_splits(
+            "rosbag2",
+            config.model,
+            sorted({o.category for s in scenes for o in s.objects}),
+            splits,
+            samples,
+            {"annotations": str(annotation_file), "keyframes_per_scene": config.keyframes_per_scene},
         )
-        writer.finish(manifest)
     except BaseException:
         writer.abort()
         raise

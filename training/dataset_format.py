@@ -476,6 +476,31 @@ class DatasetWriter:
     def write_split(self, split: str, samples: Sequence[Sample]) -> None:
         write_samples(self.staging / f"{split}.jsonl", samples)
 
+    def finish_splits(
+        self,
+        source: str,
+        model: ModelConfig,
+        categories: Sequence[str],
+        splits: dict[str, list[str]],
+        samples: dict[str, Sequence[Sample]],
+        generator: dict[str, Any],
+    ) -> Manifest:
+        """Write every split's samples, count them, and ``finish`` with the manifest every builder writes."""
+        counts = {}
+        for split, split_samples in samples.items():
+            self.write_split(split, split_samples)
+            counts[split] = count_samples(split_samples, len(splits[split]))
+        manifest = Manifest(
+            source=source,
+            input_settings=input_settings(model),
+            categories=list(categories),
+            splits=splits,
+            counts=counts,
+            generator=generator,
+        )
+        self.finish(manifest)
+        return manifest
+
     def finish(self, manifest: Manifest) -> Path:
         """Write the manifest, drop scene files no split names, and move the dataset into place."""
         named = {scene_id for ids in manifest.splits.values() for scene_id in ids}

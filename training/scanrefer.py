@@ -42,8 +42,6 @@ from w2r2_training.dataset_format import (
     GroundTruthObject,
     Manifest,
     Sample,
-    count_samples,
-    input_settings,
     make_sample,
 )
 from w2r2_training.scene_fusion import every_frame_memory, scene_record_from_frames
@@ -291,24 +289,19 @@ def build_scanrefer_dataset(
                     )
                 )
         splits = {split: sorted(s for s, sp in split_of.items() if sp == split) for split in entries}
-        counts = {}
-        for split, split_samples in samples.items():
-            writer.write_split(split, split_samples)
-            counts[split] = count_samples(split_samples, len(splits[split]))
-        manifest = Manifest(
-            source="scanrefer",
-            input_settings=input_settings(config.model),
-            categories=sorted(categories),
-            splits=splits,
-            counts=counts,
-            generator={
+        manifest = writer.finish_splits(
+            "scanrefer",
+            config.model,
+            sorted(categories),
+            splits,
+            samples,
+            {
                 "scannet_dir": str(scannet_dir),
                 "frame_skip": config.frame_skip,
                 "max_frames": config.max_frames,
                 "keyframes_per_scene": config.keyframes_per_scene,
             },
         )
-        writer.finish(manifest)
     except BaseException:
         writer.abort()
         raise

@@ -31,7 +31,6 @@ from w2r2_training.dataset_format import (
     Manifest,
     Sample,
     SceneRecord,
-    count_samples,
     input_settings,
     make_sample,
     read_manifest,
@@ -174,18 +173,5 @@ def build_synthetic_dataset(
             samples[scene_id] = scene_samples_
             bar.update()
     bar.close()
-    counts = {}
-    for split, ids in split_ids.items():
-        split_samples = [s for scene_id in ids for s in samples[scene_id]]
-        writer.write_split(split, split_samples)
-        counts[split] = count_samples(split_samples, len(ids))
-    manifest = Manifest(
-        source="synthetic",
-        input_settings=input_settings(config.model),
-        categories=list(CATEGORIES),
-        splits=split_ids,
-        counts=counts,
-        generator=generator,
-    )
-    writer.finish(manifest)
-    return manifest
+    split_samples = {split: [s for scene_id in ids for s in samples[scene_id]] for split, ids in split_ids.items()}
+    return writer.finish_splits("synthetic", config.model, CATEGORIES, split_ids, split_samples, generator)

@@ -13,7 +13,7 @@ A scene is a pure function of ``(scene_id, seed)``.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
