@@ -35,7 +35,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -382,7 +382,7 @@ def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     node = SceneMemoryNode()
     try:
-        rclpy.spin(node, executor=MultiThreadedExecutor())
+        rclpy.spin(node, executor=SingleThreadedExecutor())  # see NodeRuntime: the multi-threaded one costs a core
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
