@@ -17,7 +17,6 @@ policy (``scene_fusion``), exactly as the scene memory node would see them.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from w2r2_training.dataset_format import (
     DatasetError,
     DatasetWriter,
     GroundTruthObject,
+    load_json,
     Manifest,
     Sample,
     make_sample,
@@ -73,12 +73,7 @@ def _require(entry: dict, key: str, where: str, path: Path) -> Any:
 def read_bag_annotations(path: str | os.PathLike) -> list[BagScene]:
     """Parse and check the annotation file (one-line DatasetError naming it on any problem)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(path, "file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"malformed JSON ({exc})") from None
+    data = load_json(path)
     if not isinstance(data, list) or not data:
         raise DatasetError(path, "expected a non-empty JSON list of scenes")
     scenes, seen = [], set()

@@ -226,7 +226,8 @@ class Manifest:
         return {scene_id: split for split, ids in self.splits.items() for scene_id in ids}
 
 
-def _load_json(path: Path) -> Any:
+def load_json(path: Path) -> Any:
+    """A JSON file's content; a missing or malformed file is a one-line DatasetError naming it."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -237,7 +238,7 @@ def _load_json(path: Path) -> Any:
 
 def read_manifest(root: str | os.PathLike) -> Manifest:
     path = Path(root) / "manifest.json"
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise DatasetError(path, f"not a {FORMAT_NAME} manifest")
     if data.get("version") != FORMAT_VERSION:
@@ -301,7 +302,7 @@ def write_scene(root: str | os.PathLike, record: SceneRecord) -> None:
 def read_scene(root: str | os.PathLike, scene_id: str) -> SceneRecord:
     """Load one scene, checking that the tensors are consistent with each other and with the JSON."""
     tensor_path, json_path = _scene_paths(Path(root), scene_id)
-    info = _load_json(json_path)
+    info = load_json(json_path)
     try:
         tensors = load_file(str(tensor_path))
     except FileNotFoundError:

@@ -21,7 +21,6 @@ in the scene or not.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from w2r2_training.dataset_format import (
     DatasetError,
     DatasetWriter,
     GroundTruthObject,
+    load_json,
     Manifest,
     Sample,
     make_sample,
@@ -80,12 +80,7 @@ _FIELDS = ("scene_id", "object_id", "object_name", "ann_id", "description")
 def read_scanrefer_json(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The entries of a ScanRefer JSON file, with their fields checked (one-line DatasetError otherwise)."""
     path = Path(path)
-    try:
-        entries = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(path, "file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"malformed JSON ({exc})") from None
+    entries = load_json(path)
     if not isinstance(entries, list):
         raise DatasetError(path, "expected a JSON list of ScanRefer entries")
     checked = []
