@@ -9,10 +9,11 @@ import torch
 from w2r2_ros.geometry.boxes import box_iou_matrix
 from w2r2_ros.model.text import QueryTokenizer
 from w2r2_ros.sim.world import generate_scene
-from w2r2_training.dataset import GroundingDataset, collate_grounding
+from w2r2_training.dataset import GroundingDataset, anchor_targets, collate_grounding
 from w2r2_training.dataset_format import (
     DatasetError,
     DatasetWriter,
+    match_target,
     read_manifest,
     read_samples,
     read_scene,
@@ -108,6 +109,28 @@ def test_batches_follow_the_model_conventions(dataset_root):
             assert bool(batch.same_class_mask[row, p]) == expected
     np.testing.assert_allclose(batch.target_boxes.numpy(), np.stack([i.target_box for i in items]), atol=1e-6)
     assert batch.split_labels == [i.split_label for i in items]
+    # Anchor pointers: the first and the last named anchor, as the proposal best overlapping its object.
+    named = 0
+    for row, item in enumerate(items):
+        record = dataset.scene(item.sample.scene_id)
+        expected, categories = [-1, -1], [-1, -1]
+        if item.sample.anchor_ids:
+            named += 1
+            ends = (item.sample.anchor_ids[0], item.sample.anchor_ids[-1])
+            expected = [match_target(record.proposal_boxes, record.object(a).box)[0] for a in ends]
+            categories = [dataset.categories.index(record.object(a).category) for a in ends]
+        assert batch.anchor_target[row].tolist() == expected
+        assert batch.anchor_category[row].tolist() == categories
+        assert batch.target_category[row] == dataset.categories.index(item.sample.object_name)
+    assert named > 0
+
+
+def test_anchors_are_spread_over_the_pointers():
+    assert anchor_targets((), 2) == [-1, -1]
+    assert anchor_targets((7,), 2) == [7, 7]
+    assert anchor_targets((7, 9), 2) == [7, 9]
+    assert anchor_targets((7, 9), 1) == [7]
+    assert anchor_targets((7, 8, 9), 3) == [7, 8, 9]
 
 
 def test_rebuilding_is_a_no_op_and_other_settings_need_overwrite(dataset_root):

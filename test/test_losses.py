@@ -7,7 +7,9 @@ import torch
 from w2r2_training.losses import (
     W2R2LossConfig,
     alignment_loss,
+    anchor_loss,
     category_loss,
+    text_category_loss,
     pseudo_label_loss,
     w2r2_objective,
 )
@@ -100,6 +102,26 @@ def test_category_loss_ignores_padding():
     assert float(category_loss(logits, torch.tensor([[-100, -100]]))) == 0.0
 
 
+def test_anchor_loss_averages_the_named_anchors_and_ignores_the_rest():
+    # Two samples, two pointers over three proposals; the second sample names no anchor.
+    logits = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]], [[5.0, 0.0, 0.0], [0.0, 0.0, 5.0]]])
+    target = torch.tensor([[0, 1], [-1, -1]])
+    expected = -(log_softmax([1.0, 0.0, 0.0], 0) + log_softmax([0.0, 2.0, 0.0], 1)) / 2
+    assert float(anchor_loss(logits, target)) == pytest.approx(expected, rel=1e-6)
+    assert float(anchor_loss(logits, torch.full((2, 2), -1))) == 0.0
+
+
+def test_text_category_loss_averages_target_and_anchor_labels_and_skips_unknown_ones():
+    target_logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    anchor_logits = torch.tensor([[[0.0, 1.0, 0.0], [0.0, 0.0, 3.0]], [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]])
+    # Sample 0: target category 0, anchors 1 and 2; sample 1: unknown target, no anchors.
+    loss = text_category_loss(target_logits, torch.tensor([0, -1]), anchor_logits, torch.tensor([[1, 2], [-1, -1]]))
+    expected = -(log_softmax([2.0, 0.0, 0.0], 0) + log_softmax([0.0, 1.0, 0.0], 1) + log_softmax([0.0, 0.0, 3.0], 2)) / 3
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    nothing = text_category_loss(target_logits, torch.tensor([-1, -1]), anchor_logits, torch.full((2, 2), -1))
+    assert float(nothing) == 0.0
+
+
 def test_objective_combines_the_named_terms():
     fused, two_d, target = pl_inputs()
     category_logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
@@ -114,6 +136,15 @@ def test_objective_combines_the_named_terms():
     assert terms["category"].item() == pytest.approx(category, rel=1e-6)
     assert terms["ce_2d"].item() == pytest.approx(CE_2D, rel=1e-6)
     assert total.item() == pytest.approx(align + 0.5 * pseudo + 0.25 * category, rel=1e-6)
+    assert terms["anchor"].item() == 0.0  # no anchor inputs
+    anchor_logits, anchor_target = torch.tensor([[[0.0, 1.0]]]), torch.tensor([[1]])
+    config = W2R2LossConfig(lambda_pl=0.5, margin=1.0, category_weight=0.25, anchor_weight=2.0)
+    total, terms = w2r2_objective(
+        fused, two_d, target, config, None, category_logits, category_target, anchor_logits, anchor_target
+    )
+    anchor = -log_softmax([0.0, 1.0], 1)
+    assert terms["anchor"].item() == pytest.approx(anchor, rel=1e-6)
+    assert total.item() == pytest.approx(align + 0.5 * pseudo + 0.25 * category + 2.0 * anchor, rel=1e-6)
 
 
 def test_baseline_needs_no_pseudo_pass_and_w2r2_does():

@@ -85,3 +85,15 @@ def test_mismatched_lengths_are_rejected():
         predicted_box_ious(np.stack([UNIT, UNIT]), UNIT[None])
     with pytest.raises(ValueError, match="labels"):
         grounding_accuracy(UNIT[None], UNIT[None], np.array([True, False]))
+
+
+def test_relation_accuracy_counts_each_relation_apart():
+    from w2r2_training.evaluate import relation_accuracy
+
+    normal = np.array([0.9, 0.3, 0.1, 0.6])
+    ablated = np.array([0.0, 0.6, 0.0, 0.2])
+    result = relation_accuracy(normal, ablated, ["nearest", "colour", "nearest", "colour"])
+    assert list(result) == ["colour", "nearest"]
+    assert result["nearest"].count == 2 and result["nearest"].normal == {0.25: 0.5, 0.5: 0.5}
+    assert result["colour"].normal == {0.25: 1.0, 0.5: 0.5} and result["colour"].ablated == {0.25: 0.5, 0.5: 0.5}
+    assert result["colour"].as_dict()["ablated"] == {"acc@0.25": 0.5, "acc@0.5": 0.5}

@@ -62,7 +62,7 @@ def test_answer_matches_the_model_run_directly(grounder, scene):
 
 def test_keyframes_are_cached_by_stamp_and_reused(grounder, scene):
     keyframes, proposals = scene
-    grounder._cache.clear()
+    grounder.clear_cache()
     first = grounder.ground(keyframes, proposals, "the red box")
     assert grounder.cached_keyframes == 4
     again = grounder.ground(keyframes, proposals, "the red box")

@@ -60,7 +60,13 @@ def test_training_run_writes_metrics_curves_and_checkpoints(w2r2_run):
     assert [int(r["step"]) for r in train_rows] == [1, 2, 3, 4, 5, 6]
     for row in train_rows:
         total = float(row["loss/total"])
-        expected = float(row["loss/align"]) + 0.5 * float(row["loss/pseudo_label"]) + 0.1 * float(row["loss/category"])
+        expected = (
+            float(row["loss/align"])
+            + 0.5 * float(row["loss/pseudo_label"])
+            + 0.1 * float(row["loss/category"])
+            + float(row["loss/anchor"])
+            + float(row["loss/text_category"])
+        )
         assert total == pytest.approx(expected, rel=1e-5)
         assert float(row["loss/ce_2d"]) > 0  # the pseudo pass ran
     jsonl = [json.loads(line) for line in (w2r2_run / "train_metrics.jsonl").read_text().splitlines()]

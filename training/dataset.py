@@ -18,9 +18,11 @@ from w2r2_ros.model.inputs import GroundingInputs, collate_inputs
 from w2r2_training.dataset_format import (
     NO_TARGET,
     DatasetError,
+    GroundTruthObject,
     Manifest,
     Sample,
     SceneRecord,
+    match_target,
     proposal_categories,
     read_manifest,
     read_samples,
@@ -35,7 +37,14 @@ class GroundingItem:
     ``target_proposal`` is -1 when no proposal overlaps the target at IoU >= 0.25
     ("no target" for training); ``proposal_categories`` (N,) is the category index
     of the GT object each proposal matches at IoU >= 0.5, else -1;
-    ``target_category`` is the target's category index (-1 if not in the list).
+    ``target_category`` is the target's category index (-1 if not in the list);
+    ``anchor_proposals`` the proposal matching each of the sample's anchor objects
+    (``Sample.anchor_ids``; ``match_target``), -1 where none matches, and
+    ``anchor_categories`` their category indices (-1 if not in the list).
+    Colours (indices in ``GroundingDataset.colours``, -1 = unknown): ``proposal_colours``
+    (N,) of the matched GT objects as ``proposal_categories``; ``target_colour`` and
+    ``anchor_colours`` the colour the description *says* for the target and each anchor,
+    ``len(colours)`` ("not said") when it names the object without its colour.
     """
 
     sample: Sample
@@ -44,6 +53,11 @@ class GroundingItem:
     target_category: int
     gt_boxes: np.ndarray
     gt_object_ids: np.ndarray
+    anchor_proposals: tuple[int, ...] = ()
+    anchor_categories: tuple[int, ...] = ()
+    proposal_colours: np.ndarray | None = None
+    target_colour: int = -1
+    anchor_colours: tuple[int, ...] = ()
 
     @property
     def text(self) -> str:
@@ -72,6 +86,13 @@ class GroundingBatch:
     same-category distractors of the target (matched at IoU >= 0.5, not the target
     itself), for the optional label smoothing of the alignment loss.
     ``proposal_categories`` (B, N) is -1 for unmatched and padded proposals.
+    ``anchor_target`` (B, A) is the proposal each anchor pointer of the model should
+    pick: the first and the last anchor of the sample for A = 2 (the same one for a
+    one-anchor relation), -1 where the sample names none or it matches no proposal;
+    ``anchor_category`` (B, A) those anchors' category indices and ``target_category``
+    (B,) the target's (-1: none, or not in the category list). ``proposal_colours``
+    (B, N), ``target_colour`` (B,) and ``anchor_colour`` (B, A) are the items' colour
+    labels (``GroundingItem``), padded with -1.
     """
 
     inputs: GroundingInputs
@@ -83,6 +104,12 @@ class GroundingBatch:
     split_labels: list[str]
     same_class_mask: torch.Tensor
     proposal_categories: torch.Tensor
+    anchor_target: torch.Tensor
+    anchor_category: torch.Tensor
+    target_category: torch.Tensor
+    proposal_colours: torch.Tensor
+    target_colour: torch.Tensor
+    anchor_colour: torch.Tensor
     samples: list[Sample]
 
     def to(self, device: torch.device | str) -> "GroundingBatch":
@@ -96,14 +123,34 @@ class GroundingBatch:
             split_labels=self.split_labels,
             same_class_mask=self.same_class_mask.to(device),
             proposal_categories=self.proposal_categories.to(device),
+            anchor_target=self.anchor_target.to(device),
+            anchor_category=self.anchor_category.to(device),
+            target_category=self.target_category.to(device),
+            proposal_colours=self.proposal_colours.to(device),
+            target_colour=self.target_colour.to(device),
+            anchor_colour=self.anchor_colour.to(device),
             samples=self.samples,
         )
 
 
-class GroundingDataset(torch.utils.data.Dataset):
-    """Samples of one split of a dataset written by ``dataset_format`` (any source)."""
+def said_colour(description: str, obj: GroundTruthObject, colours: Sequence[str]) -> int:
+    """Index of the colour ``description`` gives ``obj`` ("the white plant"), ``len(colours)`` when it
+    names the object's category without that colour, -1 when the object's colour is unknown."""
+    if obj.color_name not in colours:
+        return -1
+    named = f"{obj.color_name} {obj.category.replace('_', ' ')}" in description.lower()
+    return colours.index(obj.color_name) if named else len(colours)
 
-    def __init__(self, root: str | os.PathLike, split: str) -> None:
+
+class GroundingDataset(torch.utils.data.Dataset):
+    """Samples of one split of a dataset written by ``dataset_format`` (any source).
+
+    ``colours``: the colour words whose labels items carry (set ``ModelConfig.colours`` to
+    it); empty (the default) gives every colour label -1. ``scene_colours`` lists the
+    colours of a split's objects.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str, colours: Sequence[str] = ()) -> None:
         self.root = Path(root)
         self.split = split
         self.manifest: Manifest = read_manifest(self.root)
@@ -116,6 +163,17 @@ class GroundingDataset(torch.utils.data.Dataset):
                 raise DatasetError(self.root / f"{split}.jsonl", f"scene {sample.scene_id} is not listed in split {split}")
         self._category_index = {name: i for i, name in enumerate(self.manifest.categories)}
         self._scenes: dict[str, tuple[SceneRecord, np.ndarray]] = {}
+        self._colour_labels: dict[str, np.ndarray] = {}
+        self.colours = list(colours)
+
+    @property
+    def colours(self) -> list[str]:
+        return self._colours
+
+    @colours.setter
+    def colours(self, colours: Sequence[str]) -> None:
+        self._colours = list(colours)
+        self._colour_labels = {}
 
     @property
     def categories(self) -> list[str]:
@@ -129,6 +187,11 @@ class GroundingDataset(torch.utils.data.Dataset):
     def scene(self, scene_id: str) -> SceneRecord:
         return self._scene(scene_id)[0]
 
+    def scene_colours(self) -> list[str]:
+        """Sorted colour names of the objects of every scene of the split (reads them all)."""
+        scene_ids = sorted({sample.scene_id for sample in self.samples})
+        return sorted({o.color_name for scene_id in scene_ids for o in self.scene(scene_id).objects if o.color_name})
+
     def _scene(self, scene_id: str) -> tuple[SceneRecord, np.ndarray]:
         if scene_id not in self._scenes:
             record = read_scene(self.root, scene_id)
@@ -136,12 +199,20 @@ class GroundingDataset(torch.utils.data.Dataset):
             self._scenes[scene_id] = (record, labels)
         return self._scenes[scene_id]
 
+    def _proposal_colours(self, record: SceneRecord) -> np.ndarray:
+        if record.scene_id not in self._colour_labels:
+            self._colour_labels[record.scene_id] = proposal_categories(
+                record.proposal_boxes, record.objects, self.colours, attribute="color_name"
+            )
+        return self._colour_labels[record.scene_id]
+
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> GroundingItem:
         sample = self.samples[index]
         record, labels = self._scene(sample.scene_id)
+        anchors = [record.object(a) for a in sample.anchor_ids]
         return GroundingItem(
             sample=sample,
             inputs=record.inputs,
@@ -149,18 +220,36 @@ class GroundingDataset(torch.utils.data.Dataset):
             target_category=self._category_index.get(record.object(sample.object_id).category, -1),
             gt_boxes=record.gt_boxes,
             gt_object_ids=record.gt_object_ids,
+            anchor_proposals=tuple(match_target(record.proposal_boxes, a.box)[0] for a in anchors),
+            anchor_categories=tuple(self._category_index.get(a.category, -1) for a in anchors),
+            proposal_colours=self._proposal_colours(record),
+            target_colour=said_colour(sample.description, record.object(sample.object_id), self.colours),
+            anchor_colours=tuple(said_colour(sample.description, a, self.colours) for a in anchors),
         )
 
 
-def collate_grounding(items: Sequence[GroundingItem], tokenizer: Any, max_text_len: int) -> GroundingBatch:
-    """Batch items: inputs padded by ``collate_inputs``, texts tokenized by ``tokenizer.encode(texts, max_len)``."""
+def anchor_targets(anchor_values: Sequence[int], pointers: int) -> list[int]:
+    """Spread a sample's per-anchor values over the model's pointers: pointer a gets anchor
+    round(a * (n - 1) / (A - 1)); -1 for every pointer when the sample names no anchor."""
+    if not anchor_values:
+        return [NO_TARGET] * pointers
+    last = len(anchor_values) - 1
+    return [anchor_values[round(a * last / max(pointers - 1, 1))] for a in range(pointers)]
+
+
+def collate_grounding(items: Sequence[GroundingItem], tokenizer: Any, max_text_len: int, anchor_pointers: int = 2) -> GroundingBatch:
+    """Batch items: inputs padded by ``collate_inputs``, texts tokenized by ``tokenizer.encode(texts, max_len)``;
+    ``anchor_pointers`` = ``ModelConfig.relation_anchors``."""
     inputs = collate_inputs([item.inputs for item in items])
     n = inputs.boxes.shape[1]
     text_ids, text_mask = tokenizer.encode([item.text for item in items], max_text_len)
     target = torch.tensor([n if item.target_proposal == NO_TARGET else item.target_proposal for item in items])
     categories = torch.full((len(items), n), -1, dtype=torch.long)
+    colours = torch.full((len(items), n), -1, dtype=torch.long)
     for row, item in enumerate(items):
         categories[row, : len(item.proposal_categories)] = torch.from_numpy(item.proposal_categories)
+        if item.proposal_colours is not None:
+            colours[row, : len(item.proposal_colours)] = torch.from_numpy(item.proposal_colours)
     target_category = torch.tensor([item.target_category for item in items])
     same_class = (categories == target_category[:, None]) & (target_category[:, None] >= 0)
     has_target = target < n
@@ -175,5 +264,11 @@ def collate_grounding(items: Sequence[GroundingItem], tokenizer: Any, max_text_l
         split_labels=[item.split_label for item in items],
         same_class_mask=same_class,
         proposal_categories=categories,
+        anchor_target=torch.tensor([anchor_targets(item.anchor_proposals, anchor_pointers) for item in items]).long(),
+        anchor_category=torch.tensor([anchor_targets(item.anchor_categories, anchor_pointers) for item in items]).long(),
+        target_category=target_category.long(),
+        proposal_colours=colours,
+        target_colour=torch.tensor([item.target_colour for item in items]).long(),
+        anchor_colour=torch.tensor([anchor_targets(item.anchor_colours, anchor_pointers) for item in items]).long(),
         samples=[item.sample for item in items],
     )

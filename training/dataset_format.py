@@ -177,11 +177,13 @@ def match_target(proposal_boxes: np.ndarray, target_box: np.ndarray, min_iou: fl
     return (best if ious[best] >= min_iou else NO_TARGET), float(ious[best])
 
 
-def proposal_categories(proposal_boxes: np.ndarray, objects: Sequence[GroundTruthObject], categories: Sequence[str]) -> np.ndarray:
-    """(N,) int64: category index of the GT object each proposal matches at IoU >= 0.5, else -1.
+def proposal_categories(
+    proposal_boxes: np.ndarray, objects: Sequence[GroundTruthObject], categories: Sequence[str], attribute: str = "category"
+) -> np.ndarray:
+    """(N,) int64: index in ``categories`` of the ``attribute`` of the GT object each proposal matches at IoU >= 0.5, else -1.
 
-    The label of the auxiliary category head ("What"); categories outside the
-    dataset's list are -1 too.
+    The label of the auxiliary category head ("What"), or with ``attribute="color_name"``
+    of the colour head; values outside the list (also "" = unknown) are -1 too.
     """
     boxes = np.asarray(proposal_boxes, dtype=np.float64).reshape(-1, 6)
     labels = np.full(len(boxes), -1, dtype=np.int64)
@@ -193,7 +195,7 @@ def proposal_categories(proposal_boxes: np.ndarray, objects: Sequence[GroundTrut
     index = {name: i for i, name in enumerate(categories)}
     for p, g in enumerate(best):
         if ious[p, g] >= CATEGORY_MATCH_IOU:
-            labels[p] = index.get(objects[g].category, -1)
+            labels[p] = index.get(getattr(objects[g], attribute), -1)
     return labels
 
 

@@ -19,7 +19,13 @@ import torch
 from w2r2_ros.model.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_metadata
 from w2r2_training.dataset import GroundingDataset
 from w2r2_training.dataset_format import DatasetError, read_manifest
-from w2r2_training.evaluate import EvaluationResult, evaluate_model, evenly_spaced_indices, format_table
+from w2r2_training.evaluate import (
+    EvaluationResult,
+    evaluate_model,
+    evenly_spaced_indices,
+    format_relation_table,
+    format_table,
+)
 from w2r2_training.run_files import write_json_atomic
 from w2r2_training.trainer import torch_threads
 
@@ -102,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for split, by_label in results.items():
         print(f"\n== {split} ({args.data}) ==")
         print(format_table(by_label))
+        print()
+        print(format_relation_table(by_label))
     if args.out is not None:
         document: dict[str, Any] = {
             "data": str(args.data),

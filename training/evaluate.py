@@ -7,24 +7,68 @@ loses much more in the second pass, mainly on the "multiple" split.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grounding
-from w2r2_training.metrics import SPLITS, THRESHOLDS, AccuracyReport, grounding_accuracy, oracle_accuracy
+from w2r2_training.metrics import (
+    SPLITS,
+    THRESHOLDS,
+    AccuracyReport,
+    accuracy_from_ious,
+    oracle_accuracy,
+    predicted_box_ious,
+)
 from w2r2_training.referring import SPLIT_MULTIPLE
 
 
 @dataclass(frozen=True)
+class RelationAccuracy:
+    """Acc@k of the samples whose description uses one relation (``Sample.relation``: "colour", "nearest", ...)."""
+
+    count: int
+    normal: dict[float, float]
+    ablated: dict[float, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "normal": {f"acc@{k:g}": v for k, v in self.normal.items()},
+            "ablated": {f"acc@{k:g}": v for k, v in self.ablated.items()},
+        }
+
+
+# Relation label of samples that record none (ScanRefer JSON, bag annotations).
+UNLABELLED_RELATION = "unlabelled"
+
+
+def relation_accuracy(
+    normal_ious: np.ndarray, ablated_ious: np.ndarray, relations: Sequence[str]
+) -> dict[str, RelationAccuracy]:
+    """Per relation (sorted by name), the share of samples at IoU >= k, normal and 3D-ablated."""
+    labels = np.asarray(relations)
+    out: dict[str, RelationAccuracy] = {}
+    for name in sorted(set(relations)):
+        mask = labels == name
+        out[name] = RelationAccuracy(
+            count=int(mask.sum()),
+            normal={k: float(np.mean(normal_ious[mask] >= k)) for k in THRESHOLDS},
+            ablated={k: float(np.mean(ablated_ious[mask] >= k)) for k in THRESHOLDS},
+        )
+    return out
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
-    """Accuracy of one model on one split of a dataset, normal and with 3D ablated."""
+    """Accuracy of one model on one split of a dataset, normal and with 3D ablated, and per relation."""
 
     normal: AccuracyReport
     ablated: AccuracyReport
     oracle: AccuracyReport
+    relations: dict[str, RelationAccuracy] = field(default_factory=dict)
 
     def gap(self, split: str, threshold: float) -> float:
         """Accuracy lost when 3D is ablated (normal - ablated): how much the model relies on Where."""
@@ -39,6 +83,7 @@ class EvaluationResult:
             "ablated": _json_report(self.ablated),
             "gap": gap,
             "oracle": _json_report(self.oracle),
+            "relations": {name: r.as_dict() for name, r in self.relations.items()},
         }
 
     def flat(self) -> dict[str, float]:
@@ -98,7 +143,7 @@ def evaluate_model(
     was_training = model.training
     model.eval()
     order = list(range(len(dataset))) if indices is None else list(indices)
-    normal, ablated, gt, multiple, proposals = [], [], [], [], []
+    normal, ablated, gt, multiple, proposals, relations = [], [], [], [], [], []
     try:
         for start in range(0, len(order), batch_size):
             items = [dataset[i] for i in order[start : start + batch_size]]
@@ -111,6 +156,7 @@ def evaluate_model(
             ablated.append(_predicted_boxes(no_3d, batch))
             gt.append(batch.target_boxes.cpu().numpy().astype(np.float64))
             multiple.extend(label == SPLIT_MULTIPLE for label in batch.split_labels)
+            relations.extend(sample.relation or UNLABELLED_RELATION for sample in batch.samples)
             valid = batch.inputs.object_mask.cpu().numpy()
             boxes = batch.proposal_boxes.cpu().numpy()
             proposals.extend(boxes[i][valid[i]] for i in range(len(valid)))
@@ -120,10 +166,13 @@ def evaluate_model(
         raise ValueError("evaluate_model: no sample to evaluate")
     gt_boxes = np.concatenate(gt)
     is_multiple = np.asarray(multiple, dtype=bool)
+    normal_ious = predicted_box_ious(np.concatenate(normal), gt_boxes)
+    ablated_ious = predicted_box_ious(np.concatenate(ablated), gt_boxes)
     return EvaluationResult(
-        normal=grounding_accuracy(np.concatenate(normal), gt_boxes, is_multiple),
-        ablated=grounding_accuracy(np.concatenate(ablated), gt_boxes, is_multiple),
+        normal=accuracy_from_ious(normal_ious, is_multiple),
+        ablated=accuracy_from_ious(ablated_ious, is_multiple),
         oracle=oracle_accuracy(proposals, gt_boxes, is_multiple),
+        relations=relation_accuracy(normal_ious, ablated_ious, relations),
     )
 
 
@@ -155,4 +204,19 @@ def format_table(results: dict[str, EvaluationResult]) -> str:
     lines.append(row("oracle", [first.oracle.split(s).accuracy[k] for k, s in columns]))
     counts = ", ".join(f"{split} {first.normal.split(split).count}" for split in SPLITS)
     lines.append(f"samples: {counts}")
+    return "\n".join(lines)
+
+
+def format_relation_table(results: dict[str, EvaluationResult], threshold: float = 0.5) -> str:
+    """Acc@``threshold`` per relation: one normal and one 3D-ablated column per named result."""
+    names = sorted({name for result in results.values() for name in result.relations})
+    header = "".join(f"{label[:12] + ' ' + mode:>22}" for label in results for mode in ("normal", "3D-abl."))
+    lines = [f"Acc@{threshold:g} by relation", f"{'relation':<12}{'count':>7}{header}"]
+    for name in names:
+        cells, count = "", 0
+        for result in results.values():
+            r = result.relations.get(name)
+            count = max(count, r.count if r else 0)
+            cells += "".join(f"{100 * getattr(r, mode)[threshold]:>22.1f}" if r else f"{'n/a':>22}" for mode in ("normal", "ablated"))
+        lines.append(f"{name:<12}{count:>7}{cells}")
     return "\n".join(lines)

@@ -231,6 +231,16 @@ def training_step_loss(
         same_class_mask=same_class,
         category_logits=fused.category_logits,
         category_target=category_target,
+        anchor_logits=fused.anchor_logits,
+        anchor_target=batch.anchor_target,
+        text_categories=(
+            fused.target_category_logits, batch.target_category, fused.anchor_category_logits, batch.anchor_category
+        ),
+        colour_logits=fused.colour_logits,
+        colour_target=batch.proposal_colours.masked_fill(batch.proposal_colours < 0, -100),
+        text_colours=None
+        if fused.target_colour_logits is None
+        else (fused.target_colour_logits, batch.target_colour, fused.anchor_colour_logits, batch.anchor_colour),
     )
 
 
@@ -271,7 +281,10 @@ class Trainer:
         if state_dir is None:
             tokenizer = QueryTokenizer.build(self.train_set.texts())
             model_config = dataclasses.replace(
-                config.model, vocab_size=tokenizer.vocab_size, categories=tuple(self.train_set.categories)
+                config.model,
+                vocab_size=tokenizer.vocab_size,
+                categories=tuple(self.train_set.categories),
+                colours=tuple(self.train_set.scene_colours()),
             )
             self.train_set.manifest.check_model_config(model_config, self.data_root / "manifest.json")
             config = dataclasses.replace(config, model=model_config)
@@ -280,6 +293,7 @@ class Trainer:
             model, tokenizer = load_checkpoint(state_dir)
             self.train_set.manifest.check_model_config(model.config, self.data_root / "manifest.json")
         self.config, self.tokenizer, self.state_dir = config, tokenizer, state_dir
+        self.train_set.colours = list(model.config.colours)
 
         self.accelerator = Accelerator()
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
@@ -351,7 +365,10 @@ class Trainer:
 
     def _batch(self, step: int) -> GroundingBatch:
         indices = self.order.batch(step)[self.accelerator.process_index :: self.accelerator.num_processes]
-        batch = collate_grounding([self.train_set[i] for i in indices], self.tokenizer, self.config.model.max_text_length)
+        batch = collate_grounding(
+            [self.train_set[i] for i in indices], self.tokenizer, self.config.model.max_text_length,
+            self.config.model.relation_anchors,
+        )
         if self.config.train_keyframes:
             rng = np.random.default_rng([self.config.seed, step, 1])
             batch = dataclasses.replace(batch, inputs=keyframe_subset(batch.inputs, self.config.train_keyframes, rng))

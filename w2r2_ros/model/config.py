@@ -60,16 +60,25 @@ class ModelConfig:
     center_xy: bool = True
     # Initial temperature tau of the grounding head's scores; tau is then learned (CLIP-style, GroundingHead).
     temperature: float = 0.07
+    # Anchor pointers of the RelationHead: two cover "between A and B" (relation_head.py).
+    relation_anchors: int = 2
     max_text_length: int = 32
     vocab_size: int = 512
     categories: tuple[str, ...] = ("object",)
+    # Colour words of the colour head and of the colour the text asks for (GroundingHead, RelationHead);
+    # empty = no colour factor (data without colour labels, e.g. ScanRefer JSON).
+    colours: tuple[str, ...] = ()
     backbone: dict[str, Any] = field(default_factory=_default_backbone)
+    # Layers of the text-only encoder before the fusion (TextEncoder); the rest of its
+    # config is the backbone's.
+    text_layers: int = 1
     # Keyword arguments for ``AutoModel.from_config`` (BERT: drop the unused pooler).
     backbone_kwargs: dict[str, Any] = field(default_factory=lambda: {"add_pooling_layer": False})
 
     def __post_init__(self) -> None:
         self.image_channels = tuple(int(c) for c in self.image_channels)
         self.categories = tuple(str(c) for c in self.categories)
+        self.colours = tuple(str(c) for c in self.colours)
         if self.image_width % self.patch_size or self.image_height % self.patch_size:
             raise ValueError(
                 f"ModelConfig: image {self.image_width}x{self.image_height} is not a multiple of patch_size {self.patch_size}"
@@ -84,6 +93,10 @@ class ModelConfig:
             )
         if not self.categories:
             raise ValueError("ModelConfig: categories must not be empty")
+        if self.text_layers < 1:
+            raise ValueError(f"ModelConfig: text_layers must be >= 1, got {self.text_layers}")
+        if self.relation_anchors < 1:
+            raise ValueError(f"ModelConfig: relation_anchors must be >= 1, got {self.relation_anchors}")
         if self.temperature <= 0:
             raise ValueError(f"ModelConfig: temperature must be > 0, got {self.temperature}")
 
@@ -121,10 +134,26 @@ class ModelConfig:
         )
         return AutoConfig.for_model(model_type, **values)
 
+    def text_backbone_config(self) -> Any:
+        """The ``transformers`` config of the text encoder: the backbone's, with ``text_layers`` layers,
+        absolute positions for ``max_text_length`` tokens and one token type."""
+        from transformers import AutoConfig
+
+        values = dict(self.backbone)
+        model_type = values.pop("model_type")
+        values.update(
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.text_layers,
+            max_position_embeddings=self.max_text_length,
+            type_vocab_size=1,
+        )
+        return AutoConfig.for_model(model_type, **values)
+
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["image_channels"] = list(self.image_channels)
         values["categories"] = list(self.categories)
+        values["colours"] = list(self.colours)
         return values
 
     @staticmethod

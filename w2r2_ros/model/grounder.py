@@ -4,10 +4,10 @@ It answers one query over the scene's keyframes and proposals. Work that does
 not depend on the query (resizing each keyframe, sampling its world points, and
 its image-encoder patch features) is cached per keyframe stamp, so repeated
 queries over the same keyframe buffer pay only for the proposals, the text and
-the fusion transformer. The assembled scene inputs (box-to-patch pooling
-weights) are kept for the last (keyframes, proposals) pair too: the scene
-memory changes them about once a second, while a person asks several
-questions about the same scene.
+the fusion transformer. The scene's text-independent tokens (``SceneTokens``:
+box-to-patch pooling, point and box encodings, video pooling) are kept for the
+last (keyframes, proposals) pair too: the scene memory changes them about once
+a second, while a person asks several questions about the same scene.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import torch
 
 from w2r2_ros.geometry.boxes import Box3D
 from w2r2_ros.model.checkpoint import load_checkpoint
-from w2r2_ros.model.grounding_model import W2R2GroundingModel
-from w2r2_ros.model.inputs import GroundingInputs, KeyframeLike, PreparedKeyframe, assemble_inputs, prepare_keyframe
+from w2r2_ros.model.grounding_model import SceneTokens, W2R2GroundingModel
+from w2r2_ros.model.inputs import KeyframeLike, PreparedKeyframe, assemble_inputs, prepare_keyframe
 from w2r2_ros.model.text import QueryTokenizer
 
 
@@ -94,7 +94,7 @@ class Grounder:
         self.cache_size = cache_size
         self._cache: OrderedDict[float, tuple[PreparedKeyframe, torch.Tensor]] = OrderedDict()
         self._scene_key: tuple[tuple[float, ...], bytes] | None = None
-        self._scene_inputs: GroundingInputs | None = None
+        self._scene_tokens: SceneTokens | None = None
         self._lock = threading.Lock()
 
     @staticmethod
@@ -114,6 +114,12 @@ class Grounder:
     def cached_keyframes(self) -> int:
         return len(self._cache)
 
+    def clear_cache(self) -> None:
+        """Forget every cached keyframe and the cached scene tokens."""
+        with self._lock:
+            self._cache.clear()
+            self._scene_key, self._scene_tokens = None, None
+
     def ground(
         self,
         keyframes: Sequence[StampedKeyframe],
@@ -128,18 +134,19 @@ class Grounder:
             chosen = [keyframes[i] for i in select_keyframes(len(keyframes), max_frames)]
             if not proposals:
                 return GroundingAnswer((), 1.0, (time.perf_counter() - start) * 1e3, 0.0, len(chosen))
-            prepared = [self._prepared(keyframe) for keyframe in chosen]
             boxes = np.stack([proposal.box.as_array() for proposal in proposals])
             scene_key = (tuple(float(keyframe.stamp) for keyframe in chosen), boxes.tobytes())
+            inputs = None
             if scene_key != self._scene_key:
-                self._scene_inputs = assemble_inputs([item[0] for item in prepared], boxes, self.model.config).to(self.device)
-                self._scene_key = scene_key
-            inputs = self._scene_inputs
+                prepared = [self._prepared(keyframe) for keyframe in chosen]
+                inputs = assemble_inputs([item[0] for item in prepared], boxes, self.model.config).to(self.device)
             text_ids, text_mask = self.tokenizer.encode([text], self.model.config.max_text_length)
             prepared_at = time.perf_counter()
 
-            features = self._patch_features(chosen, prepared)
-            output = self.model(inputs, text_ids.to(self.device), text_mask.to(self.device), patch_features=features)
+            if inputs is not None:
+                self._scene_tokens = self.model.scene_tokens(inputs, self._patch_features(chosen, prepared))
+                self._scene_key = scene_key
+            output = self.model(None, text_ids.to(self.device), text_mask.to(self.device), scene=self._scene_tokens)
             probabilities = torch.softmax(output.logits[0].float(), dim=-1).cpu().numpy()
             labels = torch.softmax(output.category_logits[0].float(), dim=-1).cpu().numpy()
             done = time.perf_counter()

@@ -2,7 +2,8 @@
 
 One model serves both passes of W2R2 training (W2R2.md): the fused pass, and
 with ``ablate_3d=True`` the 2D-dominant pseudo-output, in which every 3D
-encoding (patch position encodings and proposal geometry encodings) is zero.
+encoding (patch position encodings, proposal geometry encodings and the
+``RelationHead``'s geometry) is zero.
 Box pooling still happens in the pseudo pass: it is how object tokens are
 formed, not a model input, so that pass knows which patches belong to which
 proposal but not where anything is.
@@ -20,13 +21,20 @@ from w2r2_ros.model.geometry_encoding import BoxEncoder, PointEncoder
 from w2r2_ros.model.grounding_head import CategoryHead, GroundingHead
 from w2r2_ros.model.image_encoder import PatchImageEncoder
 from w2r2_ros.model.inputs import GroundingInputs
+from w2r2_ros.model.relation_head import RelationHead
+from w2r2_ros.model.text_encoder import TextEncoder
 
 
 @dataclass
 class GroundingOutput:
     """logits (B, N + 1): proposal scores (``GroundingHead``), last column "no target", padded proposals at MASKED_LOGIT;
     object_mask (B, N); category_logits (B, N, C); query_embedding (B, D) and object_embeddings (B, N, D):
-    the unit vectors whose cosines are the scores (for diagnostics such as t-SNE of the fused representation).
+    the unit vectors whose cosines are the scores (for diagnostics such as t-SNE of the fused representation);
+    anchor_logits (B, A, N): the ``RelationHead``'s anchor pointers (supervised where the data names anchors);
+    target_category_logits (B, C) and anchor_category_logits (B, A, C): the categories the text names for the
+    target and each anchor (read from the pooled text; supervised where the data gives them);
+    colour_logits (B, N, K), target_colour_logits (B, K + 1) and anchor_colour_logits (B, A, K + 1): the
+    same for colours (last class: no colour said), None when ``ModelConfig.colours`` is empty.
     """
 
     logits: torch.Tensor
@@ -34,10 +42,37 @@ class GroundingOutput:
     category_logits: torch.Tensor
     query_embedding: torch.Tensor
     object_embeddings: torch.Tensor
+    anchor_logits: torch.Tensor
+    target_category_logits: torch.Tensor
+    anchor_category_logits: torch.Tensor
+    colour_logits: torch.Tensor | None = None
+    target_colour_logits: torch.Tensor | None = None
+    anchor_colour_logits: torch.Tensor | None = None
 
     @property
     def no_target_index(self) -> int:
         return self.logits.shape[-1] - 1
+
+
+@dataclass
+class SceneTokens:
+    """What the fusion reads from a batch of scenes, before any text: video tokens (B, K * P', D) with their
+    mask, object tokens (B, N, D) with their mask, the centred proposal boxes (B, N, 6), and whether the 3D
+    encodings were zeroed (``ablate_3d``)."""
+
+    video: torch.Tensor
+    video_mask: torch.Tensor
+    objects: torch.Tensor
+    boxes: torch.Tensor
+    object_mask: torch.Tensor
+    ablated: bool
+
+    def expand(self, b: int) -> "SceneTokens":
+        """One scene's tokens shared by ``b`` texts (views, no copies)."""
+        return SceneTokens(
+            *(t.expand(b, *t.shape[1:]) for t in (self.video, self.video_mask, self.objects, self.boxes, self.object_mask)),
+            ablated=self.ablated,
+        )
 
 
 def video_pool_matrix(config: ModelConfig) -> torch.Tensor:
@@ -57,44 +92,35 @@ class W2R2GroundingModel(nn.Module):
         self.image_encoder = PatchImageEncoder(config)
         self.point_encoder = PointEncoder(config)
         self.box_encoder = BoxEncoder(config)
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=0)
+        self.text_encoder = TextEncoder(config)
         # Object token of a proposal that no keyframe patch falls into (not yet seen from this viewpoint set).
         self.unseen_object = nn.Parameter(torch.randn(config.hidden_size) * 0.02)
         self.fusion = FusionTransformer(config)
         self.grounding_head = GroundingHead(config)
+        self.relation_head = RelationHead(config)
         self.category_head = CategoryHead(config)
+        # The "What" of an object also has a colour; colours are named in the queries (ModelConfig.colours).
+        self.colour_head = CategoryHead(config, len(config.colours)) if config.colours else None
         self.register_buffer("video_pool_matrix", video_pool_matrix(config), persistent=False)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Patch features (F, P, D) of frames (F, 3, h, w): text-independent, so callers may cache them per keyframe."""
         return self.image_encoder(frames)
 
-    def forward(
-        self,
-        inputs: GroundingInputs,
-        text_ids: torch.Tensor,
-        text_mask: torch.Tensor,
-        ablate_3d: bool = False,
-        patch_features: torch.Tensor | None = None,
-    ) -> GroundingOutput:
-        """Score the proposals of ``inputs`` for the texts ``text_ids``/``text_mask`` (B, L).
+    def scene_tokens(
+        self, inputs: GroundingInputs, patch_features: torch.Tensor | None = None, ablate_3d: bool = False
+    ) -> SceneTokens:
+        """The text-independent fusion inputs of ``inputs`` (a batch of scenes, or one scene).
 
-        ``inputs`` is a batch of B scenes, or one scene (batched or not) shared by all
-        B texts. ``patch_features`` (B or 1, K, P, D) replaces ``encode_frames`` of
-        ``inputs.frames`` when given (cached by ``Grounder``).
+        ``patch_features`` (B, K, P, D) replaces ``encode_frames`` of ``inputs.frames`` when
+        given. ``Grounder`` keeps the result while keyframes and proposals stay the same, so a
+        further question about the scene runs only the text encoder, the fusion and the heads.
         """
         inputs = inputs.batched()
         cfg = self.config
-        b_in, k, p = inputs.patch_valid.shape
+        b, k, p = inputs.patch_valid.shape
         if patch_features is None:
-            patch_features = self.encode_frames(inputs.frames.flatten(0, 1)).view(b_in, k, p, -1)
-        b = text_ids.shape[0]
-        if b_in != b:
-            if b_in != 1:
-                raise ValueError(f"W2R2GroundingModel: {b_in} scenes for {b} texts (need equal, or one scene)")
-            inputs = GroundingInputs(**{name: t.expand(b, *t.shape[1:]) for name, t in vars(inputs).items()})
-            patch_features = patch_features.expand(b, *patch_features.shape[1:])
-
+            patch_features = self.encode_frames(inputs.frames.flatten(0, 1)).view(b, k, p, -1)
         patch_xyz, boxes = self._centred(inputs)
         # Object tokens pool the *pre-Where* patch features: their "What" stays purely 2D,
         # and their "Where" comes from their own box encoding alone (see docs/MODEL.md).
@@ -108,20 +134,72 @@ class W2R2GroundingModel(nn.Module):
         else:
             video = patch_features + self.point_encoder(patch_xyz, inputs.patch_valid)
             objects = objects + self.box_encoder(boxes)
-        video = self._pool_video_tokens(video)
-        video_mask = inputs.frame_mask.repeat_interleave(cfg.video_tokens_per_frame, dim=1)
-
-        grounding_state, object_states = self.fusion(
-            self.word_embeddings(text_ids), text_mask, video, video_mask, objects, inputs.object_mask
+        return SceneTokens(
+            video=self._pool_video_tokens(video),
+            video_mask=inputs.frame_mask.repeat_interleave(cfg.video_tokens_per_frame, dim=1),
+            objects=objects,
+            boxes=boxes,
+            object_mask=inputs.object_mask,
+            ablated=ablate_3d,
         )
-        category_logits = self.category_head(object_states)
-        logits, query, keys = self.grounding_head(grounding_state, object_states, inputs.object_mask, category_logits)
+
+    def forward(
+        self,
+        inputs: GroundingInputs | None,
+        text_ids: torch.Tensor,
+        text_mask: torch.Tensor,
+        ablate_3d: bool = False,
+        patch_features: torch.Tensor | None = None,
+        scene: SceneTokens | None = None,
+    ) -> GroundingOutput:
+        """Score the proposals of ``inputs`` for the texts ``text_ids``/``text_mask`` (B, L).
+
+        ``inputs`` is a batch of B scenes, or one scene (batched or not) shared by all
+        B texts. ``patch_features`` (B or 1, K, P, D) replaces ``encode_frames`` of
+        ``inputs.frames`` when given (cached by ``Grounder``). ``scene`` (``scene_tokens``,
+        made with the same ``ablate_3d``) replaces ``inputs`` and ``patch_features``.
+        """
+        if scene is None:
+            if inputs is None:
+                raise ValueError("W2R2GroundingModel: give inputs or scene")
+            scene = self.scene_tokens(inputs, patch_features, ablate_3d)
+        elif scene.ablated != ablate_3d:
+            raise ValueError(f"W2R2GroundingModel: scene tokens made with ablate_3d={scene.ablated}, asked for {ablate_3d}")
+        b_in, b = scene.video.shape[0], text_ids.shape[0]
+        if b_in != b:
+            if b_in != 1:
+                raise ValueError(f"W2R2GroundingModel: {b_in} scenes for {b} texts (need equal, or one scene)")
+            scene = scene.expand(b)
+        video, video_mask, objects, boxes = scene.video, scene.video_mask, scene.objects, scene.boxes
+        object_mask = scene.object_mask
+
+        text, pooled_text = self.text_encoder(text_ids, text_mask)
+        query_states, object_states = self.fusion(
+            pooled_text, text, text_mask, video, video_mask, objects, object_mask
+        )
+        grounding_state = query_states[:, 0]
+        category_logits = self.category_head(object_states, objects)
+        colour_logits = None if self.colour_head is None else self.colour_head(object_states, objects)
+        relation_scores, anchor_logits, anchor_category_logits, anchor_colour_logits = self.relation_head(
+            pooled_text, query_states[:, 1:], object_states, category_logits, boxes, object_mask, ablate_3d,
+            colour_logits,
+        )
+        logits, query, keys, target_category_logits, target_colour_logits = self.grounding_head(
+            grounding_state, object_states, object_mask, category_logits, relation_scores, pooled_text[:, 0],
+            colour_logits,
+        )
         return GroundingOutput(
             logits=logits,
-            object_mask=inputs.object_mask,
+            object_mask=object_mask,
             category_logits=category_logits,
             query_embedding=query,
             object_embeddings=keys,
+            anchor_logits=anchor_logits,
+            target_category_logits=target_category_logits,
+            anchor_category_logits=anchor_category_logits,
+            colour_logits=colour_logits,
+            target_colour_logits=target_colour_logits,
+            anchor_colour_logits=anchor_colour_logits,
         )
 
     def _centred(self, inputs: GroundingInputs) -> tuple[torch.Tensor, torch.Tensor]:
