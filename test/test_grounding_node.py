@@ -265,23 +265,30 @@ def test_burst_is_queued_up_to_the_bound_and_the_rest_refused_busy(scene_memory,
     assert all("busy" in r.message for (r,) in results.values() if r.status == Status.STATUS_BUSY)
 
 
+def grounded_by_the_default_model(scene_id: str, seed: int, split_label: str) -> tuple[list, list[bool]]:
+    """Stream a generated scene into the scene memory, ask the default model every description of one
+    split through the nodes, and return (samples, whether each answer hit the target at IoU >= 0.5)."""
+    scene = generate_scene(scene_id, seed)
+    memory, _ = stream_scene(scene, 24, Intrinsics.from_fov(320, 240, 70.0))
+    samples = [s for s in referring_samples(scene) if s.split_label == split_label]
+    with grounding(memory, score_threshold=0.0, queue_size=max(1, len(samples))) as (_, client, runtime):
+        for i, sample in enumerate(samples):
+            client.send(sample.description, f"q-{i}")
+        results = answered(client, runtime, len(samples), timeout_s=120.0)
+    correct = [
+        results[f"q-{i}"][0].status == Status.STATUS_OK
+        and box_iou(candidate_box(results[f"q-{i}"][0].best), scene.object_by_id(s.object_id).box) >= 0.5
+        for i, s in enumerate(samples)
+    ]
+    return samples, correct
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (DEFAULT_MODEL / "model.safetensors").is_file(), reason="needs the trained model in w2r2_ros/models/default")
 def test_trained_model_finds_most_unique_targets():
     """ScanRefer Acc@0.5 on "unique" descriptions of a scene streamed through the nodes (default model)."""
-    scene = generate_scene("grounding-node-accuracy", 11)
-    memory, _ = stream_scene(scene, 24, Intrinsics.from_fov(320, 240, 70.0))
-    samples = [s for s in referring_samples(scene) if s.split_label == SPLIT_UNIQUE]
+    samples, correct = grounded_by_the_default_model("grounding-node-accuracy", 11, SPLIT_UNIQUE)
     assert len(samples) >= 3
-    with grounding(memory, score_threshold=0.0) as (_, client, runtime):
-        for i, sample in enumerate(samples):
-            client.send(sample.description, f"u-{i}")
-        results = answered(client, runtime, len(samples), timeout_s=120.0)
-    correct = [
-        results[f"u-{i}"][0].status == Status.STATUS_OK
-        and box_iou(candidate_box(results[f"u-{i}"][0].best), scene.object_by_id(s.object_id).box) >= 0.5
-        for i, s in enumerate(samples)
-    ]
     assert np.mean(correct) > 0.5, f"{sum(correct)}/{len(correct)} unique queries grounded at IoU >= 0.5"
 
 
@@ -290,20 +297,9 @@ def test_trained_model_finds_most_unique_targets():
 def test_trained_model_tells_same_category_objects_apart_by_where_they_are():
     """ "Multiple" descriptions (a same-category distractor is present: only a spatial relation decides)
     through the nodes: the default model must beat picking among the same-category objects at random."""
-    scene = generate_scene("grounding-node-relations", 2)
-    memory, _ = stream_scene(scene, 24, Intrinsics.from_fov(320, 240, 70.0))
-    samples = [s for s in referring_samples(scene) if s.split_label == SPLIT_MULTIPLE]
+    samples, correct = grounded_by_the_default_model("grounding-node-relations", 2, SPLIT_MULTIPLE)
     assert len(samples) >= 6
-    with grounding(memory, score_threshold=0.0, queue_size=len(samples)) as (_, client, runtime):
-        for i, sample in enumerate(samples):
-            client.send(sample.description, f"m-{i}")
-        results = answered(client, runtime, len(samples), timeout_s=120.0)
-    correct = [
-        results[f"m-{i}"][0].status == Status.STATUS_OK
-        and box_iou(candidate_box(results[f"m-{i}"][0].best), scene.object_by_id(s.object_id).box) >= 0.5
-        for i, s in enumerate(samples)
-    ]
-    same_category = [sum(o.category == s.object_name for o in scene.objects) for s in samples]
+    same_category = [sum(o.category == s.object_name for o in generate_scene("grounding-node-relations", 2).objects) for s in samples]
     chance = float(np.mean([1.0 / n for n in same_category]))
     assert np.mean(correct) >= chance + 0.2, (
         f"{sum(correct)}/{len(correct)} multiple queries grounded at IoU >= 0.5; random among the same category: {chance:.2f}"
