@@ -129,8 +129,9 @@ def test_rviz_config_shows_the_nodes_topics_in_map():
 
 
 @pytest.mark.slow
-def test_bringup_runs_until_ctrl_c(tmp_path):
-    """The console script starts both nodes, says so, and exits 0 on SIGINT (what Ctrl-C sends)."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_bringup_runs_until_ctrl_c(tmp_path, signum):
+    """The console script starts both nodes, says so, and exits 0 on SIGINT (what Ctrl-C sends) or SIGTERM."""
     bringup = Path(sys.executable).with_name("w2r2-bringup")
     process = subprocess.Popen([str(bringup), "--checkpoint", str(tmp_path / "no-model")],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -142,7 +143,7 @@ def test_bringup_runs_until_ctrl_c(tmp_path):
                 break
         assert any("w2r2-bringup: scene_memory_node and grounding_node running" in line for line in seen), "".join(seen)
         assert any("model not loaded" in line and "no-model" in line for line in seen)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:

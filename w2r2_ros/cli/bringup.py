@@ -10,8 +10,9 @@ out keeps the params file's value.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -105,18 +106,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"w2r2-bringup: {error}", file=sys.stderr)
         return 2
     runtime = NodeRuntime(args=argv)
+    # Ctrl-C (SIGINT) and SIGTERM (what ros2 launch sends after SIGINT) set an event that the main thread
+    # waits on, rather than relying on KeyboardInterrupt: whoever installed SIGINT's handler last, this
+    # process then stops (a CI run once saw SIGINT ignored and the process wait out a 60 s timeout).
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         start_nodes(runtime, values, str(args.params))
         runtime.start()
         print(f"w2r2-bringup: scene_memory_node and grounding_node running with {args.params}; Ctrl-C stops them",
               flush=True)
-        while True:
-            time.sleep(1.0)
+        while runtime.context.ok() and not stop.wait(1.0):
+            pass
+        return 0
     except ValueError as error:  # a params-file problem or a parameter value a node refuses
         print(f"w2r2-bringup: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 0
     finally:
         runtime.shutdown()
 
