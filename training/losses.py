@@ -87,20 +87,23 @@ def pseudo_label_loss(
     return torch.relu(margin - gap).mean()
 
 
+def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Mean CE of logits (..., C) vs target (...) over the entries not equal to ``ignore_index``; 0 (with a
+    gradient path, so the graph stays connected) when every entry is ignored."""
+    flat_target = target.reshape(-1)
+    if not bool((flat_target != ignore_index).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), flat_target, ignore_index=ignore_index)
+
+
 def category_loss(category_logits: torch.Tensor, category_target: torch.Tensor) -> torch.Tensor:
     """Mean CE of per-object categories (B, N, C) vs (B, N), -100 = ignore (padding, unmatched proposals); 0 if none."""
-    flat_target = category_target.reshape(-1)
-    if not bool((flat_target != -100).any()):
-        return category_logits.sum() * 0.0
-    return F.cross_entropy(category_logits.reshape(-1, category_logits.shape[-1]), flat_target, ignore_index=-100)
+    return masked_cross_entropy(category_logits, category_target, -100)
 
 
 def anchor_loss(anchor_logits: torch.Tensor, anchor_target: torch.Tensor) -> torch.Tensor:
     """Mean CE of the RelationHead's anchor pointers (B, A, N) vs the anchor proposals (B, A), -1 = none; 0 if none."""
-    flat_target = anchor_target.reshape(-1)
-    if not bool((flat_target >= 0).any()):
-        return anchor_logits.sum() * 0.0
-    return F.cross_entropy(anchor_logits.reshape(-1, anchor_logits.shape[-1]), flat_target, ignore_index=-1)
+    return masked_cross_entropy(anchor_logits, anchor_target, -1)
 
 
 def text_category_loss(
@@ -112,10 +115,8 @@ def text_category_loss(
     """Mean CE of the categories the text names, target (B, C) vs (B,) and anchors (B, A, C) vs (B, A), over
     every labelled entry (-1 = unknown); 0 if none. As ScanRefer's language classification loss."""
     logits = torch.cat([target_category_logits[:, None], anchor_category_logits], dim=1)
-    target = torch.cat([target_category[:, None], anchor_category], dim=1).reshape(-1)
-    if not bool((target >= 0).any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target, ignore_index=-1)
+    target = torch.cat([target_category[:, None], anchor_category], dim=1)
+    return masked_cross_entropy(logits, target, -1)
 
 
 @dataclass

@@ -18,18 +18,26 @@ MASKED_LOGIT = -1.0e4
 MAX_LOGIT_SCALE = 100.0
 
 
-def colour_match(colour_logits: torch.Tensor | None, wanted_logits: torch.Tensor | None) -> torch.Tensor | float:
-    """(B, Q, N) probability that object j has the colour query q asks for: P(not said) + sum_k p_j(k) w_q(k).
+def object_match(
+    category_logits: torch.Tensor,
+    wanted_category_logits: torch.Tensor,
+    colour_logits: torch.Tensor | None = None,
+    wanted_colour_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B, Q, N) probability that object j is what query q names: P(category) x P(colour).
 
-    ``colour_logits`` (B, N, K) are the objects' colour head logits, ``wanted_logits`` (B, Q, K + 1) the
-    colour read from the text, the last class meaning "no colour said" (which every object matches).
-    1.0 when the model has no colours (``ModelConfig.colours`` empty).
+    P(category) = sum_c p_j(c) t_q(c), p_j the objects' category head (``category_logits`` (B, N, C)), t_q
+    what the text names (``wanted_category_logits`` (B, Q, C)). P(colour) = P(not said) + sum_k p_j(k) w_q(k)
+    with the objects' colour head (B, N, K) and the text's colour (B, Q, K + 1), whose last class "no
+    colour said" every object matches; 1 when the model has no colours (``ModelConfig.colours`` empty).
+    Used by ``GroundingHead`` for the target (Q = 1) and by ``RelationHead`` for each anchor pointer.
     """
-    if colour_logits is None or wanted_logits is None:
-        return 1.0
-    wanted = wanted_logits.softmax(dim=-1)
+    match = torch.einsum("bnc,bqc->bqn", category_logits.softmax(dim=-1), wanted_category_logits.softmax(dim=-1))
+    if colour_logits is None or wanted_colour_logits is None:
+        return match
+    wanted = wanted_colour_logits.softmax(dim=-1)
     said = torch.einsum("bnk,bqk->bqn", colour_logits.softmax(dim=-1), wanted[..., :-1])
-    return said + wanted[..., -1:]
+    return match * (said + wanted[..., -1:])
 
 
 class GroundingHead(nn.Module):
@@ -81,15 +89,18 @@ class GroundingHead(nn.Module):
         query = F.normalize(self.query(grounding_state), dim=-1)
         keys = F.normalize(self.key(object_states), dim=-1)
         target_category = self.target_category(grounding_text)
-        wanted = target_category.softmax(dim=-1)
-        target_colour = None if self.target_colour is None else self.target_colour(grounding_text)[:, None]
-        match = torch.einsum("bnc,bc->bn", category_logits.softmax(dim=-1), wanted)
-        match = match * colour_match(colour_logits, target_colour)[:, 0] if target_colour is not None else match
+        target_colour = None if self.target_colour is None else self.target_colour(grounding_text)
+        match = object_match(
+            category_logits,
+            target_category[:, None],
+            colour_logits,
+            None if target_colour is None else target_colour[:, None],
+        )[:, 0]
         scale = self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
         scores = (torch.einsum("bd,bnd->bn", query, keys) + match) * (0.5 * scale) + relation_scores
         scores = scores.masked_fill(~object_mask, MASKED_LOGIT)
         logits = torch.cat([scores, self.no_target(grounding_state)], dim=-1)
-        return logits, query, keys, target_category, None if target_colour is None else target_colour[:, 0]
+        return logits, query, keys, target_category, target_colour
 
 
 class CategoryHead(nn.Module):

@@ -36,7 +36,7 @@ from torch import nn
 
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.geometry_encoding import FourierFeatures
-from w2r2_ros.model.grounding_head import colour_match
+from w2r2_ros.model.grounding_head import object_match
 
 # Own box: centre (3) + log size (3); per anchor: centre offset (3) + floor distance (1) + anchor log size (3).
 OWN_GEOMETRY, ANCHOR_GEOMETRY = 6, 7
@@ -74,7 +74,7 @@ class RelationHead(nn.Module):
         or None without colours).
 
         Pointer logits: query-key attention of each fused ANC state over the objects, plus the
-        log-probability that object j has the category (and the colour, ``colour_match``) that
+        log-probability that object j has the category (and the colour, ``object_match``) that
         the pointer's pooled text asks for.
 
         As a product of experts, P(anchor = j) ~ exp(attention_j) * P(category of j = wanted): the
@@ -85,8 +85,7 @@ class RelationHead(nn.Module):
         attention = torch.einsum("bad,bnd->ban", self.anchor_query(anchor_states), self.anchor_key(object_states))
         anchor_category = self.anchor_category(anchor_text)
         anchor_colour = None if self.anchor_colour is None else self.anchor_colour(anchor_text)
-        match = torch.einsum("bnc,bac->ban", category_logits.softmax(dim=-1), anchor_category.softmax(dim=-1))
-        match = match * colour_match(colour_logits, anchor_colour)
+        match = object_match(category_logits, anchor_category, colour_logits, anchor_colour)
         logits = attention * self.scale + torch.log(match + 1e-6)
         return logits.masked_fill(~object_mask[:, None, :], -1.0e4), anchor_category, anchor_colour
 
