@@ -125,6 +125,18 @@ def test_batches_follow_the_model_conventions(dataset_root):
     assert named > 0
 
 
+def test_relation_labels_index_the_given_relation_list(dataset_root):
+    dataset = GroundingDataset(dataset_root, "train")
+    relations = dataset.sample_relations()
+    assert relations == sorted({s.relation for s in dataset.samples}) and len(relations) > 1
+    tokenizer = QueryTokenizer.build(dataset.texts())
+    assert all(dataset[i].relation == -1 for i in range(len(dataset)))  # no list given: unlabelled
+    dataset.relations = relations[1:]  # the first relation is not in the list: -1
+    batch = collate_grounding([dataset[i] for i in range(len(dataset))], tokenizer, max_text_len=16)
+    expected = [relations[1:].index(s.relation) if s.relation in relations[1:] else -1 for s in dataset.samples]
+    assert batch.relation.tolist() == expected and -1 in expected and max(expected) == len(relations) - 2
+
+
 def test_anchors_are_spread_over_the_pointers():
     assert anchor_targets((), 2) == [-1, -1]
     assert anchor_targets((7,), 2) == [7, 7]

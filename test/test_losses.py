@@ -10,6 +10,7 @@ from w2r2_training.losses import (
     anchor_loss,
     category_loss,
     text_category_loss,
+    text_relation_loss,
     pseudo_label_loss,
     w2r2_objective,
 )
@@ -120,6 +121,19 @@ def test_text_category_loss_averages_target_and_anchor_labels_and_skips_unknown_
     assert float(loss) == pytest.approx(expected, rel=1e-6)
     nothing = text_category_loss(target_logits, torch.tensor([-1, -1]), anchor_logits, torch.full((2, 2), -1))
     assert float(nothing) == 0.0
+
+
+def test_text_relation_loss_averages_the_labelled_samples():
+    logits = torch.tensor([[0.0, 3.0, 0.0], [1.0, 0.0, 0.0], [2.0, 2.0, 2.0]])
+    loss = text_relation_loss(logits, torch.tensor([1, 2, -1]))  # the third sample has no relation label
+    expected = -(log_softmax([0.0, 3.0, 0.0], 1) + log_softmax([1.0, 0.0, 0.0], 2)) / 2
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert float(text_relation_loss(logits, torch.full((3,), -1))) == 0.0
+    fused, two_d, target = pl_inputs()
+    config = W2R2LossConfig(lambda_pl=0.0, category_weight=0.0, text_relation_weight=0.5)
+    total, terms = w2r2_objective(fused, None, target, config, text_relation=(logits, torch.tensor([1, 2, -1])))
+    assert terms["text_relation"].item() == pytest.approx(expected, rel=1e-6)
+    assert total.item() == pytest.approx(-log_softmax([3.0, 0.0], 0) + 0.5 * expected, rel=1e-6)
 
 
 def test_objective_combines_the_named_terms():

@@ -87,3 +87,32 @@ def test_it_learns_nearest_farthest_and_leftmost_from_geometry_alone():
     assert float((scores[:, :4].argmax(dim=1) == target).float().mean()) > 0.9
     # Without 3D every chair scores the same: the relation cannot be told.
     torch.testing.assert_close(ablated[:, :4], ablated[:, :1].expand(-1, 4))
+
+
+def test_the_linear_term_lets_the_text_rank_by_raw_geometry():
+    """With the MLP's term silenced, a text whose linear weights are minus the log sizes scores minus log
+    volume: "the smallest" is the arg-max; without 3D the term is gone."""
+    head = RelationHead(CONFIG)
+    with torch.no_grad():
+        head.select.weight.zero_()
+        head.select.bias.zero_()
+        head.linear.weight.zero_()
+        head.linear.bias.zero_()
+        head.linear.bias[3:6] = -1.0  # own log size (geometry columns 3..5)
+    sizes = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.6, 1.0], [2.0, 0.3, 0.4], [1.0, 0.5, 1.0]])
+    boxes = torch.cat([torch.randn(4, 3), sizes], dim=-1)[None]
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    args = (torch.randn(1, 3, 32), torch.randn(1, 2, 32), torch.randn(1, 4, 32), torch.randn(1, 4, 2), boxes, mask)
+    scores, *_ = head(*args)
+    torch.testing.assert_close(scores[0], -sizes.prod(dim=-1).log())
+    assert int(scores[0].argmax()) == 2  # volume 0.24, the smallest
+    ablated, *_ = head(*args, ablate_3d=True)
+    torch.testing.assert_close(ablated, torch.zeros_like(ablated))
+    assert RelationHead(ModelConfig(hidden_size=32, categories=("chair",), relation_linear=False)).linear is None
+
+
+def test_the_relation_classifier_exists_only_with_a_relation_list():
+    text = torch.randn(5, 3, 32)
+    assert RelationHead(CONFIG).classify_relation(text) is None
+    head = RelationHead(ModelConfig(hidden_size=32, categories=("chair",), relations=("front", "back", "nearest")))
+    assert head.classify_relation(text).shape == (5, 3)

@@ -66,7 +66,9 @@ def test_training_run_writes_metrics_curves_and_checkpoints(w2r2_run):
             + 0.1 * float(row["loss/category"])
             + float(row["loss/anchor"])
             + float(row["loss/text_category"])
+            + float(row["loss/text_relation"])
         )
+        assert float(row["loss/text_relation"]) > 0  # the tiny scenes' samples carry relation labels
         assert total == pytest.approx(expected, rel=1e-5)
         assert float(row["loss/ce_2d"]) > 0  # the pseudo pass ran
     jsonl = [json.loads(line) for line in (w2r2_run / "train_metrics.jsonl").read_text().splitlines()]

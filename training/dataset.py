@@ -45,6 +45,8 @@ class GroundingItem:
     (N,) of the matched GT objects as ``proposal_categories``; ``target_colour`` and
     ``anchor_colours`` the colour the description *says* for the target and each anchor,
     ``len(colours)`` ("not said") when it names the object without its colour.
+    ``relation``: index of the sample's relation label in ``GroundingDataset.relations``, -1 when
+    unlabelled or not in that list.
     """
 
     sample: Sample
@@ -58,6 +60,7 @@ class GroundingItem:
     proposal_colours: np.ndarray | None = None
     target_colour: int = -1
     anchor_colours: tuple[int, ...] = ()
+    relation: int = -1
 
     @property
     def text(self) -> str:
@@ -110,6 +113,7 @@ class GroundingBatch:
     proposal_colours: torch.Tensor
     target_colour: torch.Tensor
     anchor_colour: torch.Tensor
+    relation: torch.Tensor
     samples: list[Sample]
 
     def to(self, device: torch.device | str) -> "GroundingBatch":
@@ -129,6 +133,7 @@ class GroundingBatch:
             proposal_colours=self.proposal_colours.to(device),
             target_colour=self.target_colour.to(device),
             anchor_colour=self.anchor_colour.to(device),
+            relation=self.relation.to(device),
             samples=self.samples,
         )
 
@@ -147,10 +152,13 @@ class GroundingDataset(torch.utils.data.Dataset):
 
     ``colours``: the colour words whose labels items carry (set ``ModelConfig.colours`` to
     it); empty (the default) gives every colour label -1. ``scene_colours`` lists the
-    colours of a split's objects.
+    colours of a split's objects. ``relations``: likewise the relation names whose index items
+    carry (``ModelConfig.relations``); ``sample_relations`` lists a split's.
     """
 
-    def __init__(self, root: str | os.PathLike, split: str, colours: Sequence[str] = ()) -> None:
+    def __init__(
+        self, root: str | os.PathLike, split: str, colours: Sequence[str] = (), relations: Sequence[str] = ()
+    ) -> None:
         self.root = Path(root)
         self.split = split
         self.manifest: Manifest = read_manifest(self.root)
@@ -165,6 +173,7 @@ class GroundingDataset(torch.utils.data.Dataset):
         self._scenes: dict[str, tuple[SceneRecord, np.ndarray]] = {}
         self._colour_labels: dict[str, np.ndarray] = {}
         self.colours = list(colours)
+        self.relations = list(relations)
 
     @property
     def colours(self) -> list[str]:
@@ -191,6 +200,10 @@ class GroundingDataset(torch.utils.data.Dataset):
         """Sorted colour names of the objects of every scene of the split (reads them all)."""
         scene_ids = sorted({sample.scene_id for sample in self.samples})
         return sorted({o.color_name for scene_id in scene_ids for o in self.scene(scene_id).objects if o.color_name})
+
+    def sample_relations(self) -> list[str]:
+        """Sorted relation labels of the split's samples ("colour", "nearest", ...; unlabelled ones left out)."""
+        return sorted({sample.relation for sample in self.samples if sample.relation})
 
     def _scene(self, scene_id: str) -> tuple[SceneRecord, np.ndarray]:
         if scene_id not in self._scenes:
@@ -225,6 +238,7 @@ class GroundingDataset(torch.utils.data.Dataset):
             proposal_colours=self._proposal_colours(record),
             target_colour=said_colour(sample.description, record.object(sample.object_id), self.colours),
             anchor_colours=tuple(said_colour(sample.description, a, self.colours) for a in anchors),
+            relation=self.relations.index(sample.relation) if sample.relation in self.relations else -1,
         )
 
 
@@ -270,5 +284,6 @@ def collate_grounding(items: Sequence[GroundingItem], tokenizer: Any, max_text_l
         proposal_colours=colours,
         target_colour=torch.tensor([item.target_colour for item in items]).long(),
         anchor_colour=torch.tensor([anchor_targets(item.anchor_colours, anchor_pointers) for item in items]).long(),
+        relation=torch.tensor([item.relation for item in items]).long(),
         samples=[item.sample for item in items],
     )

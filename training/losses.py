@@ -13,7 +13,8 @@ proposal, or N when the query's object is not among the proposals.
   (``ablate_3d=True``), ``mean(max(0, m - (CE_2D - CE_fused)))`` ("relative",
   default) or ``mean(max(0, m - CE_2D))`` ("absolute").
 - ``w2r2_objective``: ``L_align + lambda_pl * L_PL`` plus the auxiliary terms
-  ``category_weight * L_cat + anchor_weight * L_anchor + text_category_weight * L_text``;
+  ``category_weight * L_cat + anchor_weight * L_anchor + text_category_weight * L_text
+  + text_relation_weight * L_relation``;
   ``lambda_pl = 0`` is the baseline.
 """
 from __future__ import annotations
@@ -119,6 +120,11 @@ def text_category_loss(
     return masked_cross_entropy(logits, target, -1)
 
 
+def text_relation_loss(relation_logits: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:
+    """Mean CE of the relation the text asks for, (B, R) vs (B,), -1 = unlabelled; 0 if none."""
+    return masked_cross_entropy(relation_logits, relation, -1)
+
+
 @dataclass
 class W2R2LossConfig:
     """Weights and switches of the W2R2 objective; ``lambda_pl = 0`` is the baseline (no pseudo pass needed).
@@ -140,6 +146,10 @@ class W2R2LossConfig:
     from the anchor loss alone, through the objects' still-uncertain category estimates:
     after 500 steps it named the right anchor category for 43% of dev queries, while a
     direct loss gets there within 100 steps (docs/TRAINING.md, "Choices").
+    ``text_relation_weight``: the auxiliary loss on which relation the text asks for
+    (``text_relation_loss``; where the data labels relations), for the same reason on the
+    relation side: without it the text vectors of "largest" and "smallest", "front" and "back"
+    stayed alike (docs/TRAINING.md, "Relations: the third model").
     """
 
     lambda_pl: float = 0.1
@@ -150,11 +160,13 @@ class W2R2LossConfig:
     pl_gradient_to_fused: bool = True
     anchor_weight: float = 1.0
     text_category_weight: float = 1.0
+    text_relation_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.form not in PSEUDO_LABEL_FORMS:
             raise ValueError(f"W2R2LossConfig.form: must be one of {PSEUDO_LABEL_FORMS}, got {self.form!r}")
-        if min(self.lambda_pl, self.category_weight, self.anchor_weight, self.text_category_weight) < 0:
+        weights = (self.category_weight, self.anchor_weight, self.text_category_weight, self.text_relation_weight)
+        if min(self.lambda_pl, *weights) < 0:
             raise ValueError("W2R2LossConfig: lambda_pl and the auxiliary weights must be >= 0")
 
     @property
@@ -176,6 +188,7 @@ def w2r2_objective(
     colour_logits: torch.Tensor | None = None,
     colour_target: torch.Tensor | None = None,
     text_colours: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    text_relation: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and its named terms.
 
@@ -184,7 +197,8 @@ def w2r2_objective(
     ``text_categories``: the four arguments of ``text_category_loss``), and
     colours where the model has them: ``category`` adds the objects' colour CE
     (``colour_logits`` vs ``colour_target``, -100 = ignore) and ``text_category`` the
-    text's colour CE (``text_colours``, same layout as ``text_categories``); and detached diagnostics ``ce_fused`` and ``ce_2d`` (mean
+    text's colour CE (``text_colours``, same layout as ``text_categories``); ``text_relation``
+    (0 without ``text_relation``: relation logits and labels, ``text_relation_loss``); and detached diagnostics ``ce_fused`` and ``ce_2d`` (mean
     per-sample CE of each pass; ``ce_2d`` only when ``logits_2d`` is given).
     ``logits_2d`` (the ``ablate_3d=True`` pass) is required when lambda_pl > 0.
     """
@@ -214,6 +228,10 @@ def w2r2_objective(
     if text_colours is not None and config.text_category_weight > 0:
         text_category = text_category + text_category_loss(*text_colours)
     terms["text_category"] = text_category
+    relation = zero
+    if text_relation is not None and config.text_relation_weight > 0:
+        relation = text_relation_loss(*text_relation)
+    terms["text_relation"] = relation
     with torch.no_grad():
         terms["ce_fused"] = per_sample_cross_entropy(logits_fused, target).mean()
         if logits_2d is not None:
@@ -224,6 +242,7 @@ def w2r2_objective(
         + config.category_weight * category
         + config.anchor_weight * anchor
         + config.text_category_weight * text_category
+        + config.text_relation_weight * relation
     )
     terms["total"] = total
     return total, terms

@@ -241,6 +241,7 @@ def training_step_loss(
         text_colours=None
         if fused.target_colour_logits is None
         else (fused.target_colour_logits, batch.target_colour, fused.anchor_colour_logits, batch.anchor_colour),
+        text_relation=None if fused.relation_logits is None else (fused.relation_logits, batch.relation),
     )
 
 
@@ -285,6 +286,7 @@ class Trainer:
                 vocab_size=tokenizer.vocab_size,
                 categories=tuple(self.train_set.categories),
                 colours=tuple(self.train_set.scene_colours()),
+                relations=tuple(self.train_set.sample_relations()),
             )
             self.train_set.manifest.check_model_config(model_config, self.data_root / "manifest.json")
             config = dataclasses.replace(config, model=model_config)
@@ -294,6 +296,7 @@ class Trainer:
             self.train_set.manifest.check_model_config(model.config, self.data_root / "manifest.json")
         self.config, self.tokenizer, self.state_dir = config, tokenizer, state_dir
         self.train_set.colours = list(model.config.colours)
+        self.train_set.relations = list(model.config.relations)
 
         self.accelerator = Accelerator()
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)

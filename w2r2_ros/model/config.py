@@ -62,12 +62,17 @@ class ModelConfig:
     temperature: float = 0.07
     # Anchor pointers of the RelationHead: two cover "between A and B" (relation_head.py).
     relation_anchors: int = 2
+    # RelationHead: add a linear read-out of the raw relation geometry (weights from the text) to the MLP's score.
+    relation_linear: bool = True
     max_text_length: int = 32
     vocab_size: int = 512
     categories: tuple[str, ...] = ("object",)
     # Colour words of the colour head and of the colour the text asks for (GroundingHead, RelationHead);
     # empty = no colour factor (data without colour labels, e.g. ScanRefer JSON).
     colours: tuple[str, ...] = ()
+    # Relation names of the text's relation classifier (RelationHead.classify_relation), set from the
+    # training samples' relation labels; empty = no classifier (data without them, e.g. ScanRefer JSON).
+    relations: tuple[str, ...] = ()
     backbone: dict[str, Any] = field(default_factory=_default_backbone)
     # Layers of the text-only encoder before the fusion (TextEncoder); the rest of its
     # config is the backbone's.
@@ -79,6 +84,7 @@ class ModelConfig:
         self.image_channels = tuple(int(c) for c in self.image_channels)
         self.categories = tuple(str(c) for c in self.categories)
         self.colours = tuple(str(c) for c in self.colours)
+        self.relations = tuple(str(r) for r in self.relations)
         if self.image_width % self.patch_size or self.image_height % self.patch_size:
             raise ValueError(
                 f"ModelConfig: image {self.image_width}x{self.image_height} is not a multiple of patch_size {self.patch_size}"
@@ -154,6 +160,7 @@ class ModelConfig:
         values["image_channels"] = list(self.image_channels)
         values["categories"] = list(self.categories)
         values["colours"] = list(self.colours)
+        values["relations"] = list(self.relations)
         return values
 
     @staticmethod

@@ -34,7 +34,8 @@ class GroundingOutput:
     target_category_logits (B, C) and anchor_category_logits (B, A, C): the categories the text names for the
     target and each anchor (read from the pooled text; supervised where the data gives them);
     colour_logits (B, N, K), target_colour_logits (B, K + 1) and anchor_colour_logits (B, A, K + 1): the
-    same for colours (last class: no colour said), None when ``ModelConfig.colours`` is empty.
+    same for colours (last class: no colour said), None when ``ModelConfig.colours`` is empty;
+    relation_logits (B, R): which of ``ModelConfig.relations`` the text asks for, None when that list is empty.
     """
 
     logits: torch.Tensor
@@ -48,6 +49,7 @@ class GroundingOutput:
     colour_logits: torch.Tensor | None = None
     target_colour_logits: torch.Tensor | None = None
     anchor_colour_logits: torch.Tensor | None = None
+    relation_logits: torch.Tensor | None = None
 
     @property
     def no_target_index(self) -> int:
@@ -200,6 +202,7 @@ class W2R2GroundingModel(nn.Module):
             colour_logits=colour_logits,
             target_colour_logits=target_colour_logits,
             anchor_colour_logits=anchor_colour_logits,
+            relation_logits=self.relation_head.classify_relation(pooled_text),
         )
 
     def _centred(self, inputs: GroundingInputs) -> tuple[torch.Tensor, torch.Tensor]:

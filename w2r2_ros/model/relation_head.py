@@ -20,8 +20,23 @@ from an anchor, so the head makes those quantities explicit:
 3. The score is the dot product of that embedding with a vector read from the
    GRD token's pooled text (``TextEncoder``), i.e. the text chooses which function of the geometry to rank by
    ("nearest": minus distance; "left of": the y offset; "largest": log volume).
-   It is added to the grounding head's score, so the softmax over proposals does
+   With ``ModelConfig.relation_linear`` a second, linear term is added: weights read
+   from the same text times the raw geometry vector. Most relations are a linear
+   ranking of it ("smallest": minus the sum of log sizes, "front": minus x, "between":
+   minus the two floor distances), which the text can then select exactly; through the
+   MLP alone the rare ones stayed loose (trained with the relation loss but without this
+   term, the score of "smallest" queries correlated 0.73 with minus log volume and
+   ranked the target first among its category in 62% of *training* queries;
+   docs/TRAINING.md, "Relations: the third model").
+   The sum is added to the grounding head's score, so the softmax over proposals does
    the arg-min/arg-max the relation asks for.
+4. Where the data labels each description's relation (``ModelConfig.relations``), a
+   linear classifier on the same pooled text is trained to name it
+   (``classify_relation``; ``W2R2LossConfig.text_relation_weight``). Learned from the
+   grounding loss alone, the text vectors of rare, opposite relations stayed close: the
+   shipped second model's mean select vectors of "largest" and "smallest" had cosine
+   0.77, and it picked the smallest object for "the largest chair" in half its errors
+   (docs/TRAINING.md, "Relations: the third model").
 
 Every input of step 2 is 3D, so the 3D-ablated pass (W2R2's 2D-dominant
 pseudo-output) zeroes that geometry vector: the score is then the same for every
@@ -59,6 +74,8 @@ class RelationHead(nn.Module):
         dims = OWN_GEOMETRY + ANCHOR_GEOMETRY * self.anchors
         self.embed = nn.Sequential(nn.Linear(self.fourier.output_size(dims), d), nn.GELU(), nn.Linear(d, d))
         self.select = nn.Linear(d, d)
+        self.linear = nn.Linear(d, dims) if config.relation_linear else None
+        self.relation_classifier = nn.Linear(d, len(config.relations)) if config.relations else None
         self.scale = 1.0 / math.sqrt(d)
 
     def anchor_logits(
@@ -88,6 +105,14 @@ class RelationHead(nn.Module):
         match = object_match(category_logits, anchor_category, colour_logits, anchor_colour)
         logits = attention * self.scale + torch.log(match + 1e-6)
         return logits.masked_fill(~object_mask[:, None, :], -1.0e4), anchor_category, anchor_colour
+
+    def classify_relation(self, query_text: torch.Tensor) -> torch.Tensor | None:
+        """(B, R) logits of which of ``ModelConfig.relations`` the text asks for, read from the GRD token's
+        pooled text (``query_text`` (B, 1 + A, D)); None when the model has no relation list. An auxiliary
+        output: the score does not use it, the loss on it shapes the text vector the score reads."""
+        if self.relation_classifier is None:
+            return None
+        return self.relation_classifier(query_text[:, 0])
 
     def geometry(self, boxes: torch.Tensor, anchor_weights: torch.Tensor) -> torch.Tensor:
         """(B, N, OWN + A * ANCHOR) geometry of every proposal relative to the soft anchors (B, A, N)."""
@@ -129,4 +154,6 @@ class RelationHead(nn.Module):
             geometry = torch.zeros_like(geometry)
         embedded = self.embed(self.fourier(geometry))
         scores = torch.einsum("bd,bnd->bn", self.select(query_text[:, 0]), embedded) * self.scale
+        if self.linear is not None:
+            scores = scores + torch.einsum("bk,bnk->bn", self.linear(query_text[:, 0]), geometry)
         return scores, anchor_logits, anchor_category, anchor_colour
