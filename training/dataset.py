@@ -6,6 +6,7 @@ its model inputs.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,25 +118,9 @@ class GroundingBatch:
     samples: list[Sample]
 
     def to(self, device: torch.device | str) -> "GroundingBatch":
-        return GroundingBatch(
-            inputs=self.inputs.to(device),
-            text_ids=self.text_ids.to(device),
-            text_mask=self.text_mask.to(device),
-            target=self.target.to(device),
-            proposal_boxes=self.proposal_boxes.to(device),
-            target_boxes=self.target_boxes.to(device),
-            split_labels=self.split_labels,
-            same_class_mask=self.same_class_mask.to(device),
-            proposal_categories=self.proposal_categories.to(device),
-            anchor_target=self.anchor_target.to(device),
-            anchor_category=self.anchor_category.to(device),
-            target_category=self.target_category.to(device),
-            proposal_colours=self.proposal_colours.to(device),
-            target_colour=self.target_colour.to(device),
-            anchor_colour=self.anchor_colour.to(device),
-            relation=self.relation.to(device),
-            samples=self.samples,
-        )
+        """The batch with every tensor (and the inputs) on ``device``; lists are shared."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return GroundingBatch(**{k: v.to(device) if hasattr(v, "to") else v for k, v in values.items()})
 
 
 def said_colour(description: str, obj: GroundTruthObject, colours: Sequence[str]) -> int:
