@@ -19,6 +19,7 @@ from w2r2_training.metrics import (
     THRESHOLDS,
     AccuracyReport,
     accuracy_from_ious,
+    masked_accuracy,
     oracle_accuracy,
     predicted_box_ious,
 )
@@ -53,10 +54,9 @@ def relation_accuracy(
     out: dict[str, RelationAccuracy] = {}
     for name in sorted(set(relations)):
         mask = labels == name
+        normal = masked_accuracy(normal_ious, mask)
         out[name] = RelationAccuracy(
-            count=int(mask.sum()),
-            normal={k: float(np.mean(normal_ious[mask] >= k)) for k in THRESHOLDS},
-            ablated={k: float(np.mean(ablated_ious[mask] >= k)) for k in THRESHOLDS},
+            count=normal.count, normal=normal.accuracy, ablated=masked_accuracy(ablated_ious, mask).accuracy
         )
     return out
 

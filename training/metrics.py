@@ -77,25 +77,26 @@ def oracle_ious(proposal_boxes: Sequence[np.ndarray], gt_boxes: np.ndarray) -> n
     return best
 
 
+def masked_accuracy(ious: np.ndarray, mask: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> SplitAccuracy:
+    """Fraction of the samples selected by ``mask`` with IoU >= k; count 0 and accuracy NaN (not 0: nothing
+    was measured) when the mask selects none."""
+    n = int(mask.sum())
+    acc = {float(k): (float(np.mean(ious[mask] >= k)) if n else float("nan")) for k in thresholds}
+    return SplitAccuracy(count=n, accuracy=acc)
+
+
 def accuracy_from_ious(
     ious: np.ndarray, is_multiple: np.ndarray, thresholds: Sequence[float] = THRESHOLDS
 ) -> AccuracyReport:
-    """Fraction of samples with IoU >= k, overall and per unique / multiple split.
-
-    An empty split reports count 0 and accuracy NaN (not 0: nothing was measured).
-    """
+    """Fraction of samples with IoU >= k, overall and per unique / multiple split (``masked_accuracy``)."""
     ious = np.asarray(ious, dtype=np.float64).reshape(-1)
     multiple = np.asarray(is_multiple, dtype=bool).reshape(-1)
     if len(ious) != len(multiple):
         raise ValueError(f"{len(ious)} IoUs but {len(multiple)} unique/multiple labels")
-
-    def split(mask: np.ndarray) -> SplitAccuracy:
-        n = int(mask.sum())
-        acc = {float(k): (float(np.mean(ious[mask] >= k)) if n else float("nan")) for k in thresholds}
-        return SplitAccuracy(count=n, accuracy=acc)
-
     return AccuracyReport(
-        overall=split(np.ones_like(multiple)), unique=split(~multiple), multiple=split(multiple)
+        overall=masked_accuracy(ious, np.ones_like(multiple), thresholds),
+        unique=masked_accuracy(ious, ~multiple, thresholds),
+        multiple=masked_accuracy(ious, multiple, thresholds),
     )
 
 
