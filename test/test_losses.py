@@ -161,6 +161,20 @@ def test_objective_combines_the_named_terms():
     assert total.item() == pytest.approx(align + 0.5 * pseudo + 0.25 * category + 2.0 * anchor, rel=1e-6)
 
 
+def test_the_category_term_adds_the_shape_experts_own_cross_entropy():
+    fused, _, target = pl_inputs()
+    category_logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
+    shape_logits = torch.tensor([[[0.0, 1.0], [5.0, 0.0]]])
+    category_target = torch.tensor([[0, -100]])
+    config = W2R2LossConfig(lambda_pl=0.0, category_weight=0.5)
+    total, terms = w2r2_objective(
+        fused, None, target, config, None, category_logits, category_target, shape_category_logits=shape_logits
+    )
+    category = -log_softmax([2.0, 0.0], 0) - log_softmax([0.0, 1.0], 0)
+    assert terms["category"].item() == pytest.approx(category, rel=1e-6)
+    assert total.item() == pytest.approx(-log_softmax([3.0, 0.0], 0) + 0.5 * category, rel=1e-6)
+
+
 def test_baseline_needs_no_pseudo_pass_and_w2r2_does():
     fused, _, target = pl_inputs()
     total, terms = w2r2_objective(fused, None, target, W2R2LossConfig(lambda_pl=0.0, category_weight=0.0))

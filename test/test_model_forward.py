@@ -96,6 +96,9 @@ def test_ablate_3d_removes_every_3d_input(config, tokenizer):
         fused, fused_moved = model(inputs, ids, mask), model(moved, ids, mask)
     torch.testing.assert_close(ablated.logits, ablated_moved.logits)
     torch.testing.assert_close(ablated.category_logits, ablated_moved.category_logits)
+    # The category head's box-shape term is 3D input: present in the fused pass only.
+    assert ablated.shape_category_logits is None and fused.shape_category_logits is not None
+    assert (fused.shape_category_logits - fused_moved.shape_category_logits).abs().max() > 1e-3
     assert (fused.logits - fused_moved.logits).abs().max() > 1e-3
     assert (fused.logits - ablated.logits).abs().max() > 1e-3
     # Box pooling still happens when ablated: the pooling weights still matter.

@@ -189,6 +189,7 @@ def w2r2_objective(
     colour_target: torch.Tensor | None = None,
     text_colours: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     text_relation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    shape_category_logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and its named terms.
 
@@ -196,7 +197,8 @@ def w2r2_objective(
     category inputs), ``anchor`` (0 without anchor inputs), ``text_category`` (0 without
     ``text_categories``: the four arguments of ``text_category_loss``), and
     colours where the model has them: ``category`` adds the objects' colour CE
-    (``colour_logits`` vs ``colour_target``, -100 = ignore) and ``text_category`` the
+    (``colour_logits`` vs ``colour_target``, -100 = ignore) and the CE of the category head's
+    box-shape term alone (``shape_category_logits`` vs ``category_target``), and ``text_category`` the
     text's colour CE (``text_colours``, same layout as ``text_categories``); ``text_relation``
     (0 without ``text_relation``: relation logits and labels, ``text_relation_loss``); and detached diagnostics ``ce_fused`` and ``ce_2d`` (mean
     per-sample CE of each pass; ``ce_2d`` only when ``logits_2d`` is given).
@@ -215,6 +217,8 @@ def w2r2_objective(
     category = zero
     if category_logits is not None and category_target is not None and config.category_weight > 0:
         category = category_loss(category_logits, category_target)
+        if shape_category_logits is not None:
+            category = category + category_loss(shape_category_logits, category_target)
     if colour_logits is not None and colour_target is not None and config.category_weight > 0:
         category = category + category_loss(colour_logits, colour_target)
     terms["category"] = category

@@ -242,6 +242,7 @@ def training_step_loss(
         if fused.target_colour_logits is None
         else (fused.target_colour_logits, batch.target_colour, fused.anchor_colour_logits, batch.anchor_colour),
         text_relation=None if fused.relation_logits is None else (fused.relation_logits, batch.relation),
+        shape_category_logits=fused.shape_category_logits,
     )
 
 

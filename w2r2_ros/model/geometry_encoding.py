@@ -37,6 +37,28 @@ class FourierFeatures(nn.Module):
         return torch.cat([values, angles.sin().flatten(-2), angles.cos().flatten(-2)], dim=-1)
 
 
+def log_size(boxes: torch.Tensor) -> torch.Tensor:
+    """(..., 6) boxes (centre, size) -> (..., 3) log size; sizes below 1 mm are clamped."""
+    return torch.log(boxes[..., 3:6].clamp_min(1e-3))
+
+
+# Features of ``box_shape``: log size (3), the two footprint log sizes sorted, centre height, base height.
+SHAPE_FEATURES = 7
+
+
+def box_shape(boxes: torch.Tensor) -> torch.Tensor:
+    """(..., 6) boxes -> (..., SHAPE_FEATURES): what a box says about *what* the object is, not where.
+
+    Log size, the footprint's log sizes sorted (a sofa along x or along y is the same sofa),
+    and the heights of the box's centre and base above the floor (z = 0): a lamp on a cabinet
+    stands high. Horizontal position is left out: it says nothing about the category.
+    """
+    size = log_size(boxes)
+    footprint = size[..., :2].sort(dim=-1).values
+    base = boxes[..., 2:3] - 0.5 * boxes[..., 5:6]
+    return torch.cat([size, footprint, boxes[..., 2:3], base], dim=-1)
+
+
 class _EncodingMLP(nn.Sequential):
     """Two linear layers, then LayerNorm: the "Where" vector gets the same scale as the (LayerNorm-ed) "What"
     patch feature it is added to; a freshly initialised MLP's output is several times smaller, so geometry

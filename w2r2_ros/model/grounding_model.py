@@ -35,7 +35,9 @@ class GroundingOutput:
     target and each anchor (read from the pooled text; supervised where the data gives them);
     colour_logits (B, N, K), target_colour_logits (B, K + 1) and anchor_colour_logits (B, A, K + 1): the
     same for colours (last class: no colour said), None when ``ModelConfig.colours`` is empty;
-    relation_logits (B, R): which of ``ModelConfig.relations`` the text asks for, None when that list is empty.
+    relation_logits (B, R): which of ``ModelConfig.relations`` the text asks for, None when that list is empty;
+    shape_category_logits (B, N, C): the ``CategoryHead``'s box-shape term alone (part of category_logits),
+    None without it (``ModelConfig.category_shape``) or in the 3D-ablated pass.
     """
 
     logits: torch.Tensor
@@ -50,6 +52,7 @@ class GroundingOutput:
     target_colour_logits: torch.Tensor | None = None
     anchor_colour_logits: torch.Tensor | None = None
     relation_logits: torch.Tensor | None = None
+    shape_category_logits: torch.Tensor | None = None
 
     @property
     def no_target_index(self) -> int:
@@ -100,7 +103,7 @@ class W2R2GroundingModel(nn.Module):
         self.fusion = FusionTransformer(config)
         self.grounding_head = GroundingHead(config)
         self.relation_head = RelationHead(config)
-        self.category_head = CategoryHead(config)
+        self.category_head = CategoryHead(config, shape=config.category_shape)
         # The "What" of an object also has a colour; colours are named in the queries (ModelConfig.colours).
         self.colour_head = CategoryHead(config, len(config.colours)) if config.colours else None
         self.register_buffer("video_pool_matrix", video_pool_matrix(config), persistent=False)
@@ -180,7 +183,8 @@ class W2R2GroundingModel(nn.Module):
             pooled_text, text, text_mask, video, video_mask, objects, object_mask
         )
         grounding_state = query_states[:, 0]
-        category_logits = self.category_head(object_states, objects)
+        shape_logits = None if scene.ablated else self.category_head.shape_logits(boxes)
+        category_logits = self.category_head(object_states, objects, shape_logits)
         colour_logits = None if self.colour_head is None else self.colour_head(object_states, objects)
         relation_scores, anchor_logits, anchor_category_logits, anchor_colour_logits = self.relation_head(
             pooled_text, query_states[:, 1:], object_states, category_logits, boxes, object_mask, ablate_3d,
@@ -203,6 +207,7 @@ class W2R2GroundingModel(nn.Module):
             target_colour_logits=target_colour_logits,
             anchor_colour_logits=anchor_colour_logits,
             relation_logits=self.relation_head.classify_relation(pooled_text),
+            shape_category_logits=shape_logits,
         )
 
     def _centred(self, inputs: GroundingInputs) -> tuple[torch.Tensor, torch.Tensor]:

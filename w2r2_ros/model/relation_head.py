@@ -50,15 +50,11 @@ import torch
 from torch import nn
 
 from w2r2_ros.model.config import ModelConfig
-from w2r2_ros.model.geometry_encoding import FourierFeatures
+from w2r2_ros.model.geometry_encoding import FourierFeatures, log_size
 from w2r2_ros.model.grounding_head import object_match
 
 # Own box: centre (3) + log size (3); per anchor: centre offset (3) + floor distance (1) + anchor log size (3).
 OWN_GEOMETRY, ANCHOR_GEOMETRY = 6, 7
-
-
-def log_size(boxes: torch.Tensor) -> torch.Tensor:
-    return torch.log(boxes[..., 3:6].clamp_min(1e-3))
 
 
 class RelationHead(nn.Module):
