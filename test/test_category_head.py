@@ -1,11 +1,12 @@
-"""CategoryHead's shape term: the box features it reads, that it learns a category from shape alone, and
-that the 3D-ablated pass leaves it out."""
+"""CategoryHead's shape term: the box features it reads and their standardisation, that it learns a category
+from shape alone, and that the 3D-ablated pass leaves it out."""
 import math
 
+import pytest
 import torch
 
 from w2r2_ros.model.config import ModelConfig
-from w2r2_ros.model.geometry_encoding import SHAPE_FEATURES, box_shape
+from w2r2_ros.model.geometry_encoding import SHAPE_FEATURES, box_shape, box_shape_statistics
 from w2r2_ros.model.grounding_head import CategoryHead
 
 CONFIG = ModelConfig(hidden_size=32, categories=("lamp", "table"))
@@ -66,3 +67,28 @@ def test_the_logits_are_the_two_linear_maps_plus_the_shape_term_when_given():
     torch.testing.assert_close(head(states, tokens), linear)
     torch.testing.assert_close(head(states, tokens, shape), linear + shape)
     assert CategoryHead(CONFIG).shape_logits(boxes) is None
+
+
+def test_box_shape_statistics_are_the_per_feature_mean_and_spread():
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 1.0, 2.0, 1.0], [5.0, 1.0, 1.0, 1.0, 2.0, 2.0]])
+    mean, std = box_shape_statistics(boxes)
+    shape = box_shape(boxes)
+    assert mean == pytest.approx(shape.mean(dim=0).tolist())
+    # x and y sizes are equal in both boxes: no spread, floored so that standardising never divides by 0.
+    assert std[0] == std[1] == pytest.approx(1e-3) and std[2] == pytest.approx(0.5 * math.log(2.0))
+    with pytest.raises(ValueError, match="M >= 1"):
+        box_shape_statistics(torch.zeros(0, 6))
+
+
+def test_the_shape_term_reads_the_box_standardised_by_the_configs_statistics():
+    torch.manual_seed(0)
+    mean, std = tuple(float(v) for v in range(SHAPE_FEATURES)), (2.0,) * SHAPE_FEATURES
+    head = CategoryHead(ModelConfig(hidden_size=32, categories=("lamp", "table"), shape_mean=mean, shape_std=std), shape=True)
+    boxes = torch.cat([torch.randn(1, 3, 3), torch.rand(1, 3, 3) + 0.2], dim=-1)
+    expected = head.classify_shape((box_shape(boxes) - torch.tensor(mean)) / 2.0)
+    torch.testing.assert_close(head.shape_logits(boxes), expected)
+    assert "shape_mean" not in head.state_dict()  # from the JSON config, not saved with the weights
+    with pytest.raises(ValueError, match="shape_std"):
+        ModelConfig(shape_mean=mean, shape_std=(0.0,) * SHAPE_FEATURES)
+    with pytest.raises(ValueError, match="need 7 values"):
+        CategoryHead(ModelConfig(hidden_size=32, shape_mean=(0.0,), shape_std=(1.0,)), shape=True)

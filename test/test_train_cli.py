@@ -12,6 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from w2r2_ros.model.checkpoint import load_checkpoint, load_checkpoint_metadata
+from w2r2_ros.model.geometry_encoding import box_shape
 from w2r2_ros.model.grounding_model import W2R2GroundingModel
 from w2r2_ros.model.text import QueryTokenizer
 from w2r2_training.config import ConfigError, load_config
@@ -52,7 +53,7 @@ def one_error_line(capsys) -> str:
     return err[0]
 
 
-def test_training_run_writes_metrics_curves_and_checkpoints(w2r2_run):
+def test_training_run_writes_metrics_curves_and_checkpoints(w2r2_run, tiny_data):
     config = yaml.safe_load((w2r2_run / "config.yaml").read_text())
     assert config["steps"] == 6 and config["loss"]["lambda_pl"] == 0.5
 
@@ -89,6 +90,11 @@ def test_training_run_writes_metrics_curves_and_checkpoints(w2r2_run):
     assert load_checkpoint_metadata(w2r2_run / "best")["loss"] == "w2r2"
     assert load_checkpoint_metadata(w2r2_run / "last")["step"] == 6
     assert model.config.hidden_size == 32 and tokenizer.vocab_size == model.config.vocab_size
+    # The shape term's standardisation comes from the training scenes' proposals and travels with the checkpoint.
+    boxes = GroundingDataset(tiny_data, "train").proposal_boxes()
+    expected = box_shape(torch.from_numpy(boxes))
+    assert model.config.shape_mean == pytest.approx(expected.mean(dim=0).tolist(), abs=1e-9)
+    torch.testing.assert_close(model.category_head.shape_mean, expected.mean(dim=0).float())
     assert not any(p.name.startswith(".") for p in w2r2_run.iterdir()), "staging files left behind"
 
 

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from w2r2_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from w2r2_ros.model.geometry_encoding import box_shape_statistics
 from w2r2_ros.model.grounding_model import GroundingOutput, W2R2GroundingModel
 from w2r2_ros.model.inputs import GroundingInputs
 from w2r2_ros.model.text import QueryTokenizer
@@ -282,12 +283,15 @@ class Trainer:
 
         if state_dir is None:
             tokenizer = QueryTokenizer.build(self.train_set.texts())
+            shape_mean, shape_std = box_shape_statistics(torch.from_numpy(self.train_set.proposal_boxes()))
             model_config = dataclasses.replace(
                 config.model,
                 vocab_size=tokenizer.vocab_size,
                 categories=tuple(self.train_set.categories),
                 colours=tuple(self.train_set.scene_colours()),
                 relations=tuple(self.train_set.sample_relations()),
+                shape_mean=shape_mean,
+                shape_std=shape_std,
             )
             self.train_set.manifest.check_model_config(model_config, self.data_root / "manifest.json")
             config = dataclasses.replace(config, model=model_config)

@@ -71,6 +71,10 @@ class ModelConfig:
     relation_linear: bool = True
     # CategoryHead: add an MLP of each proposal box's shape (size, footprint, heights) to its category logits.
     category_shape: bool = True
+    # Per-feature mean and standard deviation of ``box_shape`` over the training proposals, by which the
+    # shape term standardises its input; set by the trainer from the data, like ``categories``. Empty: none.
+    shape_mean: tuple[float, ...] = ()
+    shape_std: tuple[float, ...] = ()
     max_text_length: int = 32
     vocab_size: int = 512
     categories: tuple[str, ...] = ("object",)
@@ -92,6 +96,10 @@ class ModelConfig:
         self.categories = tuple(str(c) for c in self.categories)
         self.colours = tuple(str(c) for c in self.colours)
         self.relations = tuple(str(r) for r in self.relations)
+        self.shape_mean = tuple(float(v) for v in self.shape_mean)
+        self.shape_std = tuple(float(v) for v in self.shape_std)
+        if len(self.shape_mean) != len(self.shape_std) or min(self.shape_std, default=1.0) <= 0:
+            raise ValueError("ModelConfig: shape_mean and shape_std must have the same length and shape_std be > 0")
         if self.image_width % self.patch_size or self.image_height % self.patch_size:
             raise ValueError(
                 f"ModelConfig: image {self.image_width}x{self.image_height} is not a multiple of patch_size {self.patch_size}"
@@ -168,6 +176,8 @@ class ModelConfig:
         values["categories"] = list(self.categories)
         values["colours"] = list(self.colours)
         values["relations"] = list(self.relations)
+        values["shape_mean"] = list(self.shape_mean)
+        values["shape_std"] = list(self.shape_std)
         return values
 
     @staticmethod

@@ -59,6 +59,15 @@ def box_shape(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([size, footprint, boxes[..., 2:3], base], dim=-1)
 
 
+def box_shape_statistics(boxes: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature mean and standard deviation (floored at 1e-3) of ``box_shape`` over boxes (M, 6), M >= 1:
+    ``ModelConfig.shape_mean`` and ``shape_std`` from the training proposals."""
+    if boxes.ndim != 2 or boxes.shape[0] == 0:
+        raise ValueError(f"box_shape_statistics: need (M >= 1, 6) boxes, got {tuple(boxes.shape)}")
+    shape = box_shape(boxes.double())
+    return tuple(shape.mean(dim=0).tolist()), tuple(shape.std(dim=0, unbiased=False).clamp_min(1e-3).tolist())
+
+
 class _EncodingMLP(nn.Sequential):
     """Two linear layers, then LayerNorm: the "Where" vector gets the same scale as the (LayerNorm-ed) "What"
     patch feature it is added to; a freshly initialised MLP's output is several times smaller, so geometry

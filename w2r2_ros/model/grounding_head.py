@@ -122,7 +122,10 @@ class CategoryHead(nn.Module):
     sum, the term was a weak partner of the two linear maps, which fit the training objects and not the val
     ones (95 % / 88 %); so the trainer also gives the shape term's logits alone their own cross-entropy
     (``GroundingOutput.shape_category_logits``, the ``category`` loss term), which makes it an expert that
-    generalises on its own. The box is 3D input, so the 3D-ablated pass leaves this term out.
+    generalises on its own. Its input is standardised by the training proposals' statistics
+    (``ModelConfig.shape_mean``/``shape_std``): an MLP trained alone at this model's pace named 87 % of val
+    proposals with raw features and 90 % with standardised ones. The box is 3D input, so the 3D-ablated pass
+    leaves this term out.
     """
 
     def __init__(self, config: ModelConfig, classes: int | None = None, shape: bool = False) -> None:
@@ -135,10 +138,20 @@ class CategoryHead(nn.Module):
             if shape
             else None
         )
+        mean = config.shape_mean or (0.0,) * SHAPE_FEATURES
+        std = config.shape_std or (1.0,) * SHAPE_FEATURES
+        if shape and len(mean) != SHAPE_FEATURES:
+            raise ValueError(f"CategoryHead: shape_mean/shape_std need {SHAPE_FEATURES} values, got {len(mean)}")
+        # From the config (JSON), not the weights: buffers that are not saved in model.safetensors.
+        self.register_buffer("shape_mean", torch.tensor(mean), persistent=False)
+        self.register_buffer("shape_std", torch.tensor(std), persistent=False)
 
     def shape_logits(self, boxes: torch.Tensor) -> torch.Tensor | None:
-        """(B, N, classes) logits of the shape term alone for boxes (B, N, 6); None without the term."""
-        return None if self.classify_shape is None else self.classify_shape(box_shape(boxes))
+        """(B, N, classes) logits of the shape term alone for boxes (B, N, 6), its input standardised by
+        ``ModelConfig.shape_mean``/``shape_std``; None without the term."""
+        if self.classify_shape is None:
+            return None
+        return self.classify_shape((box_shape(boxes) - self.shape_mean) / self.shape_std)
 
     def forward(
         self, object_states: torch.Tensor, object_tokens: torch.Tensor, shape_logits: torch.Tensor | None = None
