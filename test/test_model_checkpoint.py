@@ -100,6 +100,20 @@ def test_weights_that_do_not_match_the_config_are_rejected(saved, tmp_path):
         load_checkpoint(directory)
 
 
+def test_a_checkpoint_from_before_the_added_switches_loads_as_it_was_trained(tmp_path):
+    tokenizer = QueryTokenizer.build(TEXTS)
+    config = ModelConfig(vocab_size=tokenizer.vocab_size, categories=("box", "chair"), relation_linear=False, category_shape=False)
+    torch.manual_seed(4)
+    directory = save_checkpoint(W2R2GroundingModel(config).eval(), tokenizer, tmp_path / "old")
+    document = json.loads((directory / CONFIG_FILE).read_text())
+    for switch in ("relation_linear", "category_shape"):  # an older program did not write them
+        del document["model"][switch]
+    (directory / CONFIG_FILE).write_text(json.dumps(document))
+    loaded, _ = load_checkpoint(directory)
+    assert not loaded.config.relation_linear and not loaded.config.category_shape
+    assert loaded.category_head.classify_shape is None and loaded.relation_head.linear is None
+
+
 def test_a_pickle_is_never_loaded(saved, tmp_path):
     """A torch pickle in place of the weights is refused, not unpickled (unpickling would run its code)."""
     directory = copy_checkpoint(saved[2], tmp_path / "ckpt")

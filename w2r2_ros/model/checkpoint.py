@@ -89,6 +89,12 @@ def _read_config_document(directory: Path) -> dict[str, Any]:
     return document
 
 
+# ModelConfig switches added after checkpoints were first written, with the value that rebuilds the model an
+# older checkpoint was trained as: its config.json does not name them, and the new defaults would add layers
+# that its weights lack.
+ADDED_SWITCHES: dict[str, Any] = {"relation_linear": False, "category_shape": False}
+
+
 def load_checkpoint_metadata(directory: str | Path) -> dict[str, Any]:
     """The ``extra_metadata`` saved with the checkpoint."""
     return dict(_read_config_document(Path(directory)).get("metadata", {}))
@@ -101,7 +107,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         raise CheckpointError(f"{directory}: checkpoint directory not found")
     document = _read_config_document(directory)
     try:
-        config = ModelConfig.from_dict(document["model"])
+        config = ModelConfig.from_dict({**ADDED_SWITCHES, **document["model"]})
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{directory / CONFIG_FILE}: bad model config ({error})") from None
 
