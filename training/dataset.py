@@ -181,15 +181,17 @@ class GroundingDataset(torch.utils.data.Dataset):
     def scene(self, scene_id: str) -> SceneRecord:
         return self._scene(scene_id)[0]
 
+    def scene_ids(self) -> list[str]:
+        """Sorted ids of the scenes that the split's samples describe."""
+        return sorted({sample.scene_id for sample in self.samples})
+
     def scene_colours(self) -> list[str]:
         """Sorted colour names of the objects of every scene of the split (reads them all)."""
-        scene_ids = sorted({sample.scene_id for sample in self.samples})
-        return sorted({o.color_name for scene_id in scene_ids for o in self.scene(scene_id).objects if o.color_name})
+        return sorted({o.color_name for scene_id in self.scene_ids() for o in self.scene(scene_id).objects if o.color_name})
 
     def proposal_boxes(self) -> np.ndarray:
         """(M, 6) every proposal box of every scene of the split (reads them all)."""
-        scene_ids = sorted({sample.scene_id for sample in self.samples})
-        return np.concatenate([self.scene(scene_id).proposal_boxes.reshape(-1, 6) for scene_id in scene_ids])
+        return np.concatenate([self.scene(scene_id).proposal_boxes.reshape(-1, 6) for scene_id in self.scene_ids()])
 
     def sample_relations(self) -> list[str]:
         """Sorted relation labels of the split's samples ("colour", "nearest", ...; unlabelled ones left out)."""

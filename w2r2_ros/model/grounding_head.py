@@ -133,18 +133,18 @@ class CategoryHead(nn.Module):
         classes = len(config.categories) if classes is None else classes
         self.classify = nn.Linear(config.hidden_size, classes)
         self.classify_token = nn.Linear(config.hidden_size, classes)
-        self.classify_shape = (
-            nn.Sequential(nn.Linear(SHAPE_FEATURES, config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, classes))
-            if shape
-            else None
-        )
-        mean = config.shape_mean or (0.0,) * SHAPE_FEATURES
-        std = config.shape_std or (1.0,) * SHAPE_FEATURES
-        if shape and len(mean) != SHAPE_FEATURES:
-            raise ValueError(f"CategoryHead: shape_mean/shape_std need {SHAPE_FEATURES} values, got {len(mean)}")
-        # From the config (JSON), not the weights: buffers that are not saved in model.safetensors.
-        self.register_buffer("shape_mean", torch.tensor(mean), persistent=False)
-        self.register_buffer("shape_std", torch.tensor(std), persistent=False)
+        self.classify_shape = None
+        if shape:
+            self.classify_shape = nn.Sequential(
+                nn.Linear(SHAPE_FEATURES, config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, classes)
+            )
+            mean = config.shape_mean or (0.0,) * SHAPE_FEATURES
+            std = config.shape_std or (1.0,) * SHAPE_FEATURES
+            if len(mean) != SHAPE_FEATURES:
+                raise ValueError(f"CategoryHead: shape_mean/shape_std need {SHAPE_FEATURES} values, got {len(mean)}")
+            # From the config (JSON), not the weights: buffers that are not saved in model.safetensors.
+            self.register_buffer("shape_mean", torch.tensor(mean), persistent=False)
+            self.register_buffer("shape_std", torch.tensor(std), persistent=False)
 
     def shape_logits(self, boxes: torch.Tensor) -> torch.Tensor | None:
         """(B, N, classes) logits of the shape term alone for boxes (B, N, 6), its input standardised by
