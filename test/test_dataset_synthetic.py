@@ -53,7 +53,7 @@ def test_scene_file_round_trips_the_model_inputs(dataset_root):
     scene = generate_scene("syn00002", SMALL.seed)
     built = build_scene_record(scene, SMALL)
     read = read_scene(dataset_root, "syn00002")
-    for name in ("frames", "patch_xyz", "patch_valid", "boxes", "box_patch_weights", "frame_mask", "object_mask"):
+    for name in ("frames", "patch_xyz", "patch_valid", "boxes", "box_patch_weights", "box_colours", "frame_mask", "object_mask"):
         assert torch.equal(getattr(read.inputs, name), getattr(built.inputs, name)), name
     assert read.inputs.frames.dtype == torch.float32 and read.inputs.frames.shape[0] == SMALL.keyframes_per_scene
     np.testing.assert_allclose(read.gt_boxes, scene.boxes(), atol=1e-5)

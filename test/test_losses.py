@@ -175,6 +175,20 @@ def test_the_category_term_adds_the_shape_experts_own_cross_entropy():
     assert total.item() == pytest.approx(-log_softmax([3.0, 0.0], 0) + 0.5 * category, rel=1e-6)
 
 
+def test_the_category_term_adds_the_colour_heads_pixel_term_cross_entropy():
+    fused, _, target = pl_inputs()
+    colour_logits = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    pixel_logits = torch.tensor([[[0.0, 2.0, 0.0], [0.0, 0.0, 0.0]]])
+    colour_target = torch.tensor([[1, -100]])
+    config = W2R2LossConfig(lambda_pl=0.0, category_weight=1.0)
+    _, terms = w2r2_objective(
+        fused, None, target, config, colour_logits=colour_logits, colour_target=colour_target,
+        pixel_colour_logits=pixel_logits,
+    )
+    colour = -log_softmax([1.0, 0.0, 0.0], 1) - log_softmax([0.0, 2.0, 0.0], 1)
+    assert terms["category"].item() == pytest.approx(colour, rel=1e-6)
+
+
 def test_baseline_needs_no_pseudo_pass_and_w2r2_does():
     fused, _, target = pl_inputs()
     total, terms = w2r2_objective(fused, None, target, W2R2LossConfig(lambda_pl=0.0, category_weight=0.0))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_fixtures import WALL_X, wall_keyframes
+from model_fixtures import WALL_X, rectangle_box, wall_keyframes
 from w2r2_ros.geometry.camera import depth_to_world_map
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.inputs import collate_inputs, prepare_inputs
@@ -89,3 +89,31 @@ def test_bad_inputs_are_one_line_errors():
         prepare_inputs([keyframe], np.array([[0, 0, 0, 1, -1, 1]]), CONFIG)
     with pytest.raises(ValueError, match="collate_inputs"):
         collate_inputs([])
+
+
+def test_box_colours_are_the_boxs_own_pixels_where_a_patch_mixes_in_the_wall():
+    # A small red rectangle (0.3 m on a grey wall, less than a patch wide at 3 m) and a box around it.
+    red = (200, 20, 20)
+    rect = (-0.15, 0.15, 0.85, 1.15)
+    keyframes = wall_keyframes(2, [(red, *rect)])
+    box = rectangle_box(*rect)
+    far = np.array([-5.0, 0.0, 1.0, 0.5, 0.5, 0.5])
+    inputs = prepare_inputs(keyframes, np.stack([box, far]), CONFIG)
+    assert inputs.box_colours.shape == (2, 2, 3)
+    np.testing.assert_allclose(inputs.box_colours[0].numpy(), np.tile(np.array(red) / 255.0, (2, 1)), atol=1e-6)
+    assert torch.all(inputs.box_colours[1] == 0.0)  # a box no frame shows has no colour
+    # What box pooling of the patches' mean colours would give: mixed with the grey wall.
+    weights = inputs.box_patch_weights[0, 0]
+    patch_means = inputs.frames[0].reshape(3, CONFIG.grid_height, CONFIG.patch_size, CONFIG.grid_width, CONFIG.patch_size)
+    patch_means = patch_means.mean(dim=(2, 4)).reshape(3, -1)
+    pooled = (patch_means * weights).sum(dim=1) / weights.sum()
+    assert float(pooled[0]) < 0.7 * red[0] / 255.0
+
+
+def test_collate_pads_box_colours_like_the_weights():
+    a = prepare_inputs(wall_keyframes(2, [((0, 200, 0), -0.5, 0.5, 0.5, 1.5)]), rectangle_box(-0.5, 0.5, 0.5, 1.5)[None], CONFIG)
+    b = prepare_inputs(wall_keyframes(1), np.zeros((2, 6)) + [WALL_X, 0, 1, 0.5, 0.5, 0.5], CONFIG)
+    batch = collate_inputs([a, b])
+    assert batch.box_colours.shape == (2, 2, 2, 3)
+    assert torch.equal(batch.box_colours[0, :1], a.box_colours) and torch.all(batch.box_colours[0, 1] == 0)
+    assert torch.all(batch.box_colours[1, :, 1] == 0)

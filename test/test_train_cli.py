@@ -173,6 +173,21 @@ def test_corrupt_trainer_state_is_named(w2r2_run, tiny_data, tmp_path, capsys):
     assert "trainer_state.safetensors" in one_error_line(capsys)
 
 
+def test_an_optimizer_state_of_another_model_layout_is_named(w2r2_run, tiny_data, tmp_path, capsys):
+    # What a run saved before the read-out terms had their own parameter group looks like: one group.
+    run = tmp_path / "old"
+    shutil.copytree(w2r2_run, run)
+    path = run / "last" / "trainer_state.json"
+    state = json.loads(path.read_text())
+    groups = state["optimizer"]["param_groups"]
+    assert len(groups) == 2
+    groups[0]["params"] += groups.pop()["params"]
+    path.write_text(json.dumps(state))
+    assert main(["--data", str(tiny_data), "--out", str(run), "--resume", "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert "last" in line and "optimizer state does not fit this model" in line
+
+
 def test_sample_order_groups_descriptions_by_scene_and_covers_every_sample():
     scene_ids = [f"s{i % 3}" for i in range(15)]  # 3 scenes x 5 descriptions, interleaved
     order = SampleOrder(scene_ids, batch_size=5, seed=0, texts_per_scene=3)

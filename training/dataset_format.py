@@ -31,7 +31,8 @@ from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.inputs import GroundingInputs
 
 FORMAT_NAME = "w2r2-grounding"
-FORMAT_VERSION = 1
+# 2: scene files hold box_colours (GroundingInputs.box_colours).
+FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")
 SPLIT_UNIQUE = "unique"
 SPLIT_MULTIPLE = "multiple"
@@ -244,7 +245,9 @@ def read_manifest(root: str | os.PathLike) -> Manifest:
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise DatasetError(path, f"not a {FORMAT_NAME} manifest")
     if data.get("version") != FORMAT_VERSION:
-        raise DatasetError(path, f"format version {data.get('version')!r}, this code reads {FORMAT_VERSION}")
+        raise DatasetError(
+            path, f"format version {data.get('version')!r}, this code reads {FORMAT_VERSION}: rebuild the dataset"
+        )
     try:
         manifest = Manifest(**data)
     except TypeError as exc:
@@ -261,7 +264,9 @@ def read_manifest(root: str | os.PathLike) -> Manifest:
 # Tensors of a scene file. Frames are stored as uint8 (what the resized image was
 # before prepare_keyframe divided by 255), a quarter of the float32 size; loading
 # multiplies by float32(1/255) as prepare_keyframe does, so the values are identical.
-_SCENE_TENSORS = ("frames", "patch_xyz", "patch_valid", "proposal_boxes", "box_patch_weights", "gt_boxes", "gt_object_ids")
+_SCENE_TENSORS = (
+    "frames", "patch_xyz", "patch_valid", "proposal_boxes", "box_patch_weights", "box_colours", "gt_boxes", "gt_object_ids"
+)
 
 
 def _scene_paths(root: Path, scene_id: str) -> tuple[Path, Path]:
@@ -293,6 +298,7 @@ def write_scene(root: str | os.PathLike, record: SceneRecord) -> None:
         "patch_valid": inputs.patch_valid.bool().contiguous(),
         "proposal_boxes": inputs.boxes.float().contiguous(),
         "box_patch_weights": inputs.box_patch_weights.float().contiguous(),
+        "box_colours": inputs.box_colours.float().contiguous(),
         "gt_boxes": torch.from_numpy(record.gt_boxes.astype(np.float32)).reshape(-1, 6),
         "gt_object_ids": torch.from_numpy(record.gt_object_ids),
     }
@@ -323,6 +329,7 @@ def read_scene(root: str | os.PathLike, scene_id: str) -> SceneRecord:
         "patch_valid": (k, p),
         "proposal_boxes": (n, 6),
         "box_patch_weights": (n, k, p),
+        "box_colours": (n, k, 3),
     }
     for name, shape in expected.items():
         if tuple(tensors[name].shape) != shape:
@@ -351,6 +358,7 @@ def read_scene(root: str | os.PathLike, scene_id: str) -> SceneRecord:
         boxes=tensors["proposal_boxes"],
         object_mask=torch.ones(n, dtype=torch.bool),
         box_patch_weights=tensors["box_patch_weights"],
+        box_colours=tensors["box_colours"],
     )
     return SceneRecord(scene_id=scene_id, inputs=inputs, objects=objects, keyframe_stamps=stamps)
 

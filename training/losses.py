@@ -190,6 +190,7 @@ def w2r2_objective(
     text_colours: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     text_relation: tuple[torch.Tensor, torch.Tensor] | None = None,
     shape_category_logits: torch.Tensor | None = None,
+    pixel_colour_logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and its named terms.
 
@@ -198,7 +199,8 @@ def w2r2_objective(
     ``text_categories``: the four arguments of ``text_category_loss``), and
     colours where the model has them: ``category`` adds the objects' colour CE
     (``colour_logits`` vs ``colour_target``, -100 = ignore) and the CE of the category head's
-    box-shape term alone (``shape_category_logits`` vs ``category_target``), and ``text_category`` the
+    box-shape term alone (``shape_category_logits`` vs ``category_target``) and of the colour head's pixel
+    term alone (``pixel_colour_logits`` vs ``colour_target``), and ``text_category`` the
     text's colour CE (``text_colours``, same layout as ``text_categories``); ``text_relation``
     (0 without ``text_relation``: relation logits and labels, ``text_relation_loss``); and detached diagnostics ``ce_fused`` and ``ce_2d`` (mean
     per-sample CE of each pass; ``ce_2d`` only when ``logits_2d`` is given).
@@ -221,6 +223,8 @@ def w2r2_objective(
             category = category + category_loss(shape_category_logits, category_target)
     if colour_logits is not None and colour_target is not None and config.category_weight > 0:
         category = category + category_loss(colour_logits, colour_target)
+        if pixel_colour_logits is not None:
+            category = category + category_loss(pixel_colour_logits, colour_target)
     terms["category"] = category
     anchor = zero
     if anchor_logits is not None and anchor_target is not None and config.anchor_weight > 0:

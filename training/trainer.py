@@ -42,7 +42,7 @@ from w2r2_ros.model.geometry_encoding import box_shape_statistics
 from w2r2_ros.model.grounding_model import GroundingOutput, W2R2GroundingModel
 from w2r2_ros.model.inputs import GroundingInputs
 from w2r2_ros.model.text import QueryTokenizer
-from w2r2_training.config import TrainConfig, config_to_dict, save_config
+from w2r2_training.config import OptimConfig, TrainConfig, config_to_dict, save_config
 from w2r2_training.curves import plot_training_curves
 from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grounding
 from w2r2_training.evaluate import evaluate_model, evenly_spaced_indices
@@ -184,6 +184,17 @@ class DualPass(nn.Module):
         return fused, pseudo
 
 
+def parameter_groups(model: W2R2GroundingModel, optim: OptimConfig) -> list[dict[str, Any]]:
+    """AdamW parameter groups: everything at ``optim.lr`` (first group: the rate the logs show), and the
+    model's read-out terms (``W2R2GroundingModel.read_out_terms``) at ``optim.lr * optim.term_lr_scale``."""
+    terms = [p for module in model.read_out_terms() for p in module.parameters()]
+    term_ids = {id(p) for p in terms}
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in term_ids]}]
+    if terms:
+        groups.append({"params": terms, "lr": optim.lr * optim.term_lr_scale})
+    return groups
+
+
 def keyframe_subset(inputs: GroundingInputs, n: int, rng: np.random.Generator) -> GroundingInputs:
     """The same random ``n`` of the K keyframes for every scene of a batch (all K when K <= n).
 
@@ -204,6 +215,7 @@ def keyframe_subset(inputs: GroundingInputs, n: int, rng: np.random.Generator) -
         boxes=inputs.boxes,
         object_mask=inputs.object_mask,
         box_patch_weights=inputs.box_patch_weights[:, :, keep],
+        box_colours=inputs.box_colours[:, :, keep],
     )
 
 
@@ -244,6 +256,7 @@ def training_step_loss(
         else (fused.target_colour_logits, batch.target_colour, fused.anchor_colour_logits, batch.anchor_colour),
         text_relation=None if fused.relation_logits is None else (fused.relation_logits, batch.relation),
         shape_category_logits=fused.shape_category_logits,
+        pixel_colour_logits=fused.pixel_colour_logits,
     )
 
 
@@ -304,7 +317,9 @@ class Trainer:
         self.train_set.relations = list(model.config.relations)
 
         self.accelerator = Accelerator()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+        optimizer = torch.optim.AdamW(
+            parameter_groups(model, config.optim), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+        )
         # Not passed to accelerator.prepare: its wrapper steps the schedule once per process.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
         self.dual, self.optimizer = self.accelerator.prepare(DualPass(model), optimizer)
@@ -325,7 +340,10 @@ class Trainer:
 
     def _restore(self, state_dir: Path) -> None:
         state = load_trainer_state(state_dir)
-        self.optimizer.load_state_dict(optimizer_state_from_json(state.optimizer))
+        try:
+            self.optimizer.load_state_dict(optimizer_state_from_json(state.optimizer))
+        except ValueError as exc:  # e.g. saved before the read-out terms had their own parameter group
+            raise TrainingError(f"{state_dir}: the optimizer state does not fit this model ({exc}); start a new run") from None
         self.scheduler.load_state_dict(state.scheduler)
         restore_rng(state.rng)
         self.step = state.step

@@ -92,7 +92,7 @@ def _read_config_document(directory: Path) -> dict[str, Any]:
 # ModelConfig switches added after checkpoints were first written, with the value that rebuilds the model an
 # older checkpoint was trained as: its config.json does not name them, and the new defaults would add layers
 # that its weights lack.
-ADDED_SWITCHES: dict[str, Any] = {"relation_linear": False, "category_shape": False}
+ADDED_SWITCHES: dict[str, Any] = {"relation_linear": False, "category_shape": False, "colour_pixels": False}
 
 
 def load_checkpoint_metadata(directory: str | Path) -> dict[str, Any]:

@@ -75,6 +75,8 @@ class ModelConfig:
     # shape term standardises its input; set by the trainer from the data, like ``categories``. Empty: none.
     shape_mean: tuple[float, ...] = ()
     shape_std: tuple[float, ...] = ()
+    # Colour head: add an MLP of each proposal's own pixel colour (``object_colour_features``) to its logits.
+    colour_pixels: bool = True
     max_text_length: int = 32
     vocab_size: int = 512
     categories: tuple[str, ...] = ("object",)

@@ -21,6 +21,7 @@ from w2r2_ros.model.geometry_encoding import BoxEncoder, PointEncoder
 from w2r2_ros.model.grounding_head import CategoryHead, GroundingHead
 from w2r2_ros.model.image_encoder import PatchImageEncoder
 from w2r2_ros.model.inputs import GroundingInputs
+from w2r2_ros.model.object_colour import object_colour_features
 from w2r2_ros.model.relation_head import RelationHead
 from w2r2_ros.model.text_encoder import TextEncoder
 
@@ -37,7 +38,9 @@ class GroundingOutput:
     same for colours (last class: no colour said), None when ``ModelConfig.colours`` is empty;
     relation_logits (B, R): which of ``ModelConfig.relations`` the text asks for, None when that list is empty;
     shape_category_logits (B, N, C): the ``CategoryHead``'s box-shape term alone (part of category_logits),
-    None without it (``ModelConfig.category_shape``) or in the 3D-ablated pass.
+    None without it (``ModelConfig.category_shape``) or in the 3D-ablated pass;
+    pixel_colour_logits (B, N, K): the colour head's pixel-colour term alone (part of colour_logits), None
+    without it (``ModelConfig.colour_pixels``) or without colours.
     """
 
     logits: torch.Tensor
@@ -53,6 +56,7 @@ class GroundingOutput:
     anchor_colour_logits: torch.Tensor | None = None
     relation_logits: torch.Tensor | None = None
     shape_category_logits: torch.Tensor | None = None
+    pixel_colour_logits: torch.Tensor | None = None
 
     @property
     def no_target_index(self) -> int:
@@ -61,23 +65,24 @@ class GroundingOutput:
 
 @dataclass
 class SceneTokens:
-    """What the fusion reads from a batch of scenes, before any text: video tokens (B, K * P', D) with their
-    mask, object tokens (B, N, D) with their mask, the centred proposal boxes (B, N, 6), and whether the 3D
-    encodings were zeroed (``ablate_3d``)."""
+    """What the fusion and heads read from a batch of scenes, before any text: video tokens (B, K * P', D) with
+    their mask, object tokens (B, N, D) with their mask, the centred proposal boxes (B, N, 6), the proposals'
+    pixel colours (``object_colour_features``: (B, N, COLOUR_FEATURES) and whether any frame shows them
+    (B, N)), and whether the 3D encodings were zeroed (``ablate_3d``)."""
 
     video: torch.Tensor
     video_mask: torch.Tensor
     objects: torch.Tensor
     boxes: torch.Tensor
     object_mask: torch.Tensor
+    object_colours: torch.Tensor
+    object_seen: torch.Tensor
     ablated: bool
 
     def expand(self, b: int) -> "SceneTokens":
         """One scene's tokens shared by ``b`` texts (views, no copies)."""
-        return SceneTokens(
-            *(t.expand(b, *t.shape[1:]) for t in (self.video, self.video_mask, self.objects, self.boxes, self.object_mask)),
-            ablated=self.ablated,
-        )
+        tensors = (self.video, self.video_mask, self.objects, self.boxes, self.object_mask, self.object_colours, self.object_seen)
+        return SceneTokens(*(t.expand(b, *t.shape[1:]) for t in tensors), ablated=self.ablated)
 
 
 def video_pool_matrix(config: ModelConfig) -> torch.Tensor:
@@ -105,8 +110,15 @@ class W2R2GroundingModel(nn.Module):
         self.relation_head = RelationHead(config)
         self.category_head = CategoryHead(config, shape=config.category_shape)
         # The "What" of an object also has a colour; colours are named in the queries (ModelConfig.colours).
-        self.colour_head = CategoryHead(config, len(config.colours)) if config.colours else None
+        self.colour_head = CategoryHead(config, len(config.colours), pixels=config.colour_pixels) if config.colours else None
         self.register_buffer("video_pool_matrix", video_pool_matrix(config), persistent=False)
+
+    def read_out_terms(self) -> list[nn.Module]:
+        """The term MLPs of the category and colour heads (box shape, pixel colour): small experts on a few
+        hand-made features, with their own losses. The trainer gives them a higher learning rate
+        (``OptimConfig.term_lr_scale``, where the reason is written)."""
+        heads = [head for head in (self.category_head, self.colour_head) if head is not None]
+        return [mlp for head in heads for mlp in head.term_mlps()]
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Patch features (F, P, D) of frames (F, 3, h, w): text-independent, so callers may cache them per keyframe."""
@@ -139,12 +151,15 @@ class W2R2GroundingModel(nn.Module):
         else:
             video = patch_features + self.point_encoder(patch_xyz, inputs.patch_valid)
             objects = objects + self.box_encoder(boxes)
+        colours, seen = object_colour_features(inputs.box_colours, inputs.box_patch_weights)
         return SceneTokens(
             video=self._pool_video_tokens(video),
             video_mask=inputs.frame_mask.repeat_interleave(cfg.video_tokens_per_frame, dim=1),
             objects=objects,
             boxes=boxes,
             object_mask=inputs.object_mask,
+            object_colours=colours,
+            object_seen=seen,
             ablated=ablate_3d,
         )
 
@@ -185,7 +200,10 @@ class W2R2GroundingModel(nn.Module):
         grounding_state = query_states[:, 0]
         shape_logits = None if scene.ablated else self.category_head.shape_logits(boxes)
         category_logits = self.category_head(object_states, objects, shape_logits)
-        colour_logits = None if self.colour_head is None else self.colour_head(object_states, objects)
+        pixel_logits, colour_logits = None, None
+        if self.colour_head is not None:
+            pixel_logits = self.colour_head.pixel_logits(scene.object_colours, scene.object_seen)
+            colour_logits = self.colour_head(object_states, objects, pixel_logits)
         relation_scores, anchor_logits, anchor_category_logits, anchor_colour_logits = self.relation_head(
             pooled_text, query_states[:, 1:], object_states, category_logits, boxes, object_mask, ablate_3d,
             colour_logits,
@@ -208,6 +226,7 @@ class W2R2GroundingModel(nn.Module):
             anchor_colour_logits=anchor_colour_logits,
             relation_logits=self.relation_head.classify_relation(pooled_text),
             shape_category_logits=shape_logits,
+            pixel_colour_logits=pixel_logits,
         )
 
     def _centred(self, inputs: GroundingInputs) -> tuple[torch.Tensor, torch.Tensor]:

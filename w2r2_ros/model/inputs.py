@@ -8,7 +8,9 @@ become tensors.
 Geometry (W2R2.md, "Where"): every patch gets the mean world coordinate of its
 valid depth samples; a proposal "contains" the fraction of a patch's samples
 that fall inside its (slightly enlarged) box. Those fractions are the pooling
-weights that form object tokens from patch features.
+weights that form object tokens from patch features. The colour of each depth
+sample's pixel, averaged over the samples inside a box, is the box's colour in
+that frame: object pixels only, where a patch feature mixes in the background.
 """
 from __future__ import annotations
 
@@ -40,11 +42,13 @@ class PreparedKeyframe:
     ``image`` (3, h, w) float32 in [0, 1]; ``sample_xyz`` (P, S, 3) float32 world
     points of the S depth samples of each of the P patches, NaN where depth is
     invalid; ``patch_xyz`` (P, 3) their mean (0 where none is valid),
-    ``patch_valid`` (P,); ``patch_lo``/``patch_hi`` (P, 3) their bounds (NaN where none is valid).
+    ``patch_valid`` (P,); ``patch_lo``/``patch_hi`` (P, 3) their bounds (NaN where none is valid);
+    ``sample_rgb`` (P, S, 3) float32 in [0, 1], the colour of each depth sample's pixel.
     """
 
     image: np.ndarray
     sample_xyz: np.ndarray
+    sample_rgb: np.ndarray
     patch_xyz: np.ndarray
     patch_valid: np.ndarray
     patch_lo: np.ndarray
@@ -58,7 +62,9 @@ class GroundingInputs:
     frames (K, 3, h, w) float in [0, 1]; frame_mask (K,) bool;
     patch_xyz (K, P, 3) metres (0 where invalid); patch_valid (K, P) bool;
     boxes (N, 6) ``[cx, cy, cz, sx, sy, sz]``; object_mask (N,) bool;
-    box_patch_weights (N, K, P): fraction of each patch's depth samples inside each box.
+    box_patch_weights (N, K, P): fraction of each patch's depth samples inside each box;
+    box_colours (N, K, 3): mean RGB in [0, 1] of the pixels of the depth samples inside each box (not
+    grown) in each frame (0 where the frame has none; ``box_patch_weights`` summed over patches weighs the frames).
     """
 
     frames: torch.Tensor
@@ -68,6 +74,7 @@ class GroundingInputs:
     boxes: torch.Tensor
     object_mask: torch.Tensor
     box_patch_weights: torch.Tensor
+    box_colours: torch.Tensor
 
     @property
     def is_batched(self) -> bool:
@@ -110,7 +117,12 @@ def prepare_keyframe(keyframe: KeyframeLike, config: ModelConfig) -> PreparedKey
     cols = _nearest_indices(depth.shape[1], gw * s)
     small = depth[rows[:, None], cols[None, :]]
     world = depth_to_world_map(small, intrinsics.scaled(gw * s, gh * s), np.asarray(keyframe.cam_to_world))
-    samples = np.ascontiguousarray(world.reshape(gh, s, gw, s, 3).transpose(0, 2, 1, 3, 4).reshape(gh * gw, s * s, 3))
+    samples = _per_patch(world, gh, gw, s)
+    # Each sample's colour is its own pixel's: an average over the cell around it would mix an object's
+    # border pixels with the background, as a patch feature does.
+    # The image may have another resolution than the depth (it is resized for the encoder likewise).
+    rgb_rows, rgb_cols = _nearest_indices(rgb.shape[0], gh * s), _nearest_indices(rgb.shape[1], gw * s)
+    colours = rgb[rgb_rows[:, None], rgb_cols[None, :]].astype(np.float32) * np.float32(1.0 / 255.0)
     valid = np.isfinite(samples[..., 0])
     count = valid.sum(axis=-1)
     patch_xyz = np.where(valid[..., None], samples, 0.0).sum(axis=1) / np.maximum(count, 1)[:, None]
@@ -120,11 +132,18 @@ def prepare_keyframe(keyframe: KeyframeLike, config: ModelConfig) -> PreparedKey
     return PreparedKeyframe(
         image=image,
         sample_xyz=samples.astype(np.float32, copy=False),
+        sample_rgb=_per_patch(colours, gh, gw, s),
         patch_xyz=patch_xyz.astype(np.float32),
         patch_valid=count > 0,
         patch_lo=patch_lo.astype(np.float32, copy=False),
         patch_hi=patch_hi.astype(np.float32, copy=False),
     )
+
+
+def _per_patch(grid: np.ndarray, gh: int, gw: int, s: int) -> np.ndarray:
+    """(gh * s, gw * s, C) sample grid -> (P, S, C): each patch's s x s samples, patches in row-major order."""
+    c = grid.shape[-1]
+    return np.ascontiguousarray(grid.reshape(gh, s, gw, s, c).transpose(0, 2, 1, 3, 4).reshape(gh * gw, s * s, c))
 
 
 def assemble_inputs(prepared: Sequence[PreparedKeyframe], proposal_boxes: np.ndarray, config: ModelConfig) -> GroundingInputs:
@@ -146,7 +165,7 @@ def assemble_inputs(prepared: Sequence[PreparedKeyframe], proposal_boxes: np.nda
     patch_valid = stacked("patch_valid", (p,), bool)
     patch_lo = stacked("patch_lo", (p, 3), np.float32)
     patch_hi = stacked("patch_hi", (p, 3), np.float32)
-    weights = _box_patch_fractions(prepared, patch_lo, patch_hi, boxes, config.box_margin_m)
+    weights, colours = _box_patch_fractions(prepared, patch_lo, patch_hi, boxes, config.box_margin_m)
     return GroundingInputs(
         frames=torch.from_numpy(images),
         frame_mask=torch.ones(k, dtype=torch.bool),
@@ -155,13 +174,16 @@ def assemble_inputs(prepared: Sequence[PreparedKeyframe], proposal_boxes: np.nda
         boxes=torch.from_numpy(boxes),
         object_mask=torch.ones(boxes.shape[0], dtype=torch.bool),
         box_patch_weights=torch.from_numpy(weights),
+        box_colours=torch.from_numpy(colours),
     )
 
 
 def _box_patch_fractions(
     prepared: Sequence[PreparedKeyframe], patch_lo: np.ndarray, patch_hi: np.ndarray, boxes: np.ndarray, margin: float
-) -> np.ndarray:
-    """(N, K, P) fraction of each patch's S depth samples inside each box grown by ``margin``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K, P) fraction of each patch's S depth samples inside each box grown by ``margin``, and (N, K, 3)
+    the mean colour (``sample_rgb``) of the samples inside each box as it is (not grown) per frame (0 where
+    it has none).
 
     Two stages keep this at a few ms for 32 frames x 64 boxes: a cheap test of
     every patch's sample bounds (K, P, 3) against every box, then the per-sample
@@ -178,18 +200,28 @@ def _box_patch_fractions(
         overlap &= flat_lo[:, axis, None] <= hi[None, :, axis]
         overlap &= flat_hi[:, axis, None] >= lo[None, :, axis]
     fraction = np.zeros((n, k * p), dtype=np.float32)
+    colour_sum = np.zeros((n * k, 3), dtype=np.float64)
+    count = np.zeros(n * k, dtype=np.float64)
     flat_index, box_index = np.nonzero(overlap)
     if flat_index.size:
         frame_index, patch_index = np.divmod(flat_index, p)
         # Pairs come out sorted by frame: gather each frame's samples without stacking all K frames.
         splits = np.searchsorted(frame_index, np.arange(1, k))
-        pts = np.concatenate(
-            [prepared[f].sample_xyz[idx] for f, idx in enumerate(np.split(patch_index, splits)) if idx.size]
-        )
+        per_frame = [(f, idx) for f, idx in enumerate(np.split(patch_index, splits)) if idx.size]
+        pts = np.concatenate([prepared[f].sample_xyz[idx] for f, idx in per_frame])
+        rgb = np.concatenate([prepared[f].sample_rgb[idx] for f, idx in per_frame])
         box_lo, box_hi = lo[box_index, None, :], hi[box_index, None, :]
         inside = ((pts >= box_lo) & (pts <= box_hi)).all(axis=-1)
         fraction[box_index, flat_index] = inside.mean(axis=1, dtype=np.float32)
-    return fraction.reshape(n, k, p)
+        # Colours from the box itself, not grown: the margin would add a ring of wall and floor.
+        within = ((pts >= box_lo + margin) & (pts <= box_hi - margin)).all(axis=-1)
+        cell = box_index * k + frame_index
+        sums = (rgb * within[..., None]).sum(axis=1)
+        for channel in range(3):
+            colour_sum[:, channel] = np.bincount(cell, weights=sums[:, channel], minlength=n * k)
+        count = np.bincount(cell, weights=within.sum(axis=1), minlength=n * k).astype(np.float64)
+    colours = colour_sum / np.maximum(count, 1.0)[:, None]
+    return fraction.reshape(n, k, p), colours.reshape(n, k, 3).astype(np.float32)
 
 
 def prepare_inputs(keyframes: Sequence[KeyframeLike], proposal_boxes: np.ndarray, config: ModelConfig) -> GroundingInputs:
@@ -225,6 +257,7 @@ def collate_inputs(items: Sequence[GroundingInputs]) -> GroundingInputs:
             boxes=_pad(item.boxes, {0: n}),
             object_mask=_pad(item.object_mask, {0: n}),
             box_patch_weights=_pad(item.box_patch_weights, {0: n, 1: k}),
+            box_colours=_pad(item.box_colours, {0: n, 1: k}),
         )
         for item in items
     ]
