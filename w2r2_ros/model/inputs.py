@@ -219,7 +219,7 @@ def _box_patch_fractions(
         sums = (rgb * within[..., None]).sum(axis=1)
         for channel in range(3):
             colour_sum[:, channel] = np.bincount(cell, weights=sums[:, channel], minlength=n * k)
-        count = np.bincount(cell, weights=within.sum(axis=1), minlength=n * k).astype(np.float64)
+        count = np.bincount(cell, weights=within.sum(axis=1), minlength=n * k)
     colours = colour_sum / np.maximum(count, 1.0)[:, None]
     return fraction.reshape(n, k, p), colours.reshape(n, k, 3).astype(np.float32)
 
