@@ -5,11 +5,16 @@ Each scene is generated (``generate_scene``), filmed along an orbit
 (``scene_fusion``), so training sees run-time proposals, not ground-truth boxes.
 Descriptions come from ``referring`` (true and unambiguous by construction).
 
-Splits are fixed by scene: train, val and test scene ids are disjoint.
+Splits are fixed by scene: train, val and test scene ids are disjoint. The
+world is the original axis-aligned room with an ideal sensor unless the
+config's world switches (``yaw_deg``, ``rooms``, ``touching``, ``sensor``;
+``sim/conditions.py``) say otherwise; ground-truth boxes are in the map frame
+(``SceneSpec.boxes``).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
 import os
 from dataclasses import dataclass, field
@@ -22,6 +27,7 @@ from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.scene.keyframes import Keyframe
 from w2r2_ros.scene.memory import SceneMemoryConfig
+from w2r2_ros.sim.conditions import WorldConfig, make_world
 from w2r2_ros.sim.recording import record_scene
 from w2r2_ros.sim.world import CATEGORIES, SceneSpec, generate_scene
 from w2r2_training.dataset_format import (
@@ -46,7 +52,11 @@ from w2r2_training.scene_fusion import every_frame_memory, scene_record_from_fra
 class SyntheticDatasetConfig:
     """Sizes of the benchmark: about 2 CPU-seconds per scene, so the defaults (300/50/100 scenes) take
     7-8 minutes on two free cores (docs/DATA.md has the measurement). 16 frames of 320x240 are plenty
-    for 5 cm fusion and for the model's 128x96 input."""
+    for 5 cm fusion and for the model's 128x96 input.
+
+    World switches (``sim.conditions.make_world``): ``yaw_deg`` range of the room yaw in the map,
+    ``rooms`` range of connected rooms, ``touching`` furniture, ``sensor`` (``ideal`` or
+    ``structured_light``). The defaults build the original world."""
 
     n_train: int = 300
     n_val: int = 50
@@ -58,6 +68,10 @@ class SyntheticDatasetConfig:
     hfov_deg: float = 70.0
     seed: int = 0
     workers: int = 2
+    yaw_deg: tuple[float, float] = (0.0, 0.0)
+    rooms: tuple[int, int] = (1, 1)
+    touching: bool = False
+    sensor: str = "ideal"
     referring: ReferringConfig = field(default_factory=ReferringConfig)
     memory: SceneMemoryConfig = field(default_factory=every_frame_memory)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -69,6 +83,11 @@ class SyntheticDatasetConfig:
             raise ValueError("SyntheticDatasetConfig: need 1 <= keyframes_per_scene <= frames_per_scene")
         if self.workers < 1:
             raise ValueError(f"SyntheticDatasetConfig: workers must be >= 1, got {self.workers}")
+        self.world()  # a bad world switch fails here, not in a worker
+
+    def world(self) -> WorldConfig:
+        """The scene generator's and renderer's settings these switches describe."""
+        return make_world(tuple(self.yaw_deg), tuple(self.rooms), bool(self.touching), str(self.sensor))
 
     def scene_ids(self) -> dict[str, list[str]]:
         """Scene ids per split: one running index, so no id is in two splits."""
@@ -89,6 +108,8 @@ class SyntheticDatasetConfig:
             "height": self.height,
             "hfov_deg": self.hfov_deg,
             "referring": dataclasses.asdict(self.referring),
+            # Only a changed world is named, so a dataset of the original world keeps its settings.
+            **({"world": json.loads(json.dumps(changes))} if (changes := self.world().changes()) else {}),
         }
 
     def resume_key(self) -> dict[str, Any]:
@@ -97,13 +118,16 @@ class SyntheticDatasetConfig:
 
 
 def _ground_truth(scene: SceneSpec) -> list[GroundTruthObject]:
-    return [GroundTruthObject(o.object_id, o.category, o.box.as_array(), o.color_name) for o in scene.objects]
+    """Map-frame boxes (axis-aligned bounds of a turned room's object boxes), where the proposals are."""
+    return [GroundTruthObject(o.object_id, o.category, box, o.color_name) for o, box in zip(scene.objects, scene.boxes())]
 
 
 def build_scene_record(scene: SceneSpec, config: SyntheticDatasetConfig) -> SceneRecord:
     """Film one scene along its orbit, then fuse and prepare it (``scene_fusion``)."""
     intrinsics = Intrinsics.from_fov(config.width, config.height, config.hfov_deg)
-    recording = record_scene(scene, config.frames_per_scene, intrinsics=intrinsics, seed=config.seed)
+    recording = record_scene(
+        scene, config.frames_per_scene, intrinsics=intrinsics, seed=config.seed, render_config=config.world().render
+    )
     frames = [
         Keyframe(float(stamp), frame.rgb, frame.depth, intrinsics, pose)
         for stamp, pose, frame in zip(recording.stamps, recording.poses, recording.frames)
@@ -123,7 +147,7 @@ def scene_samples(scene: SceneSpec, record: SceneRecord, config: SyntheticDatase
 def _build_one(job: tuple[str, SyntheticDatasetConfig, str]) -> tuple[str, list[Sample]]:
     """Worker: build (or, when already written, re-read) one scene; return its samples."""
     scene_id, config, staging = job
-    scene = generate_scene(scene_id, config.seed)
+    scene = generate_scene(scene_id, config.seed, config.world().scene)
     if scene_is_complete(staging, scene_id):
         record = read_scene(staging, scene_id)
     else:

@@ -8,10 +8,17 @@ Run the benchmark (renders each scene, streams it through SceneMemory)::
     .venv/bin/python -m w2r2_ros.scene.proposal_recall --scenes 20 --frames 60
     # a noisy sensor (sigma 0.002 m per m^2 of depth, 2% dropout), with speckle filtering:
     .venv/bin/python -m w2r2_ros.scene.proposal_recall --scenes 10 --depth-noise 0.002 --dropout 0.02 --min-hits 3
+    # another world (sim/conditions.py): a named condition, or the switches
+    .venv/bin/python -m w2r2_ros.scene.proposal_recall --scenes 10 --world all_combined
+    .venv/bin/python -m w2r2_ros.scene.proposal_recall --scenes 10 --yaw-deg 30 --rooms 2 --touching --sensor structured_light
+
+Ground truth is ``SceneSpec.boxes()``: map-frame axis-aligned bounds of the
+(possibly turned) object boxes.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 
@@ -20,9 +27,10 @@ import numpy as np
 from w2r2_ros.geometry.boxes import box_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.scene.memory import SceneMemory, SceneMemoryConfig
+from w2r2_ros.sim.conditions import add_world_arguments, world_from_args
 from w2r2_ros.sim.render import RenderConfig, render_rgbd
 from w2r2_ros.sim.trajectory import orbit_trajectory
-from w2r2_ros.sim.world import SceneSpec, generate_scene
+from w2r2_ros.sim.world import SceneConfig, SceneSpec, generate_scene
 
 
 def best_iou_per_object(proposal_boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
@@ -50,10 +58,11 @@ def stream_synthetic_scene(
     config: SceneMemoryConfig = SceneMemoryConfig(),
     frame_interval_s: float = 0.1,
     render_config: RenderConfig = RenderConfig(),
+    scene_config: SceneConfig = SceneConfig(),
 ) -> tuple[SceneMemory, SceneSpec]:
     """Render an orbit around a generated room, feed it to a fresh SceneMemory (poses then images), and
     update its proposals. Returns the memory and the scene spec."""
-    scene = generate_scene(scene_id, seed)
+    scene = generate_scene(scene_id, seed, scene_config)
     memory = SceneMemory(config)
     rng = np.random.default_rng(seed)
     for k, pose in enumerate(orbit_trajectory(scene, n_frames, seed)):
@@ -72,8 +81,11 @@ def synthetic_recall(
     intrinsics: Intrinsics,
     config: SceneMemoryConfig = SceneMemoryConfig(),
     render_config: RenderConfig = RenderConfig(),
+    scene_config: SceneConfig = SceneConfig(),
 ) -> SceneRecall:
-    memory, scene = stream_synthetic_scene(scene_id, seed, n_frames, intrinsics, config, render_config=render_config)
+    memory, scene = stream_synthetic_scene(
+        scene_id, seed, n_frames, intrinsics, config, render_config=render_config, scene_config=scene_config
+    )
     snapshot = memory.snapshot()
     return SceneRecall(
         scene_id=scene_id,
@@ -90,19 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--depth-noise", type=float, default=0.0, help="depth noise sigma per squared metre")
-    parser.add_argument("--dropout", type=float, default=0.0, help="fraction of depth pixels set invalid")
+    parser.add_argument("--depth-noise", type=float, default=None, help="depth noise sigma per squared metre")
+    parser.add_argument("--dropout", type=float, default=None, help="fraction of depth pixels set invalid")
     parser.add_argument("--min-hits", type=int, default=SceneMemoryConfig().proposal_min_hits,
                         help="SceneMemoryConfig.proposal_min_hits (3 suits a noisy sensor)")
     parser.add_argument("--verbose", action="store_true", help="print every object below IoU 0.5")
+    add_world_arguments(parser)
     args = parser.parse_args(argv)
     intrinsics = Intrinsics.from_fov(args.width, args.height, 70.0)
-    render_config = RenderConfig(depth_noise_per_m2=args.depth_noise, dropout_fraction=args.dropout)
+    world = world_from_args(args)
+    render_config = world.render
+    if args.depth_noise is not None:
+        render_config = dataclasses.replace(render_config, depth_noise_per_m2=args.depth_noise)
+    if args.dropout is not None:
+        render_config = dataclasses.replace(render_config, dropout_fraction=args.dropout)
     config = SceneMemoryConfig(proposal_min_hits=args.min_hits)
     results = []
     for i in range(args.scenes):
         result = synthetic_recall(
-            f"recall_{i:03d}", args.seed + i, args.frames, intrinsics, config, render_config
+            f"recall_{i:03d}", args.seed + i, args.frames, intrinsics, config, render_config, world.scene
         )
         results.append(result)
         print(

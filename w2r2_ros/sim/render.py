@@ -19,6 +19,7 @@ import numpy as np
 
 from w2r2_ros.geometry.boxes import BOX_EDGES
 from w2r2_ros.geometry.camera import Intrinsics, pixel_rays
+from w2r2_ros.sim import depth_sensor
 from w2r2_ros.sim.world import SceneSpec
 
 # Face index = 2 * axis + (1 if the outward normal points to +axis else 0).
@@ -27,17 +28,25 @@ _FACE_NORMALS = np.array(
 )
 _NO_PART = -1
 _ROOM_PART = -2
+_STRUCTURE_ID = -1  # object id of the walls between rooms: rendered as room, instance -1
 
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """Shading and sensor-noise settings; the defaults give a noise-free frame.
+    """Shading and depth-sensor settings; the defaults give an exact, noise-free frame.
 
-    ``depth_noise_per_m2``: standard deviation of depth noise per squared metre
-    of depth (structured-light sensors degrade quadratically with range; about
-    0.0015-0.003 for a RealSense D435). ``dropout_fraction``: share of pixels
-    whose depth is set invalid (0). ``max_depth_m``: depth beyond it is invalid
-    (0 means no limit).
+    Depth noise has sigma ``depth_noise_base_m + depth_noise_per_m2 * (z -
+    depth_noise_offset_m)^2`` (structured-light sensors degrade quadratically
+    with range; ``structured_light()`` has the Kinect's measured values).
+    ``dropout_fraction``: share of pixels whose depth is set invalid (0), at
+    random. ``dark_hole_luminance`` / ``dark_hole_probability``: pixels darker
+    than that luminance (0-255) lose their depth with that probability.
+    ``grazing_hole_deg``: beyond this angle of incidence depth drops out, more
+    often the flatter the view (0: off). ``flying_pixel_probability``: chance
+    that a pixel beside a depth edge (a jump of more than
+    ``depth_edge_fraction`` of its depth) reports a depth in between.
+    ``max_depth_m``: depth beyond it is invalid (0 means no limit). See
+    ``depth_sensor`` for the models.
     """
 
     light_direction: tuple[float, float, float] = (0.35, 0.55, 1.0)
@@ -47,6 +56,29 @@ class RenderConfig:
     depth_noise_per_m2: float = 0.0
     dropout_fraction: float = 0.0
     max_depth_m: float = 0.0
+    depth_noise_base_m: float = 0.0
+    depth_noise_offset_m: float = 0.0
+    dark_hole_luminance: float = 0.0
+    dark_hole_probability: float = 0.0
+    grazing_hole_deg: float = 0.0
+    flying_pixel_probability: float = 0.0
+    depth_edge_fraction: float = 0.05
+
+    @classmethod
+    def structured_light(cls) -> "RenderConfig":
+        """A Kinect-like structured-light sensor: sigma = 0.0012 + 0.0019 (z - 0.4)^2 m (Nguyen et al. 2012),
+        holes on black surfaces and beyond 75 degrees of incidence, flying pixels at half the depth edges,
+        0.5 % random dropout."""
+        return cls(
+            depth_noise_base_m=0.0012,
+            depth_noise_per_m2=0.0019,
+            depth_noise_offset_m=0.4,
+            dropout_fraction=0.005,
+            dark_hole_luminance=40.0,
+            dark_hole_probability=0.6,
+            grazing_hole_deg=75.0,
+            flying_pixel_probability=0.5,
+        )
 
 
 @dataclass(frozen=True)
@@ -68,6 +100,7 @@ class _SceneParts:
 
 
 def _scene_parts(scene: SceneSpec) -> _SceneParts:
+    """Object parts, then the walls between rooms (object id ``_STRUCTURE_ID``, wall colour)."""
     lo, hi, ids, rgb = [], [], [], []
     for obj in scene.objects:
         tones = obj.part_tones or (1.0,) * len(obj.parts)
@@ -76,6 +109,11 @@ def _scene_parts(scene: SceneSpec) -> _SceneParts:
             hi.append(part.max_corner)
             ids.append(obj.object_id)
             rgb.append(np.asarray(obj.rgb, dtype=np.float32) * tone)
+    for part in scene.structure:
+        lo.append(part.min_corner)
+        hi.append(part.max_corner)
+        ids.append(_STRUCTURE_ID)
+        rgb.append(np.asarray(scene.wall_rgb, dtype=np.float32))
     if not lo:
         empty = np.zeros((0, 3), np.float32)
         return _SceneParts(empty, empty, np.zeros(0, np.int32), empty)
@@ -153,17 +191,23 @@ def render_rgbd(
 ) -> RenderedFrame:
     """Render the scene seen by a camera (4x4 camera-to-map pose of its optical frame).
 
-    The camera must be inside the room. ``rng`` drives the optional depth noise
-    and dropout (seeded 0 when omitted, so a frame is reproducible).
+    The camera must be inside a room (not in a wall). ``rng`` drives the
+    optional sensor effects (seeded 0 when omitted, so a frame is reproducible).
+    Rendering happens in the room frame: the pose is turned back by the
+    scene's yaw first, so the image of a turned room is the same as that of the
+    unturned room seen by the unturned camera.
     """
     cam_to_world = np.asarray(cam_to_world, dtype=np.float64)
     if cam_to_world.shape != (4, 4) or not np.all(np.isfinite(cam_to_world)):
         raise ValueError(f"cam_to_world must be a finite 4x4 matrix, got shape {cam_to_world.shape}")
+    if scene.yaw_deg != 0.0:
+        cam_to_world = np.linalg.inv(scene.room_to_map()) @ cam_to_world
     room_hi = np.asarray(scene.room_size, dtype=np.float64) * np.array([0.5, 0.5, 1.0])
     room_lo = room_hi * np.array([-1.0, -1.0, 0.0])
     eye = cam_to_world[:3, 3]
-    if np.any(eye <= room_lo) or np.any(eye >= room_hi):
-        raise ValueError(f"camera at {np.round(eye, 3).tolist()} is outside the room of scene {scene.scene_id}")
+    in_wall = any(np.all(eye >= part.min_corner) and np.all(eye <= part.max_corner) for part in scene.structure)
+    if np.any(eye <= room_lo) or np.any(eye >= room_hi) or in_wall:
+        raise ValueError(f"camera at {np.round(eye, 3).tolist()} (room frame) is outside the rooms of scene {scene.scene_id}")
 
     rotation = cam_to_world[:3, :3].astype(np.float32)
     ray_x, ray_y = _camera_rays(intrinsics)
@@ -186,7 +230,7 @@ def render_rgbd(
     rgb = _shade(scene, parts, part_index, face, hits, config)
     instance = np.full(zbuf.shape, -1, np.int32)
     instance[on_object] = parts.object_id[part_index[on_object]]
-    depth = _sensor_depth(zbuf, config, rng)
+    depth = _sensor_depth(zbuf, config, rng, rgb, face, dirs)
     return RenderedFrame(rgb=rgb, depth=depth, instance=instance)
 
 
@@ -272,20 +316,43 @@ def _shade(
     room_material = np.where(
         face == 5, tile + checker, np.where(face == 4, ceiling, np.where(hits[2] < 0.1, skirting, wall))
     )
-    material = np.where(part_index == _ROOM_PART, room_material, part_index)
+    is_room = part_index == _ROOM_PART
+    if len(scene.structure):  # walls between rooms are room surfaces (skirting included)
+        is_room |= (part_index >= 0) & (parts.object_id[np.maximum(part_index, 0)] == _STRUCTURE_ID)
+    material = np.where(is_room, room_material, part_index)
     packed = np.take(table.view(np.uint32).reshape(-1), material * 6 + face)
     return np.ascontiguousarray(packed[..., None].view(np.uint8)[..., :3])
 
 
-def _sensor_depth(zbuf: np.ndarray, config: RenderConfig, rng: np.random.Generator | None) -> np.ndarray:
+def _sensor_depth(
+    zbuf: np.ndarray,
+    config: RenderConfig,
+    rng: np.random.Generator | None,
+    rgb: np.ndarray,
+    face: np.ndarray,
+    dirs: np.ndarray,
+) -> np.ndarray:
+    """The exact depth through the sensor effects that ``config`` switches on (``depth_sensor``)."""
     depth = np.where(np.isfinite(zbuf), zbuf, 0.0).astype(np.float32)
-    if config.depth_noise_per_m2 > 0 or config.dropout_fraction > 0:
+    holes_on = config.dark_hole_probability > 0 or config.grazing_hole_deg > 0
+    if config.depth_noise_per_m2 > 0 or config.depth_noise_base_m > 0 or config.dropout_fraction > 0 or holes_on or (
+        config.flying_pixel_probability > 0
+    ):
         rng = rng if rng is not None else np.random.default_rng(0)
-        if config.depth_noise_per_m2 > 0:
-            noise = rng.standard_normal(depth.shape, dtype=np.float32) * (config.depth_noise_per_m2 * depth**2)
-            depth = np.maximum(depth + noise, 0.0)
+        if config.depth_noise_per_m2 > 0 or config.depth_noise_base_m > 0:
+            depth = depth_sensor.range_noise(
+                depth, config.depth_noise_base_m, config.depth_noise_per_m2, config.depth_noise_offset_m, rng
+            )
         if config.dropout_fraction > 0:
             depth[rng.random(depth.shape) < config.dropout_fraction] = 0.0
+        if config.flying_pixel_probability > 0:
+            depth = depth_sensor.flying_pixels(depth, config.depth_edge_fraction, config.flying_pixel_probability, rng)
+        if config.dark_hole_probability > 0:
+            depth[depth_sensor.dark_holes(rgb, config.dark_hole_luminance, config.dark_hole_probability, rng)] = 0.0
+        if config.grazing_hole_deg > 0:
+            normals = _FACE_NORMALS[face]  # (H, W, 3)
+            cos = np.abs(np.einsum("hwc,chw->hw", normals, dirs)) / np.linalg.norm(dirs, axis=0)
+            depth[depth_sensor.incidence_holes(cos, config.grazing_hole_deg, rng)] = 0.0
     if config.max_depth_m > 0:
         depth[depth > config.max_depth_m] = 0.0
     return depth

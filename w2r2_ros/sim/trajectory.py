@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from w2r2_ros.geometry.transforms import look_at
+from w2r2_ros.geometry.transforms import look_at, make_transform
 from w2r2_ros.sim.world import SceneSpec, scene_rng
 
 _TRAJECTORY_STREAM = 1  # random stream of scene_rng reserved for trajectories
@@ -34,8 +34,7 @@ class TrajectoryConfig:
     wall_margin_m: float = 0.3
 
 
-def _clear_of_objects(eye: np.ndarray, scene: SceneSpec, clearance: float) -> bool:
-    boxes = scene.boxes()
+def _clear_of_objects(eye: np.ndarray, boxes: np.ndarray, clearance: float) -> bool:
     if len(boxes) == 0:
         return True
     lo = boxes[:, :3] - boxes[:, 3:] / 2 - clearance
@@ -46,17 +45,47 @@ def _clear_of_objects(eye: np.ndarray, scene: SceneSpec, clearance: float) -> bo
 def orbit_trajectory(
     scene: SceneSpec, n_frames: int, seed: int = 0, config: TrajectoryConfig = TrajectoryConfig()
 ) -> list[np.ndarray]:
-    """``n_frames`` camera-to-map poses (4x4, optical frame) on one loop around the room.
+    """``n_frames`` camera-to-map poses (4x4, optical frame) on one loop around each room.
 
     Over a full sweep every object is seen from several sides. Deterministic
     from ``(scene.scene_id, seed)``. Where the loop would pass through an
     object (a floor lamp taller than eye height), that pose is pulled towards
-    the room centre until the camera keeps ``clearance_m`` from every box.
+    the room centre until the camera keeps ``clearance_m`` from every box. In a
+    building of several rooms the frames are shared out between the rooms in
+    order, one loop each (the camera is carried through the doorway between
+    loops). Poses are made in the room frame and turned into the map by the
+    scene's yaw.
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     rng = scene_rng(scene.scene_id, seed, _TRAJECTORY_STREAM)
-    half = np.asarray(scene.room_size[:2], dtype=np.float64) / 2
+    boxes = scene.local_boxes()
+    if scene.rooms is None:
+        poses = _room_loop(rng, np.asarray(scene.room_size[:2], dtype=np.float64) / 2, n_frames, scene, boxes, config)
+    else:
+        poses = []
+        for rect, count in zip(scene.room_rects(), np.array_split(np.arange(n_frames), len(scene.room_rects()))):
+            centre = np.array([(rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2, 0.0])
+            centred = np.concatenate([boxes[:, :3] - centre, boxes[:, 3:]], axis=1)
+            loop = _room_loop(rng, (rect[2:] - rect[:2]) / 2, len(count), scene, centred, config)
+            poses += [make_transform(pose[:3, :3], pose[:3, 3] + centre) for pose in loop]
+    if scene.yaw_deg != 0.0:
+        room_to_map = scene.room_to_map()
+        poses = [room_to_map @ pose for pose in poses]
+    return poses
+
+
+def _room_loop(
+    rng: np.random.Generator,
+    half: np.ndarray,
+    n_frames: int,
+    scene: SceneSpec,
+    boxes: np.ndarray,
+    config: TrajectoryConfig,
+) -> list[np.ndarray]:
+    """One loop of poses around the origin in a room of half-size ``half`` (x, y); ``boxes`` relative to the room's centre."""
+    if n_frames == 0:
+        return []
     radii = half * rng.uniform(*config.radius_fraction, size=2)
     height = rng.uniform(*config.height_m)
     start = rng.uniform(0, 2 * np.pi)
@@ -73,7 +102,7 @@ def orbit_trajectory(
         eye = np.array([ring[0], ring[1], z])
         for scale in np.linspace(1.0, 0.2, 9):
             candidate = np.array([ring[0] * scale, ring[1] * scale, z])
-            if _clear_of_objects(candidate, scene, config.clearance_m):
+            if _clear_of_objects(candidate, boxes, config.clearance_m):
                 eye = candidate
                 break
         eye[:2] = np.clip(eye[:2], -half + config.wall_margin_m, half - config.wall_margin_m)

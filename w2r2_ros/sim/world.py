@@ -1,4 +1,4 @@
-"""Procedural indoor rooms: a floor, four walls and 5-20 furniture objects built from boxes.
+"""Procedural indoor rooms: a floor, walls and 5-20 furniture objects per room, built from boxes.
 
 Every object is a few axis-aligned box parts, so categories differ in shape and
 size (a table is a top on four legs, a lamp a base, pole and shade) and the
@@ -7,17 +7,27 @@ common on purpose: grounding queries such as "the chair left of the bed" only
 need spatial reasoning when the category alone does not identify the target
 (W2R2.md: the model must learn *where*, not only *what*).
 
-Frames: ``map`` with z up, floor at z = 0, the room centred on the origin.
-A scene is a pure function of ``(scene_id, seed)``.
+What a robot meets and the default room does not have is switchable in
+``SceneConfig`` (all off by default, so the old world is reproduced bit for
+bit): a room yaw in the map, two or three rooms joined by doorways
+(``floorplan``), and furniture that touches (chairs tucked under tables,
+furniture flush with walls and against each other).
+
+Frames: the *room frame* has z up, floor at z = 0, the building's bounding box
+centred on the origin, walls along x and y; everything is generated there
+(``ObjectSpec.box``, parts). The ``map`` frame is the room frame turned by
+``SceneSpec.yaw_deg`` about z (``room_to_map``). A scene is a pure function of
+``(scene_id, seed, config)``.
 """
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from w2r2_ros.geometry.boxes import Box3D
+from w2r2_ros.sim.floorplan import FloorPlanConfig, make_floor_plan
 
 CATEGORIES: tuple[str, ...] = (
     "chair",
@@ -113,7 +123,14 @@ class ObjectSpec:
 
 @dataclass(frozen=True)
 class SceneSpec:
-    """A room ``room_size = (x, y, height)`` centred on the origin, and its objects."""
+    """A building of ``room_size = (x, y, height)`` centred on the origin of the room frame, and its objects.
+
+    ``rooms`` (R, 4) ``[x_lo, y_lo, x_hi, y_hi]`` are the rooms' floor rectangles
+    (None: one room filling ``room_size``); ``structure`` the solid boxes between
+    rooms (walls with doorways, see ``floorplan``). ``yaw_deg`` turns the whole
+    building about the map's z axis: the room frame is where objects are
+    generated, the map frame is what a robot's camera poses are in.
+    """
 
     scene_id: str
     room_size: np.ndarray
@@ -122,12 +139,47 @@ class SceneSpec:
     wall_rgb: tuple[int, int, int] = (215, 210, 195)
     ceiling_rgb: tuple[int, int, int] = (240, 240, 240)
     seed: int = 0
+    yaw_deg: float = 0.0
+    rooms: np.ndarray | None = None
+    structure: tuple[Box3D, ...] = ()
 
-    def boxes(self) -> np.ndarray:
-        """Ground-truth boxes of all objects as an (N, 6) array, in ``objects`` order."""
+    def room_rects(self) -> np.ndarray:
+        """Floor rectangles of the rooms (R, 4) ``[x_lo, y_lo, x_hi, y_hi]`` in the room frame."""
+        if self.rooms is not None:
+            return np.asarray(self.rooms, dtype=np.float64).reshape(-1, 4)
+        half = np.asarray(self.room_size[:2], dtype=np.float64) / 2
+        return np.concatenate([-half, half])[None]
+
+    def room_to_map(self) -> np.ndarray:
+        """4x4 transform from the room frame to the map frame (a rotation by ``yaw_deg`` about z)."""
+        yaw = np.deg2rad(self.yaw_deg)
+        transform = np.eye(4)
+        transform[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
+        return transform
+
+    def local_boxes(self) -> np.ndarray:
+        """Ground-truth boxes (N, 6) in the room frame, where they are tight and axis-aligned."""
         if not self.objects:
             return np.zeros((0, 6))
         return np.stack([o.box.as_array() for o in self.objects])
+
+    def oriented_boxes(self) -> np.ndarray:
+        """Ground-truth boxes in the map frame, (N, 7) ``[cx, cy, cz, sx, sy, sz, yaw]``: the room-frame box turned
+        by the room yaw (radians, counter-clockwise about z from map x to the box's own x axis)."""
+        local = self.local_boxes()
+        centres = local[:, :3] @ self.room_to_map()[:3, :3].T
+        return np.concatenate([centres, local[:, 3:], np.full((len(local), 1), np.deg2rad(self.yaw_deg))], axis=1)
+
+    def boxes(self) -> np.ndarray:
+        """Ground-truth boxes (N, 6) in the map frame, in ``objects`` order: the axis-aligned bounds of
+        ``oriented_boxes`` (the ScanRefer-style box that IoU against axis-aligned proposals uses); equal
+        to ``local_boxes`` when the yaw is 0."""
+        if self.yaw_deg == 0.0:
+            return self.local_boxes()
+        oriented = self.oriented_boxes()
+        cos, sin = np.abs(np.cos(oriented[:, 6])), np.abs(np.sin(oriented[:, 6]))
+        sizes = np.stack([cos * oriented[:, 3] + sin * oriented[:, 4], sin * oriented[:, 3] + cos * oriented[:, 4], oriented[:, 5]], axis=1)
+        return np.concatenate([oriented[:, :3], sizes], axis=1)
 
     def object_by_id(self, object_id: int) -> ObjectSpec:
         for obj in self.objects:
@@ -136,7 +188,8 @@ class SceneSpec:
         raise KeyError(f"scene {self.scene_id} has no object {object_id}")
 
     def to_dict(self) -> dict:
-        return {
+        """JSON-ready; the keys of the optional features appear only when used, so an old scene's dict is unchanged."""
+        data = {
             "scene_id": self.scene_id,
             "seed": self.seed,
             "room_size": np.asarray(self.room_size, dtype=np.float64).tolist(),
@@ -145,6 +198,12 @@ class SceneSpec:
             "ceiling_rgb": list(self.ceiling_rgb),
             "objects": [o.to_dict() for o in self.objects],
         }
+        if self.yaw_deg != 0.0:
+            data["yaw_deg"] = float(self.yaw_deg)
+        if self.rooms is not None:
+            data["rooms"] = np.asarray(self.rooms, dtype=np.float64).tolist()
+            data["structure"] = [b.as_array().tolist() for b in self.structure]
+        return data
 
     @staticmethod
     def from_dict(data: dict) -> "SceneSpec":
@@ -156,12 +215,26 @@ class SceneSpec:
             wall_rgb=tuple(int(c) for c in data["wall_rgb"]),
             ceiling_rgb=tuple(int(c) for c in data["ceiling_rgb"]),
             seed=int(data.get("seed", 0)),
+            yaw_deg=float(data.get("yaw_deg", 0.0)),
+            rooms=None if data.get("rooms") is None else np.asarray(data["rooms"], dtype=np.float64).reshape(-1, 4),
+            structure=tuple(Box3D.from_array(np.asarray(b, dtype=np.float64)) for b in data.get("structure", [])),
         )
 
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """Ranges of the procedural generator (metres)."""
+    """Ranges of the procedural generator (metres, degrees).
+
+    The defaults give the original world: one axis-aligned room, a gap between
+    floor objects. ``yaw_deg``: range of the building's yaw in the map (drawn
+    from its own random stream, so the same scene turned by another yaw has the
+    same contents). ``n_rooms``: range of the number of rooms (1-3; each draws
+    its own size in the room ranges and its own ``n_objects``).
+    ``tucked_chair_probability``: share of chairs pushed under a table of their
+    room (seat under the top, back at the edge). ``touch_probability``: share of
+    floor objects slid in a random direction until they touch a wall or a
+    neighbour. ``wall_margin_m`` 0 puts wall furniture flush with the wall.
+    """
 
     room_x_m: tuple[float, float] = (5.0, 8.0)
     room_y_m: tuple[float, float] = (4.0, 7.0)
@@ -178,6 +251,22 @@ class SceneConfig:
     floor_gap_m: float = 0.2
     wall_margin_m: float = 0.05
     placement_attempts: int = 60
+    # Share of beds, sofas and cabinets whose back is pushed against a wall.
+    against_wall_probability: float = 0.7
+    yaw_deg: tuple[float, float] = (0.0, 0.0)
+    n_rooms: tuple[int, int] = (1, 1)
+    floor_plan: FloorPlanConfig = field(default_factory=FloorPlanConfig)
+    tucked_chair_probability: float = 0.0
+    touch_probability: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_rooms[0] <= self.n_rooms[1] <= 3:
+            raise ValueError(f"SceneConfig.n_rooms must be a range within 1..3, got {self.n_rooms}")
+        if self.yaw_deg[0] > self.yaw_deg[1]:
+            raise ValueError(f"SceneConfig.yaw_deg must be a (low, high) range, got {self.yaw_deg}")
+        for name in ("tucked_chair_probability", "touch_probability", "against_wall_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"SceneConfig.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -392,20 +481,46 @@ def _draw_color(rng: np.random.Generator, category: str, used: dict[str, list[st
 
 
 class _RoomLayout:
-    """The objects placed so far and the free space left, on the floor and on each support's top."""
+    """The objects placed so far and the free space left in one room, on the floor and on each support's top.
 
-    def __init__(self, rng: np.random.Generator, room: np.ndarray, config: SceneConfig) -> None:
+    Footprints are kept relative to the room's centre; ``offset`` (None: the room
+    is centred on the origin) moves floor objects to where the room is in a
+    several-room building. Rooms of one building share ``objects`` and
+    ``used_colors``, so object ids run over the building.
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        room: np.ndarray,
+        config: SceneConfig,
+        objects: list[ObjectSpec] | None = None,
+        used_colors: dict[str, list[str]] | None = None,
+        offset: np.ndarray | None = None,
+    ) -> None:
         self.rng, self.room, self.config = rng, room, config
         self.half = room[:2] / 2 - config.wall_margin_m
         self.floor_footprints: list[tuple[np.ndarray, np.ndarray]] = []
+        self.floor_ids: list[int] = []  # object id per floor footprint (-1: space kept clear)
         self.top_footprints: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self.objects: list[ObjectSpec] = []
-        self.used_colors: dict[str, list[str]] = {}
+        self.objects: list[ObjectSpec] = [] if objects is None else objects
+        self.used_colors: dict[str, list[str]] = {} if used_colors is None else used_colors
+        self.offset = offset
+        self.own_ids: set[int] = set()
+
+    def keep_clear(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """No floor object may stand on this rectangle (room-frame coordinates, e.g. in front of a doorway)."""
+        shift = 0.0 if self.offset is None else self.offset
+        self.floor_footprints.append((lo - shift, hi - shift))
+        self.floor_ids.append(-1)
 
     def place_on_floor(self, category: str) -> bool:
-        rng, half = self.rng, self.half
+        rng, half, config = self.rng, self.half, self.config
+        if category == "chair" and config.tucked_chair_probability > 0 and rng.random() < config.tucked_chair_probability:
+            if self._tuck_chair():
+                return True
         shape = _SHAPES[category](rng, False)
-        for _ in range(self.config.placement_attempts):
+        for _ in range(config.placement_attempts):
             turns = int(rng.integers(4))
             rotated = _rotate_quarter_turns(shape, turns)
             extent = rotated.size()
@@ -413,21 +528,77 @@ class _RoomLayout:
                 return False
             free = half - extent[:2] / 2
             center = rng.uniform(-free, free)
-            if category in WALL_CATEGORIES and rng.random() < 0.7:
+            if category in WALL_CATEGORIES and rng.random() < config.against_wall_probability:
                 # Back (local -y) against a wall: the wall side follows the yaw.
                 back = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]])[turns % 4]
                 axis = int(np.flatnonzero(back)[0])
                 center[axis] = back[axis] * free[axis]
+            gap = config.floor_gap_m
+            if config.touch_probability > 0 and rng.random() < config.touch_probability:
+                center, gap = self._slide_to_contact(center, extent[:2], free), 0.0
             lo, hi = center - extent[:2] / 2, center + extent[:2] / 2
-            if not _footprint_overlaps(lo, hi, self.floor_footprints, self.config.floor_gap_m):
-                self.floor_footprints.append((lo, hi))
-                self._add(category, _place(rotated, center, 0.0), shape.tones, None)
+            if not _footprint_overlaps(lo, hi, self.floor_footprints, gap):
+                self._add_floor(category, rotated, center, shape.tones, lo, hi)
                 return True
         return False
 
+    def _slide_to_contact(self, center: np.ndarray, extent: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """Move the footprint along a random axis direction until it is 1 mm from a wall or a neighbour."""
+        axis, sign = int(self.rng.integers(2)), float(self.rng.choice([-1.0, 1.0]))
+        other = 1 - axis
+        lo, hi = center - extent / 2, center + extent / 2
+        travel = free[axis] - sign * center[axis]  # to the wall
+        for o_lo, o_hi in self.floor_footprints:
+            if o_lo[other] >= hi[other] or o_hi[other] <= lo[other]:
+                continue  # not in the way
+            ahead = o_lo[axis] - hi[axis] if sign > 0 else lo[axis] - o_hi[axis]
+            if ahead >= 0:
+                travel = min(travel, ahead - 0.001)
+        moved = center.copy()
+        moved[axis] += sign * max(travel, 0.0)
+        return moved
+
+    def _tuck_chair(self) -> bool:
+        """A chair facing a table of this room, its seat under the top and its back 2+ cm outside the top's edge."""
+        rng = self.rng
+        tables = [o for o in self.objects if o.object_id in self.own_ids and o.category == "table"]
+        if not tables:
+            return False
+        shape = _chair(rng, False)
+        back_thickness, table_leg = 0.05, 0.06  # as _chair and _table build them
+        shift = np.zeros(2) if self.offset is None else self.offset
+        for _ in range(self.config.placement_attempts):
+            table = tables[int(rng.integers(len(tables)))]
+            side = int(rng.integers(4))  # the table side the chair stands at: +x, +y, -x, -y
+            axis, sign = side % 2, (1.0 if side < 2 else -1.0)
+            rotated = _rotate_quarter_turns(shape, (side + 1) % 4)  # the chair's front (+y) faces the table
+            extent = rotated.size()
+            lateral_room = table.box.size[1 - axis] / 2 - table_leg - 0.02 - extent[1 - axis] / 2
+            deepest = extent[axis] - back_thickness - 0.02
+            if lateral_room < 0 or deepest < 0.1:
+                continue
+            center = table.box.center[:2] - shift
+            center[axis] += sign * (table.box.size[axis] / 2 + extent[axis] / 2 - rng.uniform(0.1, deepest))
+            center[1 - axis] += rng.uniform(-lateral_room, lateral_room)
+            lo, hi = center - extent[:2] / 2, center + extent[:2] / 2
+            if np.any(lo < -self.half) or np.any(hi > self.half):
+                continue
+            others = [fp for fp, oid in zip(self.floor_footprints, self.floor_ids) if oid != table.object_id]
+            if not _footprint_overlaps(lo, hi, others, 0.05):
+                self._add_floor("chair", rotated, center, shape.tones, lo, hi)
+                return True
+        return False
+
+    def _add_floor(
+        self, category: str, rotated: _Shape, center: np.ndarray, tones: tuple[float, ...], lo: np.ndarray, hi: np.ndarray
+    ) -> None:
+        self.floor_footprints.append((lo, hi))
+        self.floor_ids.append(len(self.objects))
+        self._add(category, _place(rotated, center if self.offset is None else center + self.offset, 0.0), tones, None)
+
     def place_on_top(self, category: str) -> bool:
         rng = self.rng
-        supports = [o for o in self.objects if o.category in SUPPORTING_CATEGORIES]
+        supports = [o for o in self.objects if o.category in SUPPORTING_CATEGORIES and o.object_id in self.own_ids]
         if not supports:
             return False
         shape = _SHAPES[category](rng, True)
@@ -455,6 +626,7 @@ class _RoomLayout:
         color = _draw_color(self.rng, category, self.used_colors, self.config)
         lo = np.min([p.min_corner for p in parts], axis=0)
         hi = np.max([p.max_corner for p in parts], axis=0)
+        self.own_ids.add(len(self.objects))
         self.objects.append(
             ObjectSpec(
                 object_id=len(self.objects),
@@ -469,17 +641,9 @@ class _RoomLayout:
         )
 
 
-def generate_scene(scene_id: str, seed: int, config: SceneConfig = SceneConfig()) -> SceneSpec:
-    """A furnished room, a pure function of ``(scene_id, seed)``.
-
-    Floor objects keep ``config.floor_gap_m`` between footprints; lamps, boxes,
-    plants and monitors may stand on a table or cabinet (``support_id``).
-    Objects whose placement fails are dropped, then small floor objects are
-    added until the scene has at least ``config.n_objects[0]`` objects.
-    """
-    rng = scene_rng(scene_id, seed)
-    room = np.array([rng.uniform(*config.room_x_m), rng.uniform(*config.room_y_m), rng.uniform(*config.room_height_m)])
-    layout = _RoomLayout(rng, room, config)
+def _furnish(layout: _RoomLayout, rng: np.random.Generator, config: SceneConfig, name: str) -> None:
+    """Place one room's draw of categories, then small floor objects until it holds ``config.n_objects[0]``."""
+    first = len(layout.objects)
     for category in _draw_categories(rng, config):
         wants_top = category == "monitor" or (
             category in SUPPORTED_CATEGORIES and rng.random() < config.on_top_probability
@@ -491,14 +655,64 @@ def generate_scene(scene_id: str, seed: int, config: SceneConfig = SceneConfig()
 
     fillers = ("box", "trash can", "plant", "chair")
     for _ in range(10 * config.n_objects[0]):
-        if len(layout.objects) >= config.n_objects[0]:
+        if len(layout.objects) - first >= config.n_objects[0]:
             break
         layout.place_on_floor(fillers[int(rng.integers(len(fillers)))])
-    if len(layout.objects) < config.n_objects[0]:
-        raise RuntimeError(f"scene {scene_id} seed {seed}: could only place {len(layout.objects)} objects")
+    if len(layout.objects) - first < config.n_objects[0]:
+        raise RuntimeError(f"{name}: could only place {len(layout.objects) - first} objects")
+
+
+_YAW_STREAM, _ROOMS_STREAM = 3, 4  # random streams of scene_rng (1: trajectory, 2: sensor noise)
+
+
+def _draw_yaw_and_rooms(scene_id: str, seed: int, config: SceneConfig) -> tuple[float, int]:
+    """Room yaw (degrees in [0, 360)) and number of rooms, each from its own random stream and drawn only when its
+    range is not one value: a feature switched on leaves every other draw of the scene as it was."""
+    low, high = config.yaw_deg
+    yaw = low if low == high else float(scene_rng(scene_id, seed, _YAW_STREAM).uniform(low, high))
+    first, last = config.n_rooms
+    rooms = first if first == last else int(scene_rng(scene_id, seed, _ROOMS_STREAM).integers(first, last + 1))
+    return yaw % 360.0, rooms
+
+
+def generate_scene(scene_id: str, seed: int, config: SceneConfig = SceneConfig()) -> SceneSpec:
+    """A furnished room (or two or three joined by doorways), a pure function of ``(scene_id, seed, config)``.
+
+    Floor objects keep ``config.floor_gap_m`` between footprints unless they were
+    slid into contact (``touch_probability``) or tucked under a table; lamps,
+    boxes, plants and monitors may stand on a table or cabinet (``support_id``).
+    Objects whose placement fails are dropped, then small floor objects are
+    added until each room has at least ``config.n_objects[0]`` objects.
+    """
+    rng = scene_rng(scene_id, seed)
+    yaw, n_rooms = _draw_yaw_and_rooms(scene_id, seed, config)
+    name = f"scene {scene_id} seed {seed}"
+    if n_rooms == 1:
+        room = np.array([rng.uniform(*config.room_x_m), rng.uniform(*config.room_y_m), rng.uniform(*config.room_height_m)])
+        layout = _RoomLayout(rng, room, config)
+        _furnish(layout, rng, config, name)
+        objects, rooms, structure = layout.objects, None, ()
+    else:
+        height = rng.uniform(*config.room_height_m)
+        sizes = [(rng.uniform(*config.room_x_m), rng.uniform(*config.room_y_m)) for _ in range(n_rooms)]
+        plan = make_floor_plan(rng, sizes, height, config.floor_plan)
+        objects, used_colors = [], {}
+        for rect in plan.rooms:
+            size = np.array([rect[2] - rect[0], rect[3] - rect[1], height])
+            layout = _RoomLayout(rng, size, config, objects, used_colors, offset=(rect[:2] + rect[2:]) / 2)
+            for door in plan.doorways:  # leave the way through every doorway free, 0.8 m deep on each side
+                across = int(np.argmin(door.hi - door.lo))
+                reach = np.zeros(2)
+                reach[across] = 0.8
+                layout.keep_clear(door.lo - reach, door.hi + reach)
+            _furnish(layout, rng, config, name)
+        shell_lo, shell_hi = plan.shell()
+        room = np.array([shell_hi[0] - shell_lo[0], shell_hi[1] - shell_lo[1], height])
+        rooms, structure = plan.rooms, tuple(plan.structure)
 
     floor_rgb = tuple(int(c) for c in rng.choice([(170, 140, 105), (150, 150, 150), (190, 170, 140), (120, 100, 80)]))
     wall_rgb = tuple(int(c) for c in rng.choice([(215, 210, 195), (200, 210, 215), (225, 220, 215), (205, 200, 185)]))
     return SceneSpec(
-        scene_id=scene_id, room_size=room, objects=layout.objects, floor_rgb=floor_rgb, wall_rgb=wall_rgb, seed=int(seed)
+        scene_id=scene_id, room_size=room, objects=objects, floor_rgb=floor_rgb, wall_rgb=wall_rgb, seed=int(seed),
+        yaw_deg=yaw, rooms=rooms, structure=structure,
     )
