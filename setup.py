@@ -21,6 +21,8 @@ setup(
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml")),
         ("share/" + package_name + "/msg", glob("msg/*.msg")),
+        ("share/" + package_name + "/srv", glob("srv/*.srv")),
+        ("share/" + package_name + "/action", glob("action/*.action")),
         ("share/" + package_name + "/rviz", glob("rviz/*.rviz")),
     ],
     install_requires=["setuptools"],

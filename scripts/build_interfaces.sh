@@ -30,7 +30,7 @@ command -v c++ >/dev/null || fail "no C/C++ compiler found (apt-get install buil
 [ -f "$VENV/share/rosidl_default_generators/cmake/rosidl_default_generatorsConfig.cmake" ] ||
   fail "rosidl generators missing in .venv: pip install -r requirements.txt"
 
-inputs=(CMakeLists.txt package.xml msg/*.msg scripts/build_interfaces.sh scripts/wheel_cmake_fixups.cmake)
+inputs=(CMakeLists.txt package.xml msg/*.msg srv/*.srv action/*.action scripts/build_interfaces.sh scripts/wheel_cmake_fixups.cmake)
 hash=$( { sha256sum "${inputs[@]}"; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
 outputs=(w2r2_ros/msg/__init__.py w2r2_ros/w2r2_ros_s__rosidl_typesupport_c.so
          "$VENV/lib/libw2r2_ros__rosidl_typesupport_c.so")
@@ -47,7 +47,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK/src"
 # A staged copy of the sources: CMake refuses to export include folders that lie inside the
 # source tree, and .venv (NumPy's headers) lies inside this checkout.
-cp -r CMakeLists.txt package.xml msg "$WORK/src/"
+cp -r CMakeLists.txt package.xml msg srv action "$WORK/src/"
 
 export PATH="$VENV/bin:$PATH" AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 run_step() {  # name, command...: run quietly, show the log's tail when it fails
@@ -68,13 +68,17 @@ run_step install cmake --install "$WORK/build"
 site=$WORK/install/lib/python$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')/site-packages/w2r2_ros
 [ -f "$site/msg/__init__.py" ] || fail "generated Python package missing at $site/msg"
 echo "[interfaces]   installing into w2r2_ros/msg/, w2r2_ros/ (C extensions), .venv/lib/"
-rm -rf w2r2_ros/msg
-mkdir -p w2r2_ros/msg
-cp "$site"/msg/*.py w2r2_ros/msg/
+for kind in msg srv action; do
+  rm -rf "w2r2_ros/$kind"
+  mkdir -p "w2r2_ros/$kind"
+  cp "$site/$kind"/*.py "w2r2_ros/$kind/"
+done
 cp "$site"/w2r2_ros_s__rosidl_typesupport_*.so w2r2_ros/
 cp "$WORK"/install/lib/libw2r2_ros__*.so "$VENV/lib/"
 
-"$PYTHON" -c 'from w2r2_ros.msg import GroundingQuery, GroundingResult, GroundingCandidate, ObjectProposal, ObjectProposalArray
+"$PYTHON" -c 'from w2r2_ros.msg import GroundingQuery, GroundingResult, GroundingCandidate, ObjectProposal, ObjectProposalArray, SceneKeyframe
+from w2r2_ros.srv import Ground as GroundService
+from w2r2_ros.action import Ground
 from rclpy.serialization import serialize_message
 serialize_message(GroundingResult())' || fail "generated messages do not import or serialize"
 echo "$hash" >"$STAMP"

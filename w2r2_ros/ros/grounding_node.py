@@ -1,10 +1,20 @@
 """grounding_node: answers "where is <text>?" with one GroundingResult per query, markers and a debug image.
 
-Queries arrive as ``w2r2_ros/GroundingQuery`` on ``/w2r2/query`` or as
-``std_msgs/String`` on ``/w2r2/query_text``. Every query gets exactly one
-``GroundingResult`` with its ``query_id`` on ``/w2r2/result`` (an id such as
-``text-3`` is assigned when empty): OK with the box, or a status and a message a
-person understands. It is never silent.
+Queries arrive four ways: ``w2r2_ros/GroundingQuery`` on ``w2r2/query``,
+``std_msgs/String`` on ``w2r2/query_text`` (topic names are relative), the
+``w2r2/ground`` action (``w2r2_ros/action/Ground``: feedback names the stage,
+cancellable) and the ``w2r2/ground_service`` service (``w2r2_ros/srv/Ground``).
+Every query gets exactly one ``GroundingResult``: on ``w2r2/result`` (all
+queries, with their ``query_id``; an id such as ``text-3`` is assigned when
+empty), and for the action and the service also as their result. OK with the
+box, or a status and a message a person understands. It is never silent.
+
+Lifecycle (``rclpy.lifecycle``, as yolo_ros): configure reads the parameters,
+loads the model, starts the worker and offers the action and the service;
+activate subscribes to the query topics (and, in two-process mode, to the
+scene's keyframes and proposals); deactivate unsubscribes (the action and the
+service then answer BUSY, naming the state); cleanup frees the model.
+``autostart`` (default) configures and activates at creation.
 
 Threading: the subscription callbacks only validate and enqueue (a bounded
 queue; full -> STATUS_BUSY), and one worker thread runs the model on a
@@ -13,34 +23,54 @@ fused cloud is not copied). So a query never blocks the executor that feeds the
 scene memory node its sensor streams, and a burst is queued up to
 ``queue_size`` and then refused, each query answered.
 
-State sharing: the node reads the ``SceneMemory`` it is given, i.e. the one the
-scene memory node fills when both run in one process (``w2r2-bringup``, the
-launch file, the demo). Keyframes are not published on any topic, so a
-grounding node in a process of its own has nothing to read: that case is not
-implemented (docs/NODES.md).
+State sharing: given a ``SceneMemory`` the node reads it in-process, zero
+copy (the one the scene memory node fills: ``w2r2-bringup``, the demo).
+Without one (``grounding_node`` run alone) it reads a ``RemoteScene`` fed by the
+scene memory node's ``SceneKeyframe`` and ``ObjectProposalArray`` topics.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import queue
 import threading
-from dataclasses import dataclass, fields
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
-from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+import rclpy
+from rclpy.action import ActionServer, CancelResponse
+from rclpy.action.server import ServerGoalHandle
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from w2r2_ros.model.grounder import GroundingAnswer, Grounder
 from w2r2_ros.model.grounder import GroundingCandidate as RankedCandidate
-from w2r2_ros.ros.conversions import make_header
-from w2r2_ros.ros.interfaces import GroundingCandidate, GroundingQuery, GroundingResult
+from w2r2_ros.ros.conversions import InvalidMessage, make_header, stamp_to_seconds
+from w2r2_ros.ros.interfaces import (
+    GroundAction,
+    GroundingCandidate,
+    GroundingQuery,
+    GroundingResult,
+    GroundService,
+    ObjectProposalArray,
+    SceneKeyframe,
+)
+from w2r2_ros.ros.keyframe_messages import array_to_proposals, msg_to_keyframe
+from w2r2_ros.ros.lifecycle_support import bring_up, lifecycle_step
 from w2r2_ros.ros.markers import debug_image, result_markers
+from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.params import DEFAULT_CHECKPOINT, resolve_package_path
+from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
 from w2r2_ros.scene.memory import SceneSnapshot
+from w2r2_ros.scene.remote_scene import RemoteScene
 
 NODE_NAME = "grounding_node"
 
@@ -53,7 +83,10 @@ STATUS_NAMES = {
     GroundingResult.STATUS_NOT_FOUND: "NOT_FOUND",
     GroundingResult.STATUS_BUSY: "BUSY",
     GroundingResult.STATUS_ERROR: "ERROR",
+    GroundingResult.STATUS_CANCELED: "CANCELED",
 }
+# Statuses for which the model produced the answer: the action goal succeeds; any other aborts.
+ANSWERED = (GroundingResult.STATUS_OK, GroundingResult.STATUS_NOT_FOUND)
 
 
 class SnapshotSource(Protocol):
@@ -62,31 +95,61 @@ class SnapshotSource(Protocol):
     def snapshot(self, include_cloud: bool = True) -> SceneSnapshot: ...
 
 
+def parameter_specs() -> dict[str, ParamSpec]:
+    """Every parameter: default (the same as config/w2r2.yaml and the launch file), meaning, range."""
+    topic = "(relative: resolved in the node's namespace, remappable)"
+    return {
+        "autostart": ParamSpec(True, "configure and activate when created (false: stay unconfigured for a lifecycle manager)"),
+        "checkpoint": ParamSpec(DEFAULT_CHECKPOINT, "model directory (save_checkpoint layout) or package://w2r2_ros/...; "
+                                "empty or unloadable: every query is answered MODEL_NOT_LOADED"),
+        "device": ParamSpec("cpu", "torch device, e.g. cpu, cuda, cuda:1"),
+        "top_k": ParamSpec(5, "candidates in each result: the answer plus top_k - 1 alternatives", minimum=1, maximum=100, live=True),
+        "score_threshold": ParamSpec(0.2, "answer score (softmax over proposals and 'no target') needed for OK",
+                                     minimum=0.0, maximum=1.0, live=True),
+        "max_frames": ParamSpec(32, "keyframes the model reads per query (spread over the buffer)", minimum=1, maximum=1000, live=True),
+        "max_query_length": ParamSpec(200, "characters; longer queries are refused (INVALID_QUERY)", minimum=1, maximum=100000, live=True),
+        "queue_size": ParamSpec(8, "queries waiting for the model; more are refused (BUSY)", minimum=1, maximum=10000),
+        "map_frame": ParamSpec("map", "frame of the scene and of the answers"),
+        "query_topic": ParamSpec("w2r2/query", f"w2r2_ros/GroundingQuery input {topic}"),
+        "query_text_topic": ParamSpec("w2r2/query_text", f"std_msgs/String query input {topic}"),
+        "result_topic": ParamSpec("w2r2/result", f"w2r2_ros/GroundingResult output, one per query {topic}"),
+        "markers_topic": ParamSpec("w2r2/markers", f"answer MarkerArray output {topic}"),
+        "debug_image_topic": ParamSpec("w2r2/debug_image", f"sensor_msgs/Image with the answer drawn in {topic}"),
+        "action_name": ParamSpec("w2r2/ground", f"w2r2_ros/action/Ground server {topic}"),
+        "service_name": ParamSpec("w2r2/ground_service", f"w2r2_ros/srv/Ground server {topic}"),
+        "keyframes_topic": ParamSpec("w2r2/scene/keyframes", f"SceneKeyframe input when run alone (two-process mode) {topic}"),
+        "proposal_array_topic": ParamSpec("w2r2/scene/proposal_array", f"ObjectProposalArray input when run alone {topic}"),
+        "scene_max_keyframes": ParamSpec(32, "keyframes kept from keyframes_topic when run alone (the scene node's max_keyframes)",
+                                         minimum=1, maximum=10000),
+    }
+
+
 @dataclass(frozen=True)
 class GroundingNodeParams:
-    """The node's ROS parameters and their defaults (the same values as config/w2r2.yaml and the launch file).
+    """The node's parameter values (names and defaults: :func:`parameter_specs`). ``score_threshold``: the
+    answer's softmax score (over the proposals and "no target") must reach it, else NOT_FOUND.
+    ``max_frames``: the keyframes the model reads (spread evenly over the buffer). ``queue_size``:
+    queries waiting for the model beyond the one it is answering; more are refused with BUSY."""
 
-    ``checkpoint``: a model directory (``save_checkpoint`` layout) or
-    ``package://w2r2_ros/...``; empty or unloadable -> every query is answered
-    MODEL_NOT_LOADED. ``score_threshold``: the answer's softmax score (over the
-    proposals and "no target") must reach it, else NOT_FOUND. ``max_frames``:
-    the keyframes the model reads (spread evenly over the buffer). ``queue_size``: queries waiting for
-    the model beyond the one it is answering; more are refused with BUSY.
-    """
-
-    checkpoint: str = DEFAULT_CHECKPOINT
-    device: str = "cpu"
-    top_k: int = 5
-    score_threshold: float = 0.2
-    max_frames: int = 32
-    max_query_length: int = 200
-    queue_size: int = 8
-    map_frame: str = "map"
-    query_topic: str = "/w2r2/query"
-    query_text_topic: str = "/w2r2/query_text"
-    result_topic: str = "/w2r2/result"
-    markers_topic: str = "/w2r2/markers"
-    debug_image_topic: str = "/w2r2/debug_image"
+    autostart: bool
+    checkpoint: str
+    device: str
+    top_k: int
+    score_threshold: float
+    max_frames: int
+    max_query_length: int
+    queue_size: int
+    map_frame: str
+    query_topic: str
+    query_text_topic: str
+    result_topic: str
+    markers_topic: str
+    debug_image_topic: str
+    action_name: str
+    service_name: str
+    keyframes_topic: str
+    proposal_array_topic: str
+    scene_max_keyframes: int
 
 
 def _shortened(text: str, limit: int = 80) -> str:
@@ -95,52 +158,153 @@ def _shortened(text: str, limit: int = 80) -> str:
 
 @dataclass(frozen=True)
 class _Job:
+    """One query for the worker. ``reply`` also receives the result (action, service); ``stage`` hears
+    the stage (action feedback); a set ``cancelled`` means nobody waits any more (cancelled goal)."""
+
     query_id: str
     text: str
+    reply: Callable[[GroundingResult], None] | None = None
+    stage: Callable[[str], None] | None = None
+    cancelled: threading.Event | None = None
 
 
 _EVERY_MESSAGE = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 _LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
+Stage = GroundAction.Feedback
 
 
-class GroundingNode(Node):
-    """Grounds queries on the shared scene memory with the W2R2 model (see the module docstring)."""
+class GroundingNode(LifecycleNode):
+    """Grounds queries on the scene memory with the W2R2 model (see the module docstring).
 
-    def __init__(self, memory: SnapshotSource, **node_kwargs) -> None:
+    ``memory``: the scene memory to read in-process (zero copy); None reads the
+    scene memory node's topics instead (two processes).
+    """
+
+    def __init__(self, memory: SnapshotSource | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        for field in fields(GroundingNodeParams):
-            self.declare_parameter(field.name, field.default)
-        self.params = GroundingNodeParams(
-            **{f.name: self.get_parameter(f.name).value for f in fields(GroundingNodeParams)}
-        )
-        self._check_params()
-        self.memory = memory
-        self.grounder, self.model_problem = self._load_model()
+        self.params = GroundingNodeParams(**declare_parameters(self, parameter_specs()))
+        self.remote = memory is None
+        self.memory: SnapshotSource = RemoteScene(self.params.scene_max_keyframes) if memory is None else memory
+        self.grounder: Grounder | None = None
+        self.model_problem = "the node is not configured (lifecycle state 'unconfigured')"
+        self.last_latency_ms: float | None = None
         self._ids = itertools.count(1)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.params.queue_size)
+        self._worker: threading.Thread | None = None
+        self._interfaces: list[Any] = []  # action server and service (configure .. cleanup)
+        self._subscriptions_active: list[Any] = []  # query (and scene) subscriptions (activate .. deactivate)
+        self._goal_lock = threading.Lock()
+        self._running_goal: str | None = None
+        self._goal_cancels: dict[bytes, Callable[[], None]] = {}  # goal id -> wakes its coroutine as cancelled
+        self.warnings = RateLimitedWarner(self.get_logger().warning)
+        on_live_change(self, parameter_specs(), self._apply_live_parameters)
+        if self.params.autostart:
+            bring_up(self)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def lifecycle_state(self) -> str:
+        """``unconfigured``, ``inactive``, ``active`` or ``finalized``."""
+        return self._state_machine.current_state[1]
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model, start the worker, create the publishers, the action server and the service."""
+        return lifecycle_step(self, "configure", self._configure)
+
+    def _configure(self) -> None:
+        p = self.params
+        self.grounder, self.model_problem = self._load_model()
         # Queries and results are KEEP_ALL: a keep-last history would silently drop the oldest queries of
         # a burst (or results a slow reader has not taken yet), and every query must be answered.
-        self._result_pub = self.create_publisher(GroundingResult, self.params.result_topic, _EVERY_MESSAGE)
-        self._markers_pub = self.create_publisher(MarkerArray, self.params.markers_topic, _LATEST)
-        self._image_pub = self.create_publisher(Image, self.params.debug_image_topic, _LATEST)
-        self.create_subscription(GroundingQuery, self.params.query_topic, self._on_query, _EVERY_MESSAGE)
-        self.create_subscription(String, self.params.query_text_topic, self._on_query_text, _EVERY_MESSAGE)
+        self._result_pub = self.create_publisher(GroundingResult, p.result_topic, _EVERY_MESSAGE)
+        self._markers_pub = self.create_publisher(MarkerArray, p.markers_topic, _LATEST)
+        self._image_pub = self.create_publisher(Image, p.debug_image_topic, _LATEST)
+        # Reentrant: a goal or service request awaits its answer while the next request is refused or queued.
+        requests = ReentrantCallbackGroup()
+        self._interfaces = [
+            self._result_pub, self._markers_pub, self._image_pub,
+            ActionServer(self, GroundAction, p.action_name, self._execute_goal, callback_group=requests,
+                         cancel_callback=self._on_cancel),
+            self.create_service(GroundService, p.service_name, self._on_service, callback_group=requests),
+        ]
         self._worker = threading.Thread(target=self._work, name="grounding-worker", daemon=True)
         self._worker.start()
+        self.get_logger().info(
+            f"queries on {p.query_topic}, {p.query_text_topic}, action {p.action_name}, service {p.service_name} "
+            f"-> {p.result_topic} (namespace '{self.get_namespace()}'); scene "
+            + (f"from {p.keyframes_topic} and {p.proposal_array_topic} (own process)" if self.remote else "in-process")
+        )
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the query topics (and the scene's topics when run alone)."""
+        return lifecycle_step(self, "activate", self._activate)
+
+    def _activate(self) -> None:
+        p = self.params
+        subscriptions = [
+            self.create_subscription(GroundingQuery, p.query_topic, self._on_query, _EVERY_MESSAGE),
+            self.create_subscription(String, p.query_text_topic, self._on_query_text, _EVERY_MESSAGE),
+        ]
+        if self.remote:
+            keyframes_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.scene_max_keyframes,
+                                       reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            subscriptions += [
+                self.create_subscription(SceneKeyframe, p.keyframes_topic, self._on_keyframe, keyframes_qos),
+                self.create_subscription(ObjectProposalArray, p.proposal_array_topic, self._on_proposals, 1),
+            ]
+        self._subscriptions_active = subscriptions
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe; queries already queued are still answered."""
+        return lifecycle_step(self, "deactivate", self._deactivate)
+
+    def _deactivate(self) -> None:
+        for subscription in self._subscriptions_active:
+            self.destroy_subscription(subscription)
+        self._subscriptions_active = []
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker (waiting queries get BUSY), free the model, remove the action, service and publishers."""
+        return lifecycle_step(self, "cleanup", self._cleanup)
+
+    def _cleanup(self) -> None:
+        self._stop_worker()
+        for entity in self._interfaces:
+            if isinstance(entity, ActionServer):
+                entity.destroy()
+            elif hasattr(entity, "publish"):
+                self.destroy_publisher(entity)
+            else:
+                self.destroy_service(entity)
+        self._interfaces = []
+        self.grounder = None
+        self.model_problem = "the node was cleaned up (lifecycle state 'unconfigured')"
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        def shut_down() -> None:
+            self._deactivate()
+            self._cleanup()
+
+        return lifecycle_step(self, "shutdown", shut_down)
+
+    def _apply_live_parameters(self, changes: dict[str, Any]) -> str:
+        """``ros2 param set`` of score_threshold, top_k, max_frames, max_query_length: the next query uses them."""
+        self.params = dataclasses.replace(self.params, **changes)
+        return ""
+
+    # --- the scene from topics (two-process mode) --------------------------------------------
+
+    def _on_keyframe(self, msg: SceneKeyframe) -> None:
+        try:
+            self.memory.add_keyframe(msg_to_keyframe(msg))
+        except (InvalidMessage, ValueError) as error:
+            self.warnings.warn("invalid_keyframe", f"dropped a keyframe: {error}")
+
+    def _on_proposals(self, msg: ObjectProposalArray) -> None:
+        self.memory.set_proposals(array_to_proposals(msg), msg.num_keyframes, msg.num_voxels, stamp_to_seconds(msg.header.stamp))
 
     # --- set-up ------------------------------------------------------------------------------
-
-    def _check_params(self) -> None:
-        p = self.params
-        problems = [
-            f"{name} must be >= 1, got {getattr(p, name)}"
-            for name in ("top_k", "max_frames", "max_query_length", "queue_size")
-            if getattr(p, name) < 1
-        ]
-        if not 0.0 <= p.score_threshold <= 1.0:
-            problems.append(f"score_threshold must be in [0, 1], got {p.score_threshold}")
-        if problems:
-            raise ValueError(f"{NODE_NAME} parameters: {'; '.join(problems)}")
 
     def _load_model(self) -> tuple[Grounder | None, str]:
         """The grounder, or None and a sentence saying why (logged once, repeated in every answer)."""
@@ -167,35 +331,124 @@ class GroundingNode(Node):
     # --- queries in --------------------------------------------------------------------------
 
     def _on_query(self, msg: GroundingQuery) -> None:
-        query_id = msg.query_id or f"query-{next(self._ids)}"
-        if msg.target_frame and msg.target_frame != self.params.map_frame:
-            self._refuse(query_id, msg.text, GroundingResult.STATUS_INVALID_QUERY,
-                         f"target_frame '{msg.target_frame}' is not supported: answers are in '{self.params.map_frame}'")
-            return
-        self._accept(query_id, msg.text)
+        self._submit(_Job(msg.query_id or f"query-{next(self._ids)}", msg.text), msg.target_frame)
 
     def _on_query_text(self, msg: String) -> None:
-        self._accept(f"text-{next(self._ids)}", msg.data)
+        self._submit(_Job(f"text-{next(self._ids)}", msg.data), "")
 
-    def _accept(self, query_id: str, text: str) -> None:
+    def _submit(self, job: _Job, target_frame: str) -> None:
         """Validate and enqueue; everything that can be refused without the model is refused here."""
-        stripped = text.strip()
-        if not stripped:
-            self._refuse(query_id, text, GroundingResult.STATUS_INVALID_QUERY, "the query text is empty")
+        stripped = job.text.strip()
+        refusal: tuple[int, str] | None = None
+        if self.lifecycle_state != "active":
+            refusal = (GroundingResult.STATUS_BUSY,
+                       f"busy: {NODE_NAME} is {self.lifecycle_state} (lifecycle); activate it to answer queries")
+        elif target_frame and target_frame != self.params.map_frame:
+            refusal = (GroundingResult.STATUS_INVALID_QUERY,
+                       f"target_frame '{target_frame}' is not supported: answers are in '{self.params.map_frame}'")
+        elif not stripped:
+            refusal = (GroundingResult.STATUS_INVALID_QUERY, "the query text is empty")
         elif len(stripped) > self.params.max_query_length:
-            self._refuse(query_id, text, GroundingResult.STATUS_INVALID_QUERY,
-                         f"the query is {len(stripped)} characters long; the limit is {self.params.max_query_length}")
+            refusal = (GroundingResult.STATUS_INVALID_QUERY,
+                       f"the query is {len(stripped)} characters long; the limit is {self.params.max_query_length}")
         elif self.grounder is None:
-            self._refuse(query_id, text, GroundingResult.STATUS_MODEL_NOT_LOADED, f"model not loaded: {self.model_problem}")
+            refusal = (GroundingResult.STATUS_MODEL_NOT_LOADED, f"model not loaded: {self.model_problem}")
         else:
             try:
-                self._queue.put_nowait(_Job(query_id, stripped))
+                self._queue.put_nowait(dataclasses.replace(job, text=stripped))
+                if job.stage is not None:
+                    job.stage(Stage.STAGE_QUEUED)
+                return
             except queue.Full:
-                self._refuse(query_id, text, GroundingResult.STATUS_BUSY,
-                             f"busy: {self.params.queue_size} queries are already waiting; try again shortly")
+                refusal = (GroundingResult.STATUS_BUSY,
+                           f"busy: {self.params.queue_size} queries are already waiting; try again shortly")
+        self._deliver(job, self._result(job.query_id, job.text, *refusal))
 
-    def _refuse(self, query_id: str, text: str, status: int, message: str) -> None:
-        self._publish(self._result(query_id, text, status, message))
+    def _deliver(self, job: _Job, result: GroundingResult, snapshot: SceneSnapshot | None = None) -> None:
+        """The result on the topic (with markers), and to whoever waits for it (action, service)."""
+        if job.cancelled is not None and job.cancelled.is_set():
+            return  # the goal ended as cancelled; its answer is discarded
+        self._publish(result, snapshot)
+        if job.reply is not None:
+            job.reply(result)
+
+    # --- action and service ------------------------------------------------------------------
+
+    def _awaitable(self) -> tuple[Future, Callable[[GroundingResult | None], None]]:
+        """A future the executor resumes on, and a thread-safe way to complete it once."""
+        future: Future = Future(executor=self.executor)
+        lock = threading.Lock()
+
+        def complete(result: GroundingResult | None) -> None:
+            with lock:
+                if future.done():
+                    return
+                future.set_result(result)
+            if self.executor is not None:
+                self.executor.wake()  # the awaiting callback runs in the executor, which may be idle
+
+        return future, complete
+
+    async def _on_service(self, request: GroundService.Request, response: GroundService.Response) -> GroundService.Response:
+        future, complete = self._awaitable()
+        self._submit(_Job(f"service-{next(self._ids)}", request.text, reply=complete), request.target_frame)
+        response.result = await future
+        return response
+
+    def _on_cancel(self, goal_handle: ServerGoalHandle) -> CancelResponse:
+        """Any goal may be cancelled; the waiting coroutine is woken at once (see _execute_goal)."""
+        cancel = self._goal_cancels.get(bytes(goal_handle.goal_id.uuid))
+        if cancel is not None:
+            cancel()
+        return CancelResponse.ACCEPT
+
+    async def _execute_goal(self, goal_handle: ServerGoalHandle) -> GroundAction.Result:
+        """One goal at a time: a second goal while one runs is answered BUSY at once (abort)."""
+        goal = goal_handle.request
+        query_id = f"goal-{next(self._ids)}"
+        with self._goal_lock:
+            running = self._running_goal
+            if running is None:
+                self._running_goal = query_id
+        if running is not None:
+            result = self._result(query_id, goal.text, GroundingResult.STATUS_BUSY,
+                                  f"busy: goal {running} is running; the action answers one goal at a time "
+                                  "(wait, cancel it, or use the service or the query topic, which queue)")
+            self._publish(result)
+            goal_handle.abort()
+            return GroundAction.Result(result=result)
+        try:
+            future, complete = self._awaitable()
+            cancelled = threading.Event()
+
+            def cancel() -> None:
+                cancelled.set()
+                complete(None)
+
+            self._goal_cancels[bytes(goal_handle.goal_id.uuid)] = cancel
+            if goal_handle.is_cancel_requested:
+                cancel()
+
+            def stage(name: str) -> None:
+                if not cancelled.is_set():
+                    goal_handle.publish_feedback(Stage(stage=name))
+
+            self._submit(_Job(query_id, goal.text, reply=complete, stage=stage, cancelled=cancelled), goal.target_frame)
+            result = await future
+            if result is None:
+                result = self._result(query_id, goal.text, GroundingResult.STATUS_CANCELED,
+                                      "cancelled: the goal was cancelled before its answer was ready")
+                self.get_logger().info(f"[{query_id}] '{_shortened(goal.text)}': CANCELED")
+                goal_handle.canceled()
+            elif result.status in ANSWERED:
+                goal_handle.succeed()
+            else:
+                goal_handle.abort()
+            return GroundAction.Result(result=result)
+        finally:
+            self._goal_cancels.pop(bytes(goal_handle.goal_id.uuid), None)
+            with self._goal_lock:
+                self._running_goal = None
 
     # --- the model (worker thread) -----------------------------------------------------------
 
@@ -204,15 +457,21 @@ class GroundingNode(Node):
             job = self._queue.get()
             if job is None:
                 return
+            if job.cancelled is not None and job.cancelled.is_set():
+                continue
+            started = time.perf_counter()
             try:
                 result, snapshot = self._answer(job)
             except Exception as error:  # the query must still be answered; the node keeps running
                 self.get_logger().error(f"query {job.query_id} ('{job.text}') failed: {error!r}")
                 result, snapshot = self._result(job.query_id, job.text, GroundingResult.STATUS_ERROR,
                                                 f"internal error: {error}"), None
-            self._publish(result, snapshot)
+            self.last_latency_ms = (time.perf_counter() - started) * 1e3
+            self._deliver(job, result, snapshot)
 
     def _answer(self, job: _Job) -> tuple[GroundingResult, SceneSnapshot | None]:
+        if job.stage is not None:
+            job.stage(Stage.STAGE_READING_SCENE)
         snapshot = self.memory.snapshot(include_cloud=False)  # the model reads keyframes and proposals only
         if not snapshot.keyframes:
             return self._result(job.query_id, job.text, GroundingResult.STATUS_NO_FRAMES,
@@ -220,9 +479,14 @@ class GroundingNode(Node):
         if not snapshot.proposals:
             return self._result(job.query_id, job.text, GroundingResult.STATUS_NO_PROPOSALS,
                                 "no object proposals yet: the scene memory has found no objects so far"), None
-        assert self.grounder is not None
-        answer = self.grounder.ground(snapshot.keyframes, snapshot.proposals, job.text,
-                                      top_k=self.params.top_k, max_frames=self.params.max_frames)
+        grounder, params = self.grounder, self.params
+        if grounder is None:
+            return self._result(job.query_id, job.text, GroundingResult.STATUS_MODEL_NOT_LOADED,
+                                f"model not loaded: {self.model_problem}"), None
+        if job.stage is not None:
+            job.stage(Stage.STAGE_RUNNING_MODEL)
+        answer = grounder.ground(snapshot.keyframes, snapshot.proposals, job.text,
+                                 top_k=params.top_k, max_frames=params.max_frames)
         status, message = self._judge(answer, job.text)
         result = self._result(job.query_id, job.text, status, message)
         candidates = [self._candidate(c) for c in answer.candidates]
@@ -278,23 +542,39 @@ class GroundingNode(Node):
             self._markers_pub.publish(result_markers(result, self.params.map_frame, result.header.stamp))
             self._image_pub.publish(debug_image(snapshot.keyframes[-1], result))
 
-    def destroy_node(self) -> None:
+    def _stop_worker(self) -> None:
         """Stop the worker after the query it is answering; queries still waiting get BUSY (shutting down)."""
+        if self._worker is None:
+            return
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
             if job is not None:
-                self._refuse(job.query_id, job.text, GroundingResult.STATUS_BUSY, "busy: the node is shutting down")
+                self._deliver(job, self._result(job.query_id, job.text, GroundingResult.STATUS_BUSY,
+                                                "busy: the node is shutting down"))
         self._queue.put(None)
         self._worker.join(timeout=30.0)
+        self._worker = None
+
+    def destroy_node(self) -> None:
+        self._stop_worker()
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:
-    """``grounding_node`` alone has no scene memory to read (keyframes are not on any topic): run ``w2r2-bringup``."""
-    raise SystemExit(
-        "grounding_node reads the scene memory in-process: start it with scene_memory_node via "
-        "`w2r2-bringup` or `ros2 launch w2r2_ros w2r2.launch.py` (docs/NODES.md)"
-    )
+    """Entry point (``grounding_node``): alone, it reads the scene memory node's keyframe and proposal topics."""
+    rclpy.init(args=args)
+    try:
+        node = GroundingNode()
+    except ValueError as error:
+        rclpy.try_shutdown()
+        raise SystemExit(f"grounding_node: {error}") from None
+    try:
+        rclpy.spin(node, executor=SingleThreadedExecutor())
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

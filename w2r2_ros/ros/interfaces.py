@@ -1,4 +1,4 @@
-"""The package's own ROS 2 messages: the one place the rest of the code imports them from.
+"""The package's own ROS 2 messages, service and action: the one place the rest of the code imports them from.
 
 The classes are the rosidl-generated ones (``w2r2_ros.msg``), with C type support, so they
 publish over DDS and serialize with ``rclpy.serialization`` like any ROS message. On a robot
@@ -12,7 +12,10 @@ try:
         GroundingResult,
         ObjectProposal,
         ObjectProposalArray,
+        SceneKeyframe,
     )
+    from w2r2_ros.srv import Ground as GroundService
+    from w2r2_ros.action import Ground as GroundAction
 except ImportError as error:  # the generated code is not in the source tree until built
     raise ImportError(
         "w2r2_ros.msg is not generated: run scripts/build_interfaces.sh "
@@ -25,4 +28,7 @@ __all__ = [
     "GroundingResult",
     "ObjectProposal",
     "ObjectProposalArray",
+    "SceneKeyframe",
+    "GroundService",
+    "GroundAction",
 ]
