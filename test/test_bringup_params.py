@@ -1,4 +1,5 @@
-"""One set of names and defaults: launch file arguments, w2r2-bringup options, config/w2r2.yaml, the nodes' parameters.
+"""One set of names and defaults: launch file arguments, w2r2-bringup options, config/w2r2.yaml, the nodes' parameters;
+and rclpy's precedence: params file < --ros-args -p.
 
 The launch file is read with ``ast`` (launch/launch_ros do not install here);
 the nodes are real rclpy nodes asked what they declare.
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from rclpy.node import Node
 
-from w2r2_ros.cli.bringup import NODE_OPTIONS, build_parser, main, node_values, start_nodes
+from w2r2_ros.cli.bringup import NODE_OPTIONS, build_parser, main, node_values, ros_arguments, start_nodes
 from w2r2_ros.ros.grounding_node import GroundingNode
 from w2r2_ros.ros.node_runtime import NodeRuntime
 from w2r2_ros.ros.params import (
@@ -46,21 +47,20 @@ def declared_defaults() -> dict[str, dict[str, object]]:
         }
 
 
-def test_launch_arguments_are_the_bringup_options():
-    declared = launch_arguments(LAUNCH_FILE)
-    assert set(declared[""]) == {"params"}
-    assert {node: set(args) for node, args in declared.items() if node} == {
-        node: set(names) for node, names in NODE_OPTIONS.items()
-    }
-    parser_dests = {action.dest for action in build_parser()._actions} - {"help"}
-    assert parser_dests == {"params", *(name for names in NODE_OPTIONS.values() for name in names)}
-
-
-def test_launch_defaults_equal_the_params_file():
+def test_launch_arguments_are_the_bringup_options_and_name_parameters(declared_defaults):
+    parameters = launch_arguments(LAUNCH_FILE, "NODE_ARGUMENTS")
+    topics = launch_arguments(LAUNCH_FILE, "TOPIC_ARGUMENTS")
+    assert set(parameters[""]) == {"params_file", "namespace", "use_sim_time", "two_processes", "autostart"}
     sections = load_params_file(PARAMS_FILE)
-    for node_name, arguments in launch_arguments(LAUNCH_FILE).items():
-        if node_name:
-            assert arguments == {name: sections[node_name][name] for name in arguments}, node_name
+    for node_name in NODE_OPTIONS:
+        assert set(parameters.get(node_name, {})) | set(topics.get(node_name, {})) == set(NODE_OPTIONS[node_name])
+        assert set(parameters.get(node_name, {})) <= set(declared_defaults[node_name])
+        # A topic argument remaps the params file's (relative) topic name.
+        assert all(name.endswith("_topic") and not sections[node_name][name].startswith("/") for name in topics.get(node_name, {}))
+    # Empty defaults: an argument left out keeps the params file's value.
+    assert all(default == "" for group in (parameters, topics) for node, args in group.items() if node for default in args.values())
+    parser_dests = {action.dest for action in build_parser()._actions} - {"help"}
+    assert parser_dests == {"params", "unconfigured", *(name for names in NODE_OPTIONS.values() for name in names)}
 
 
 def test_params_file_sets_exactly_the_declared_parameters_to_their_defaults(declared_defaults):
@@ -70,20 +70,32 @@ def test_params_file_sets_exactly_the_declared_parameters_to_their_defaults(decl
         assert sections[node_name] == defaults, node_name
 
 
-def test_bringup_applies_the_params_file_then_the_options(tmp_path):
+def test_command_line_outranks_the_params_file_and_the_options(tmp_path):
+    """The issue: YAML values used to be node overrides and beat `--ros-args -p`; now the file is a --params-file."""
     params = tmp_path / "w2r2.yaml"
     sections = load_params_file(PARAMS_FILE)
-    sections["scene_memory_node"]["publish_rate_hz"] = 4.0
+    sections["scene_memory_node"]["publish_rate_hz"] = 2.0
+    sections["grounding_node"]["score_threshold"] = 0.3
     params.write_text(yaml.safe_dump({node: {"ros__parameters": values} for node, values in sections.items()}))
     args = build_parser().parse_args(["--params", str(params), "--rgb-topic", "/robot/rgb", "--checkpoint", ""])
-    values = node_values(args.params, vars(args))
-    with NodeRuntime() as runtime:
-        scene, grounding = start_nodes(runtime, values, str(params))
-        assert scene.get_parameter("publish_rate_hz").value == 4.0  # from the file
+    command_line = ["--ros-args", "-p", "top_k:=2", "-p", "scene_memory_node:publish_rate_hz:=4.0"]
+    with NodeRuntime(args=["w2r2-bringup", *ros_arguments(args.params, vars(args)), *command_line]) as runtime:
+        scene, grounding = start_nodes(runtime, node_values(args.params, vars(args)), str(params), as_overrides=False)
+        assert grounding.params.top_k == 2 and grounding.get_parameter("top_k").value == 2  # -p beats the file
+        assert scene.params["publish_rate_hz"] == 4.0  # node-specific -p beats the file
+        assert grounding.params.score_threshold == 0.3  # from the file
         assert scene.get_parameter("rgb_topic").value == "/robot/rgb"  # from the option
-        assert scene.get_parameter("depth_topic").value == "/camera/depth/image_raw"
+        assert scene.get_parameter("depth_topic").value == "camera/depth/image_raw"
         assert grounding.memory is scene.memory  # shared in-process
         assert grounding.grounder is None and "empty" in grounding.model_problem
+        assert (scene.lifecycle_state, grounding.lifecycle_state) == ("active", "active")
+
+
+def test_bad_values_stop_the_bringup_with_one_line(capsys):
+    assert main(["--checkpoint", "", "--ros-args", "-p", "top_k:=0"]) == 2
+    assert "top_k" in capsys.readouterr().err
+    assert main(["--checkpoint", "", "--ros-args", "-p", "pose_source:=tf2"]) == 2
+    assert "pose_source is 'tf2', expected one of pose, odometry" in capsys.readouterr().err
 
 
 def test_params_file_errors_name_the_file_and_the_field(tmp_path):
@@ -120,11 +132,11 @@ def test_rviz_config_shows_the_nodes_topics_in_map():
     shown = {(d["Class"], d["Topic"]["Value"]) for d in config["Displays"] if "Topic" in d}
     sections = load_params_file(PARAMS_FILE)
     scene, grounding = sections["scene_memory_node"], sections["grounding_node"]
-    assert shown == {
-        ("rviz_default_plugins/PointCloud2", scene["fused_cloud_topic"]),
-        ("rviz_default_plugins/MarkerArray", scene["proposal_markers_topic"]),
-        ("rviz_default_plugins/MarkerArray", grounding["markers_topic"]),
-        ("rviz_default_plugins/Image", grounding["debug_image_topic"]),
+    assert shown == {  # the nodes' relative names in the root namespace
+        ("rviz_default_plugins/PointCloud2", "/" + scene["fused_cloud_topic"]),
+        ("rviz_default_plugins/MarkerArray", "/" + scene["proposal_markers_topic"]),
+        ("rviz_default_plugins/MarkerArray", "/" + grounding["markers_topic"]),
+        ("rviz_default_plugins/Image", "/" + grounding["debug_image_topic"]),
     }
 
 

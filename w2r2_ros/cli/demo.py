@@ -142,9 +142,10 @@ class DemoClient(Node):
 
 
 def scene_inputs(scene_params: dict) -> set[str]:
-    """The topics the scene memory node subscribes to with these parameters."""
+    """The topics the scene memory node subscribes to with these parameters (resolved in the root namespace)."""
     pose = "pose_topic" if scene_params["pose_source"] == "pose" else "odom_topic"
-    return {scene_params[name] for name in ("rgb_topic", "depth_topic", "camera_info_topic", "cloud_topic", pose)}
+    names = (scene_params[name] for name in ("rgb_topic", "depth_topic", "camera_info_topic", "cloud_topic", pose))
+    return {name if name.startswith("/") else "/" + name for name in names}
 
 
 def synthetic_bag(directory: Path, seed: int, frames: int) -> tuple[Path, SceneSpec]:

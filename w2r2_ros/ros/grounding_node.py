@@ -43,6 +43,7 @@ import rclpy
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -64,7 +65,7 @@ from w2r2_ros.ros.interfaces import (
     SceneKeyframe,
 )
 from w2r2_ros.ros.keyframe_messages import array_to_proposals, msg_to_keyframe
-from w2r2_ros.ros.lifecycle_support import bring_up, lifecycle_step
+from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_step
 from w2r2_ros.ros.markers import debug_image, result_markers
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.params import DEFAULT_CHECKPOINT, resolve_package_path
@@ -182,6 +183,7 @@ class GroundingNode(LifecycleNode):
 
     def __init__(self, memory: SnapshotSource | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        self._worker: threading.Thread | None = None
         self.params = GroundingNodeParams(**declare_parameters(self, parameter_specs()))
         self.remote = memory is None
         self.memory: SnapshotSource = RemoteScene(self.params.scene_max_keyframes) if memory is None else memory
@@ -190,7 +192,6 @@ class GroundingNode(LifecycleNode):
         self.last_latency_ms: float | None = None
         self._ids = itertools.count(1)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.params.queue_size)
-        self._worker: threading.Thread | None = None
         self._interfaces: list[Any] = []  # action server and service (configure .. cleanup)
         self._subscriptions_active: list[Any] = []  # query (and scene) subscriptions (activate .. deactivate)
         self._goal_lock = threading.Lock()
@@ -568,7 +569,7 @@ def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     try:
         node = GroundingNode()
-    except ValueError as error:
+    except (ValueError, ParameterException, LifecycleError) as error:
         rclpy.try_shutdown()
         raise SystemExit(f"grounding_node: {error}") from None
     try:

@@ -117,13 +117,14 @@ def _literal_or_none(node: ast.AST) -> Any:
         return None
 
 
-def launch_arguments(launch_file: str | Path) -> dict[str, dict[str, str | None]]:
+def launch_arguments(launch_file: str | Path, variable: str = "NODE_ARGUMENTS") -> dict[str, dict[str, str | None]]:
     """The ``DeclareLaunchArgument`` calls of a launch file, grouped by the node they configure.
 
-    The launch file lists them in a module-level dict ``NODE_ARGUMENTS =
+    The launch file lists them in module-level dicts such as ``NODE_ARGUMENTS =
     {"<node name>": [DeclareLaunchArgument("<param>", default_value="...")...]}``;
-    arguments declared elsewhere (e.g. the params file path) come under the key
-    ``""``. A default that is not a literal (a substitution) is returned as None.
+    ``variable`` names the dict to group by; arguments declared outside every
+    module-level ``*_ARGUMENTS`` dict (e.g. the params file path) come under the
+    key ``""``. A default that is not a literal (a substitution) is returned as None.
     """
     path = Path(launch_file)
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -140,18 +141,21 @@ def launch_arguments(launch_file: str | Path) -> dict[str, dict[str, str | None]
         return isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "DeclareLaunchArgument"
 
     for statement in tree.body:
-        if (
-            isinstance(statement, ast.Assign)
-            and any(getattr(t, "id", None) == "NODE_ARGUMENTS" for t in statement.targets)
-            and isinstance(statement.value, ast.Dict)
-        ):
-            for key, value in zip(statement.value.keys, statement.value.values):
-                node_name = _literal_or_none(key) if key is not None else None
-                if not isinstance(node_name, str):
-                    raise ValueError(f"{path}:{statement.lineno}: NODE_ARGUMENTS keys must be node names")
-                calls = [c for c in ast.walk(value) if is_declaration(c)]
-                claimed.update(id(c) for c in calls)
-                grouped[node_name] = dict(declared(c) for c in calls)
+        if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Dict)):
+            continue
+        names = [getattr(t, "id", "") for t in statement.targets]
+        if not any(name.endswith("_ARGUMENTS") for name in names):
+            continue
+        calls_by_node = {}
+        for key, value in zip(statement.value.keys, statement.value.values):
+            node_name = _literal_or_none(key) if key is not None else None
+            if not isinstance(node_name, str):
+                raise ValueError(f"{path}:{statement.lineno}: {names[0]} keys must be node names")
+            calls = [c for c in ast.walk(value) if is_declaration(c)]
+            claimed.update(id(c) for c in calls)
+            calls_by_node[node_name] = dict(declared(c) for c in calls)
+        if variable in names:
+            grouped.update(calls_by_node)
     loose = [c for c in ast.walk(tree) if is_declaration(c) and id(c) not in claimed]
     if loose:
         grouped[""] = dict(declared(c) for c in loose)

@@ -46,6 +46,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -70,7 +71,7 @@ from w2r2_ros.ros.conversions import (
 )
 from w2r2_ros.ros.interfaces import ObjectProposalArray, SceneKeyframe
 from w2r2_ros.ros.keyframe_messages import keyframe_to_msg
-from w2r2_ros.ros.lifecycle_support import bring_up, lifecycle_step
+from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_step
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.proposal_markers import proposals_to_array, proposals_to_marker_array
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
@@ -507,7 +508,7 @@ def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     try:
         node = SceneMemoryNode()
-    except ValueError as error:
+    except (ValueError, ParameterException, LifecycleError) as error:
         rclpy.try_shutdown()
         raise SystemExit(f"scene_memory_node: {error}") from None
     try:
