@@ -30,6 +30,9 @@ command -v c++ >/dev/null || fail "no C/C++ compiler found (apt-get install buil
 [ -f "$VENV/share/rosidl_default_generators/cmake/rosidl_default_generatorsConfig.cmake" ] ||
   fail "rosidl generators missing in .venv: pip install -r requirements.txt"
 
+# Upstream interface packages without a wheel (tf2_msgs, vision_msgs): interfaces/README.md.
+scripts/build_upstream_interfaces.sh "$@"
+
 inputs=(CMakeLists.txt package.xml msg/*.msg srv/*.srv action/*.action scripts/build_interfaces.sh scripts/wheel_cmake_fixups.cmake)
 hash=$( { sha256sum "${inputs[@]}"; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
 outputs=(w2r2_ros/msg/__init__.py w2r2_ros/w2r2_ros_s__rosidl_typesupport_c.so

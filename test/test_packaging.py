@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE_DIRS = [ROOT / "w2r2_ros", ROOT / "training", ROOT / "launch"]
 GENERATED = ROOT / "w2r2_ros" / "msg"  # rosidl output, covered by rosidl_default_runtime
 OWN_MODULES = {"w2r2_ros", "w2r2_training"}
+# ROS interface packages without a wheel, generated into the venv from interfaces/ (ROS packages on a robot).
+# Python modules whose ROS package has another name.
+ROS_PACKAGE_OF_MODULE = {"tf2_ros": "tf2_ros_py"}
+UPSTREAM_INTERFACES = {path.name for path in (ROOT / "interfaces").iterdir() if (path / "package.xml").is_file()}
 DATA_GLOBS = ["launch/*.launch.py", "config/*.yaml", "config/*.xml", "msg/*.msg", "rviz/*.rviz"]
 
 
@@ -74,8 +78,9 @@ def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
         if module in sys.stdlib_module_names or module in OWN_MODULES:
             continue
         dists = distributions.get(module, [])
-        is_ros = any(d.startswith("ros-") for d in dists) or importlib.util.find_spec(module) is None
-        if is_ros and module not in declared:
+        is_ros = (any(d.startswith("ros-") for d in dists) or importlib.util.find_spec(module) is None
+                  or module in UPSTREAM_INTERFACES)
+        if is_ros and ROS_PACKAGE_OF_MODULE.get(module, module) not in declared:
             missing.append(f"{module} (imported in {path.relative_to(ROOT)})")
     assert not missing, f"package.xml lacks <exec_depend> for: {', '.join(missing)}"
 
@@ -90,7 +95,7 @@ def test_requirements_pin_every_third_party_module_the_code_imports() -> None:
     unpinned = []
     for module, path in _imported_top_level_modules().items():
         dists = distributions.get(module, [])
-        if module in sys.stdlib_module_names or module in OWN_MODULES or not dists:
+        if module in sys.stdlib_module_names or module in OWN_MODULES | UPSTREAM_INTERFACES or not dists:
             continue
         if any(d.startswith("ros-") for d in dists):
             continue  # ROS packages: package.xml (test above); their wheels come with rclpy's

@@ -21,6 +21,16 @@ def transform_from_quaternion(translation: np.ndarray, quaternion_xyzw: np.ndarr
     return make_transform(Rotation.from_quat(q / norm).as_matrix(), np.asarray(translation, dtype=np.float64))
 
 
+def rotation_from_quaternion(q_xyzw: np.ndarray) -> np.ndarray:
+    """3x3 rotation of a *unit* (x, y, z, w) quaternion (no normalisation, no scipy: the tf lookup's hot path)."""
+    x, y, z, w = (float(v) for v in q_xyzw)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
 def quaternion_from_transform(transform: np.ndarray) -> np.ndarray:
     """(x, y, z, w) quaternion of the rotation part of a 4x4 transform."""
     return Rotation.from_matrix(transform[:3, :3]).as_quat()
