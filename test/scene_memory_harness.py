@@ -94,16 +94,22 @@ def scene_memory_harness(memory=None, args: list[str] | None = None, **params) -
     node_runtime = NodeRuntime(args=args)
     robot_runtime = NodeRuntime()
     try:
+        params.setdefault("pose_source", "pose")  # the fake robot publishes PoseStamped unless told otherwise
         overrides = [Parameter(name, value=value) for name, value in params.items()]
         node = node_runtime.add(SceneMemoryNode(memory=memory, context=node_runtime.context, parameter_overrides=overrides))
         node_runtime.start()
         robot = robot_runtime.add(RgbdStreamPublisher(context=robot_runtime.context))
         probe = robot_runtime.add(OutputProbe(context=robot_runtime.context))
         robot_runtime.start()
-        streams = ("rgb", "depth", "camera_info", "odometry" if params.get("pose_source") == "odometry" else "pose", "cloud")
+        pose_stream = {"pose": "pose", "odometry": "odometry", "tf": "tf"}[params["pose_source"]]
+        streams = ("rgb", "depth", "camera_info", pose_stream, "cloud")
+        topics = {getattr(robot, stream).topic_name for stream in streams}
+
         # Both ends must have matched: a best-effort reader that has not yet matched a writer loses its samples.
+        # (camera_info has a second, transient-local reader that a volatile writer does not match.)
         def matched() -> bool:
-            node_side = all(sub.get_publisher_count() > 0 for sub in node.subscriptions)
+            node_side = all(any(sub.get_publisher_count() > 0 for sub in node.subscriptions if sub.topic_name == topic)
+                            for topic in topics)
             return node_side and robot.subscribers_matched(streams) and probe.matched()
 
         if not node_runtime.wait_until(matched, DISCOVERY_TIMEOUT_S):

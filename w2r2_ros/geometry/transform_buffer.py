@@ -177,9 +177,10 @@ class TransformBuffer:
                 del link.stamps[:keep_from], link.translations[:keep_from], link.rotations[:keep_from]
 
     def clear(self) -> None:
-        """Forget every transform (a time jump backwards: bag loop, simulated clock restart)."""
+        """Forget the dynamic transforms; static ones stay, as in tf2 (a time jump backwards: bag loop,
+        simulated clock restart; /tf_static is latched and would not come again)."""
         with self._lock:
-            self._links.clear()
+            self._links = {child: link for child, link in self._links.items() if link.static}
 
     # --- output ----------------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ bag interleaves them as received), so a lookup at t often fails with
 "extrapolation into the future" for a few milliseconds. tf2_ros solves this
 with a ``MessageFilter``; this is the same idea, small and rclpy-free: items
 wait (at most ``max_wait_s`` of stamp time, at most ``max_items``) and are
-retried after each ``/tf`` message, strictly in arrival order so that what
-comes out has increasing stamps.
+retried after each ``/tf`` message; what comes out keeps the arrival order, so
+its stamps increase.
 
 Failures that waiting cannot fix (extrapolation into the past: the data is
 older than the buffer's cache) are raised at once.
@@ -57,8 +57,10 @@ class _Waiting(Generic[Payload]):
 class TransformWaiter(Generic[Payload]):
     """Items stamped in some frame, waiting for its transform into ``target_frame`` (see the module docstring)."""
 
-    def __init__(self, buffer: TransformLookup, target_frame: str, max_wait_s: float, max_items: int) -> None:
+    def __init__(self, buffer: TransformLookup, target_frame: str, max_wait_s: float, max_items: int,
+                 wait_for_frames: bool = True) -> None:
         self.buffer = buffer
+        self.wait_for_frames = wait_for_frames  # False: an unknown or unconnected frame raises at once
         self.target_frame = target_frame
         self.max_wait_s = max_wait_s
         self.max_items = max_items
@@ -71,7 +73,9 @@ class TransformWaiter(Generic[Payload]):
     def add(self, stamp: float, frame: str, payload: Payload) -> list[Resolved[Payload]]:
         """Queue an item; returns every item (this one included) whose transform is now known, in order.
 
-        Raises ``ExtrapolationError`` (past) at once: waiting would not help.
+        Raises ``ExtrapolationError`` (past) at once: waiting would not help;
+        without ``wait_for_frames``, any other lookup error of an item that
+        would otherwise be looked up at once, too.
         Items that waited longer than ``max_wait_s`` behind ``stamp``, or
         beyond ``max_items``, move to :meth:`take_gave_up`.
         """
@@ -83,6 +87,8 @@ class TransformWaiter(Generic[Payload]):
                     raise
                 problem = str(error)
             except TransformError as error:
+                if not self.wait_for_frames:
+                    raise
                 problem = str(error)
             self._waiting.append(_Waiting(stamp, frame, payload, problem))
             return []
@@ -92,23 +98,40 @@ class TransformWaiter(Generic[Payload]):
         return self.retry()
 
     def retry(self) -> list[Resolved[Payload]]:
-        """After new transforms arrived: release waiting items from the front while their lookup succeeds."""
+        """After new transforms arrived: release every waiting item whose lookup now succeeds, in order.
+
+        An item still stuck *before* one that resolves is given up: releasing it later would put
+        its stamp behind the released one (an image in a frame the tree never had must not hold
+        up the good ones behind it). Items of a frame already found waiting for future data are
+        not looked up again (their later stamps would wait too).
+        """
         released: list[Resolved[Payload]] = []
+        stuck: list[_Waiting[Payload]] = []
+        future_blocked: set[str] = set()
         while self._waiting:
-            item = self._waiting[0]
+            item = self._waiting.popleft()
+            if item.frame in future_blocked:
+                stuck.append(item)
+                continue
             try:
                 transform = self.buffer.lookup(self.target_frame, item.frame, item.stamp)
             except ExtrapolationError as error:
-                if error.future:
-                    item.problem = str(error)
-                    break
-                self._give_up(self._waiting.popleft(), str(error))
+                if not error.future:
+                    self._give_up(item, str(error))
+                    continue
+                item.problem = str(error)
+                future_blocked.add(item.frame)
+                stuck.append(item)
                 continue
             except TransformError as error:
                 item.problem = str(error)
-                break
-            self._waiting.popleft()
+                stuck.append(item)
+                continue
+            for earlier in stuck:
+                self._give_up(earlier)
+            stuck = []
             released.append(Resolved(item.stamp, transform, item.payload))
+        self._waiting.extend(stuck)
         return released
 
     def take_gave_up(self) -> list[GaveUp[Payload]]:

@@ -20,7 +20,7 @@ import array
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, PoseStamped
+from geometry_msgs.msg import Pose, PoseStamped, TransformStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
@@ -55,6 +55,7 @@ __all__ = [  # the re-exported readers, and everything defined here
     "matrix_to_odometry",
     "matrix_to_pose",
     "matrix_to_pose_stamped",
+    "matrix_to_transform_stamped",
     "odometry_to_matrix",
     "pack_rgb",
     "pose_stamped_to_matrix",
@@ -163,6 +164,16 @@ def matrix_to_pose(transform: np.ndarray) -> Pose:
 
 def matrix_to_pose_stamped(transform: np.ndarray, stamp: float | Time, frame_id: str) -> PoseStamped:
     return PoseStamped(header=make_header(stamp, frame_id), pose=matrix_to_pose(transform))
+
+
+def matrix_to_transform_stamped(transform: np.ndarray, stamp: float | Time, parent: str, child: str) -> TransformStamped:
+    """A 4x4 transform (``child`` in ``parent``) as a /tf entry."""
+    msg = TransformStamped(header=make_header(stamp, parent), child_frame_id=child)
+    pose = matrix_to_pose(transform)
+    msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = (
+        pose.position.x, pose.position.y, pose.position.z)
+    msg.transform.rotation = pose.orientation
+    return msg
 
 
 def matrix_to_odometry(transform: np.ndarray, stamp: float | Time, frame_id: str, child_frame_id: str) -> Odometry:

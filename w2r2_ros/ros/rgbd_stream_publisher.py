@@ -1,4 +1,4 @@
-"""A node that plays the robot's camera: RGB, depth, camera_info, pose and a point cloud.
+"""A node that plays the robot's camera: RGB, depth, camera_info, pose (or /tf) and a point cloud.
 
 Tests, the ingest benchmark and demos feed the scene memory node through it over
 real DDS. Messages are built once (:func:`rgbd_messages`) and re-stamped on every
@@ -16,6 +16,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from tf2_msgs.msg import TFMessage
 
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.ros.conversions import (
@@ -23,9 +24,13 @@ from w2r2_ros.ros.conversions import (
     intrinsics_to_camera_info,
     matrix_to_odometry,
     matrix_to_pose_stamped,
+    matrix_to_transform_stamped,
+    pose_stamped_to_matrix,
     rgb_to_image,
     seconds_to_stamp,
 )
+from w2r2_ros.ros.tf_listener import TF_QOS, TF_STATIC_QOS
+from w2r2_ros.sim.robot_tf import RobotFrames, dynamic_transforms, static_transforms
 
 DEFAULT_TOPICS = {
     "rgb": "/camera/color/image_raw",
@@ -34,6 +39,8 @@ DEFAULT_TOPICS = {
     "pose": "/camera/pose",
     "odometry": "/camera/odom",
     "cloud": "/points",
+    "tf": "/tf",
+    "tf_static": "/tf_static",
 }
 
 
@@ -73,11 +80,15 @@ class RgbdStreamPublisher(Node):
 
     A reliable writer also matches the node's best-effort (sensor QoS) readers; the
     publishers are public (``rgb``, ``depth``, ``camera_info``, ``pose``,
-    ``odometry``, ``cloud``) so tests can send hand-made, broken messages too.
+    ``odometry``, ``cloud``, ``tf``, ``tf_static``) so tests can send hand-made, broken messages too.
+    With ``pose_source="tf"`` the camera pose goes out as a robot's tf tree
+    (``sim.robot_tf``: ``frames``; :meth:`publish_static_tf` once first).
     """
 
-    def __init__(self, topics: dict[str, str] | None = None, depth: int = 10, **node_kwargs) -> None:
+    def __init__(self, topics: dict[str, str] | None = None, depth: int = 10, frames: RobotFrames = RobotFrames(),
+                 **node_kwargs) -> None:
         super().__init__("rgbd_stream_publisher", **node_kwargs)
+        self.frames = frames
         names = {**DEFAULT_TOPICS, **(topics or {})}
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
         self.rgb = self.create_publisher(Image, names["rgb"], qos)
@@ -86,6 +97,8 @@ class RgbdStreamPublisher(Node):
         self.pose = self.create_publisher(PoseStamped, names["pose"], qos)
         self.odometry = self.create_publisher(Odometry, names["odometry"], qos)
         self.cloud = self.create_publisher(PointCloud2, names["cloud"], qos)
+        self.tf = self.create_publisher(TFMessage, names["tf"], TF_QOS)
+        self.tf_static = self.create_publisher(TFMessage, names["tf_static"], TF_STATIC_QOS)
 
     def subscribers_matched(self, streams: tuple[str, ...] = ("rgb", "depth", "camera_info", "pose")) -> bool:
         """Whether every named stream has at least one matched subscriber (publish only then, or frames are lost)."""
@@ -100,6 +113,10 @@ class RgbdStreamPublisher(Node):
             msg.header.stamp = time_msg
         if pose_source == "odometry":
             self.odometry.publish(messages.odometry)
+        elif pose_source == "tf":
+            transforms = dynamic_transforms(pose_stamped_to_matrix(messages.pose), stamp, self.frames)
+            self.tf.publish(TFMessage(transforms=[matrix_to_transform_stamped(t, time_msg, parent, child)
+                                                  for parent, child, t in transforms]))
         else:
             self.pose.publish(messages.pose)
         if pose_lead_s > 0:
@@ -107,6 +124,11 @@ class RgbdStreamPublisher(Node):
         self.camera_info.publish(messages.camera_info)
         self.depth.publish(messages.depth)
         self.rgb.publish(messages.rgb)
+
+    def publish_static_tf(self) -> None:
+        """The camera mount and optical frame on /tf_static (latched, like tf2's static broadcaster)."""
+        self.tf_static.publish(TFMessage(transforms=[matrix_to_transform_stamped(t, 0.0, parent, child)
+                                                     for parent, child, t in static_transforms(self.frames)]))
 
     def publish_cloud(self, cloud: PointCloud2, stamp: float) -> None:
         cloud.header.stamp = seconds_to_stamp(stamp)

@@ -7,15 +7,27 @@ proposals and publishes the fused cloud, proposal markers and an
 ObjectProposalArray. Proposals are recomputed in the timer, never in an image
 callback, so ingest keeps up with a 30 Hz camera.
 
-Poses come from ``geometry_msgs/PoseStamped`` (``pose_source: pose``) or
-``nav_msgs/Odometry`` (``pose_source: odometry``), the pose of the camera
-*optical* frame in ``map_frame``. ``/tf`` is not read: its type
-``tf2_msgs/TFMessage`` has no wheel in this environment (docs ENVIRONMENT.md);
-on a robot, publish the camera pose on a topic (e.g. from a small tf listener).
+Camera poses come from ``/tf`` and ``/tf_static`` (``pose_source: tf``, the
+default): the pose of the images' ``frame_id`` (or ``camera_frame``) in
+``map_frame`` at each colour image's stamp, looked up through the whole tree
+(map -> odom -> base_link -> camera_link -> optical frame), interpolated
+between samples. Or from ``geometry_msgs/PoseStamped`` (``pose_source: pose``)
+or ``nav_msgs/Odometry`` (``pose_source: odometry``): the pose of the camera
+optical frame, or of the Odometry's ``child_frame_id`` (the camera is then
+placed through ``/tf_static``), in ``map_frame`` or in any frame ``/tf``
+connects to it. Point clouds in any frame are transformed into ``map_frame``.
 A frame whose pose has not arrived yet (poses are often processed after the
 images of the same instant) waits up to ``max_pose_wait_s`` for it in the
 memory; when a later pose settles it, the outcome is counted and logged like
 any other.
+
+Images come raw (``sensor_msgs/Image``) or through image_transport's
+``compressed`` / ``compressedDepth`` (``rgb_transport``, ``depth_transport``:
+``<topic>/compressed``, ``sensor_msgs/CompressedImage``), as robots record
+them. camera_info is read both with sensor QoS and transient-local (a driver
+that latches it once before the node starts is heard). An input topic silent
+for ``input_timeout_s`` gets a warning naming it, its type and similar topics
+the graph has.
 
 Lifecycle (``rclpy.lifecycle``, as yolo_ros): the constructor declares the
 parameters and builds the memory; configure reads the live parameters and
@@ -50,12 +62,14 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.geometry.transform_buffer import TransformBufferConfig, TransformError, UnknownFrameError, transform_points
+from w2r2_ros.geometry.transform_waiter import TransformWaiter
 from w2r2_ros.ros.conversions import (
     InvalidMessage,
     UnsupportedEncoding,
@@ -69,17 +83,27 @@ from w2r2_ros.ros.conversions import (
     stamp_to_seconds,
     xyz_rgb_to_cloud,
 )
+from w2r2_ros.ros.input_watchdog import InputWatchdog
 from w2r2_ros.ros.interfaces import ObjectProposalArray, SceneKeyframe
 from w2r2_ros.ros.keyframe_messages import keyframe_to_msg
 from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_step
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.proposal_markers import proposals_to_array, proposals_to_marker_array
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
+from w2r2_ros.ros.tf_listener import TF_BACKENDS, TfListener, make_transform_buffer
 from w2r2_ros.scene.keyframes import KeyframePolicy
 from w2r2_ros.scene.memory import FrameOutcome, IngestStatus, SceneMemory, SceneMemoryConfig
 from w2r2_ros.scene.proposals import ProposalConfig
+from w2r2_ros.sensors.compressed_codec import compressed_depth_to_depth, compressed_to_rgb
 
-POSE_SOURCES = ("pose", "odometry")
+POSE_SOURCES = ("tf", "pose", "odometry")
+# image_transport names: the subscribed topic is <topic>/<transport> for the compressed ones.
+RGB_TRANSPORTS = {"raw": (Image, image_to_rgb), "compressed": (CompressedImage, compressed_to_rgb)}
+DEPTH_TRANSPORTS = {"raw": (Image, image_to_depth), "compressedDepth": (CompressedImage, compressed_depth_to_depth)}
+SENSOR_QOS = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+# Clouds waiting for their transform (each can be megabytes).
+_MAX_WAITING_CLOUDS = 4
+
 # Callback durations kept for diagnostics and the ingest benchmark (bounded: a long run must not grow).
 _TIMING_WINDOW = 20_000
 
@@ -92,21 +116,29 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "autostart": ParamSpec(True, "configure and activate when created (false: stay unconfigured for a lifecycle manager)"),
         "rgb_topic": ParamSpec("camera/color/image_raw", f"sensor_msgs/Image colour input, rgb8 or bgr8 {topic}"),
         "depth_topic": ParamSpec("camera/depth/image_raw", f"sensor_msgs/Image depth registered to colour, 16UC1 mm or 32FC1 m {topic}"),
-        "camera_info_topic": ParamSpec("camera/color/camera_info", f"sensor_msgs/CameraInfo of the colour camera {topic}"),
-        "pose_source": ParamSpec("pose", "where the camera pose comes from", choices=POSE_SOURCES),
-        "pose_topic": ParamSpec("camera/pose", f"geometry_msgs/PoseStamped of the camera optical frame in map_frame {topic}"),
-        "odom_topic": ParamSpec("camera/odom", f"nav_msgs/Odometry of the camera optical frame (pose_source odometry) {topic}"),
-        "cloud_topic": ParamSpec("points", f"sensor_msgs/PointCloud2 in map_frame (optional input) {topic}"),
+        "camera_info_topic": ParamSpec("camera/color/camera_info", f"sensor_msgs/CameraInfo of the colour camera (a latched one is followed too) {topic}"),
+        "rgb_transport": ParamSpec("raw", "raw: Image on rgb_topic; compressed: CompressedImage (jpeg/png) on <rgb_topic>/compressed", choices=tuple(RGB_TRANSPORTS)),
+        "depth_transport": ParamSpec("raw", "raw: Image on depth_topic; compressedDepth: CompressedImage on <depth_topic>/compressedDepth", choices=tuple(DEPTH_TRANSPORTS)),
+        "pose_source": ParamSpec("tf", "where the camera pose comes from: /tf + /tf_static, a PoseStamped or an Odometry", choices=POSE_SOURCES),
+        "camera_frame": ParamSpec("", "tf frame of the camera optical frame; empty: the frame_id of camera_info and the colour images"),
+        "pose_topic": ParamSpec("camera/pose", f"geometry_msgs/PoseStamped of the camera optical frame, in map_frame or a frame tf connects to it {topic}"),
+        "odom_topic": ParamSpec("camera/odom", f"nav_msgs/Odometry of child_frame_id (the camera, or a frame /tf_static connects to it) {topic}"),
+        "cloud_topic": ParamSpec("points", f"sensor_msgs/PointCloud2 in any frame tf connects to map_frame (optional input) {topic}"),
         "fused_cloud_topic": ParamSpec("w2r2/scene/cloud", f"fused voxel cloud (output) {topic}"),
         "proposal_markers_topic": ParamSpec("w2r2/scene/proposals", f"proposal boxes as a MarkerArray (output) {topic}"),
         "proposal_array_topic": ParamSpec("w2r2/scene/proposal_array", f"w2r2_ros/ObjectProposalArray (output) {topic}"),
         "keyframes_topic": ParamSpec("w2r2/scene/keyframes", f"w2r2_ros/SceneKeyframe, each new keyframe once (output) {topic}"),
         "publish_keyframes": ParamSpec(True, "publish keyframes for a grounding node in another process (PNG + zlib, lossless)"),
-        "map_frame": ParamSpec("map", "frame of poses, clouds and outputs"),
+        "map_frame": ParamSpec("map", "the fixed frame everything is fused in, and of the outputs"),
+        "odom_frame": ParamSpec("odom", "named in the hint when tf has odom_frame but no map_frame (no localisation: set map_frame to it)"),
+        "tf_backend": ParamSpec("auto", "transform buffer: auto (tf2_ros where it imports, else built-in), builtin or tf2_ros", choices=TF_BACKENDS),
+        "tf_cache_s": ParamSpec(10.0, "seconds of /tf history kept for lookups", minimum=0.1, maximum=3600.0),
         "publish_rate_hz": ParamSpec(1.0, "outputs and proposals are recomputed this often", minimum=0.01, maximum=100.0, live=True),
-        "image_qos_depth": ParamSpec(5, "best-effort keep-last queue of images and clouds", minimum=1, maximum=1000),
+        "sensor_qos": ParamSpec("best_effort", "reliability of the image and cloud readers (best_effort matches any writer)", choices=tuple(SENSOR_QOS)),
+        "image_qos_depth": ParamSpec(5, "keep-last queue of images and clouds", minimum=1, maximum=1000),
         "pose_qos_depth": ParamSpec(200, "keep-last queue of poses (~2 s of a 100 Hz odometry)", minimum=1, maximum=100000),
         "warning_period_s": ParamSpec(5.0, "at most one warning per kind of bad input per period", minimum=0.0, maximum=3600.0, live=True),
+        "input_timeout_s": ParamSpec(5.0, "warn when an input topic has been silent this long", minimum=0.5, maximum=3600.0),
         "sync_tolerance_s": ParamSpec(memory.sync_tolerance_s, "RGB, depth and pose stamps must agree within this", minimum=0.0, maximum=10.0),
         "max_pose_wait_s": ParamSpec(memory.max_pose_wait_s, "a frame newer than the newest pose waits this long (image time) for it", minimum=0.0, maximum=60.0),
         "max_pose_wait_frames": ParamSpec(memory.max_pose_wait_frames, "frames waiting for their pose; the oldest is dropped beyond", minimum=0, maximum=10000),
@@ -160,6 +192,18 @@ class SceneMemoryNode(LifecycleNode):
         self._timer = None
         self._reset_service = None
         self._sent_keyframes: dict[int, Any] = {}  # id -> keyframe object already published (kept alive: ids stay unique)
+        # The transform tree (/tf, /tf_static) places the camera (pose_source tf), poses given in another
+        # frame than map_frame, an Odometry's child frame, and clouds in any frame.
+        self._camera_frame: str = p["camera_frame"]
+        self.tf_buffer = make_transform_buffer(p["tf_backend"], TransformBufferConfig(cache_time_s=float(p["tf_cache_s"])))
+        wait = float(self._memory.config.max_pose_wait_s)
+        self._pose_waiter: TransformWaiter[None] = TransformWaiter(
+            self.tf_buffer, self.map_frame, wait, int(self._memory.config.max_pose_wait_frames))
+        self._cloud_waiter: TransformWaiter[tuple[np.ndarray, np.ndarray | None]] = TransformWaiter(
+            self.tf_buffer, self.map_frame, wait, _MAX_WAITING_CLOUDS, wait_for_frames=False)
+        self.watchdog = InputWatchdog(self, float(p["input_timeout_s"]), self.warnings.warn)
+        self._active_timers: list[Any] = []  # the watchdog's and the latched camera_info follower's
+        self._latched_camera_info: Any = None
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
         if p["autostart"]:
             bring_up(self)
@@ -173,12 +217,13 @@ class SceneMemoryNode(LifecycleNode):
     def _configure(self) -> None:
         p = self.params
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
-        pose_topic = p["pose_topic"] if p["pose_source"] == "pose" else p["odom_topic"]
+        pose_topic = {"pose": p["pose_topic"], "odometry": p["odom_topic"], "tf": "/tf + /tf_static"}[p["pose_source"]]
         config = self._memory.config
         self.get_logger().info(
             f"scene memory ({'shared instance, its own config' if self._shared else 'from parameters'}): "
             f"rgb {p['rgb_topic']}, depth {p['depth_topic']}, camera_info {p['camera_info_topic']}, "
-            f"{p['pose_source']} {pose_topic}, cloud {p['cloud_topic']} -> {p['fused_cloud_topic']}, "
+            f"pose from {p['pose_source']} {pose_topic} (tf: {type(self.tf_buffer).__name__}), "
+            f"transports {p['rgb_transport']}/{p['depth_transport']}, cloud {p['cloud_topic']} -> {p['fused_cloud_topic']}, "
             f"{p['proposal_markers_topic']}, {p['proposal_array_topic']}"
             f"{', ' + p['keyframes_topic'] if p['publish_keyframes'] else ''} at {p['publish_rate_hz']} Hz "
             f"in '{self.map_frame}' (namespace '{self.get_namespace()}'); "
@@ -197,23 +242,41 @@ class SceneMemoryNode(LifecycleNode):
         # sync order); the publishing timer has its own group so proposal clustering never blocks ingest.
         sensors = MutuallyExclusiveCallbackGroup()
         images_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=p["image_qos_depth"], reliability=ReliabilityPolicy.BEST_EFFORT
+            history=HistoryPolicy.KEEP_LAST, depth=p["image_qos_depth"], reliability=SENSOR_QOS[p["sensor_qos"]]
         )
         poses_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=p["pose_qos_depth"], reliability=ReliabilityPolicy.BEST_EFFORT
         )
         # Best-effort readers match both best-effort and reliable writers (camera drivers use either).
-        # camera_info and poses subscribe first: the executor scans ready subscriptions in creation
+        # camera_info, tf and poses subscribe first: the executor scans ready subscriptions in creation
         # order, which favours (with several threads it cannot guarantee) a frame's pose and intrinsics
         # being stored before its images; the memory pairs an image only with poses it already has.
         entities = [self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, qos_profile_sensor_data, callback_group=sensors)]
+        self._expect("camera_info", p["camera_info_topic"], CameraInfo, "camera_info_topic")
+        self._sensors = sensors
+        self._latched_camera_info = None
+        self._active_timers = [self.create_timer(1.0, self._follow_latched_camera_info, callback_group=sensors)]
+        tf_listener = TfListener(self, self.tf_buffer, self._on_tf, lambda line: self._drop("invalid_transform", line),
+                                 callback_group=sensors)
+        entities += tf_listener.subscriptions
         if p["pose_source"] == "pose":
             entities.append(self.create_subscription(PoseStamped, p["pose_topic"], self._on_pose, poses_qos, callback_group=sensors))
-        else:
+            self._expect("pose", p["pose_topic"], PoseStamped, "pose_topic")
+        elif p["pose_source"] == "odometry":
             entities.append(self.create_subscription(Odometry, p["odom_topic"], self._on_odometry, poses_qos, callback_group=sensors))
-        entities.append(self.create_subscription(Image, p["depth_topic"], self._on_depth, images_qos, callback_group=sensors))
-        entities.append(self.create_subscription(Image, p["rgb_topic"], self._on_rgb, images_qos, callback_group=sensors))
+            self._expect("odometry", p["odom_topic"], Odometry, "odom_topic")
+        self._image_topics = {}
+        for stream, transports, handler in (("depth", DEPTH_TRANSPORTS, self._on_depth), ("rgb", RGB_TRANSPORTS, self._on_rgb)):
+            transport = p[f"{stream}_transport"]
+            msg_type, decoder = transports[transport]
+            topic = p[f"{stream}_topic"] if transport == "raw" else f"{p[f'{stream}_topic'].rstrip('/')}/{transport}"
+            self._image_topics[stream] = topic
+            setattr(self, f"_{stream}_decoder", decoder)
+            entities.append(self.create_subscription(msg_type, topic, handler, images_qos, callback_group=sensors))
+            self._expect(stream, topic, msg_type, f"{stream}_topic / {stream}_transport")
         entities.append(self.create_subscription(PointCloud2, p["cloud_topic"], self._on_cloud, images_qos, callback_group=sensors))
+        self._active_timers.append(self.create_timer(float(p["input_timeout_s"]), self.watchdog.check,
+                                                     callback_group=MutuallyExclusiveCallbackGroup()))
 
         self._cloud_pub = self.create_publisher(PointCloud2, p["fused_cloud_topic"], 1)
         self._markers_pub = self.create_publisher(MarkerArray, p["proposal_markers_topic"], 1)
@@ -239,6 +302,10 @@ class SceneMemoryNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
+        for timer in self._active_timers:
+            self.destroy_timer(timer)
+        self._active_timers = []
+        self._latched_camera_info = None  # it is one of the active entities
         for entity in self._active_entities:
             if hasattr(entity, "publish"):
                 self.destroy_publisher(entity)
@@ -279,6 +346,7 @@ class SceneMemoryNode(LifecycleNode):
         """``~/reset``: forget keyframes, voxels and proposals (e.g. the robot moved to another map)."""
         stats = self._memory.stats()
         self._memory.reset()
+        self._pose_waiter.clear()  # their frames are gone
         response.success = True
         response.message = (f"scene memory cleared: {stats.keyframes} keyframes, {stats.voxels} voxels, "
                             f"{stats.proposals} proposals forgotten")
@@ -331,8 +399,14 @@ class SceneMemoryNode(LifecycleNode):
         with self._lock:
             self._received[stream] += 1
             first = self._received[stream] == 1
+        self.watchdog.received(stream)
         if first:
             self.get_logger().info(f"first {stream} message received")
+
+    def _expect(self, stream: str, topic: str, msg_type: type, parameter: str) -> None:
+        """Watch ``topic`` for silence (``input_timeout_s``)."""
+        self.watchdog.expect(stream, self.resolve_topic_name(topic), f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}",
+                             parameter)
 
     def _record(self, statuses: list[IngestStatus]) -> None:
         for status in statuses:
@@ -357,65 +431,158 @@ class SceneMemoryNode(LifecycleNode):
         with self._lock:
             self._intrinsics = intrinsics
 
+    def _follow_latched_camera_info(self) -> None:
+        """Until camera_info arrives: if a driver offers it transient-local (latched once, maybe before this node
+        started), add a transient-local reader, which receives the latched message. Only then: such a reader
+        is incompatible with the usual volatile writers, which would each log a QoS warning about us."""
+        if self._latched_camera_info is not None or self.received_counts.get("camera_info"):
+            return
+        topic = self.resolve_topic_name(self.params["camera_info_topic"])
+        if any(info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+               for info in self.get_publishers_info_by_topic(topic)):
+            latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._latched_camera_info = self.create_subscription(
+                CameraInfo, topic, self._on_camera_info, latched, callback_group=self._sensors)
+            self._active_entities.append(self._latched_camera_info)
+            self.get_logger().info(f"{topic} is latched (transient local): reading it with that durability too")
+
+    # --- poses: /tf, PoseStamped, Odometry ------------------------------------------------------------
+
+    def _tf_hint(self, error: TransformError) -> str:
+        """What to change when the tree lacks ``map_frame`` but has ``odom_frame`` (a robot without localisation)."""
+        frames = self.tf_buffer.frames()
+        odom = self.params["odom_frame"]
+        if isinstance(error, UnknownFrameError) and self.map_frame not in frames and odom in frames:
+            return f" (the tf tree has '{odom}' but no '{self.map_frame}': without a localiser, set map_frame:={odom})"
+        return ""
+
+    def _on_tf(self) -> None:
+        """After each /tf or /tf_static message: the images and clouds that waited for it."""
+        self._count("tf")
+        self._add_poses(self._pose_waiter.retry())
+        for resolved in self._cloud_waiter.retry():
+            self._memory.add_cloud(resolved.stamp, transform_points(resolved.transform, resolved.payload[0]), resolved.payload[1])
+        self._report_gave_up()
+
+    def _report_gave_up(self) -> None:
+        for item in self._pose_waiter.take_gave_up():  # the memory drops (and counts) the frame as no_pose
+            self.warnings.warn("no_transform", f"no camera pose from tf for the image at {item.stamp:.3f}: {item.problem}")
+        for item in self._cloud_waiter.take_gave_up():
+            self._drop("no_transform", f"cloud at {item.stamp:.3f} in '{item.frame}': {item.problem}")
+
+    def _add_poses(self, resolved) -> None:
+        for item in resolved:
+            reason = self._memory.add_pose(item.stamp, item.transform)
+            if reason is not None:
+                self._drop(reason.name.lower(), f"tf pose at {item.stamp:.3f}: {reason.value}")
+        self._record(self._memory.take_released())  # the frames that were waiting for these poses
+
+    def _pose_from_tf(self, header: Header) -> bool:
+        """pose_source tf: the camera pose at this colour image's stamp, now or when /tf catches up; False: drop it."""
+        frame = self._camera_frame or header.frame_id
+        stamp = stamp_to_seconds(header.stamp)
+        if not frame:
+            self._drop("missing_frame_id", "rgb image has no header.frame_id: set the camera_frame parameter")
+            return False
+        try:
+            resolved = self._pose_waiter.add(stamp, frame, None)
+        except TransformError as error:
+            self._drop("no_transform", f"camera pose at {stamp:.3f}: {error}{self._tf_hint(error)}")
+            return False
+        self._add_poses(resolved)
+        self._report_gave_up()
+        return True
+
     def _on_pose(self, msg: PoseStamped) -> None:
-        self._add_pose("pose", msg.header, pose_stamped_to_matrix, msg)
+        self._add_pose("pose", msg.header, "", pose_stamped_to_matrix, msg)
 
     def _on_odometry(self, msg: Odometry) -> None:
-        self._add_pose("odometry", msg.header, odometry_to_matrix, msg)
+        self._add_pose("odometry", msg.header, msg.child_frame_id, odometry_to_matrix, msg)
 
-    def _add_pose(self, stream: str, header: Header, to_matrix: Callable[[Any], np.ndarray], msg: Any) -> None:
+    def _pose_in_map(self, frame: str, child: str, pose: np.ndarray) -> np.ndarray | None:
+        """The camera-to-map transform of a pose of ``child`` (the camera when empty) in ``frame``; None: not yet known.
+
+        ``frame`` -> map through the latest tf (a localisation correction changes slowly); ``child`` ->
+        camera through tf too, once an image has named the camera frame. A child the tree does not know is
+        taken for the camera itself (nothing else could place the camera)."""
+        if frame and frame != self.map_frame:
+            pose = self.tf_buffer.lookup(self.map_frame, frame) @ pose
+        camera = self._camera_frame
+        if child and child != camera and child.lstrip("/") in self.tf_buffer.frames():
+            if not camera:
+                return None
+            pose = pose @ self.tf_buffer.lookup(child, camera)
+        return pose
+
+    def _add_pose(self, stream: str, header: Header, child: str, to_matrix: Callable[[Any], np.ndarray], msg: Any) -> None:
         self._count(stream)
-        if header.frame_id and header.frame_id != self.map_frame:
-            self._drop("wrong_frame", f"{stream} in frame '{header.frame_id}', expected '{self.map_frame}' (no tf here)")
-            return
         try:
-            cam_to_map = to_matrix(msg)
+            pose = to_matrix(msg)
         except InvalidMessage as error:
             self._drop("invalid_pose", str(error))
+            return
+        try:
+            cam_to_map = self._pose_in_map(header.frame_id, child, pose)
+        except TransformError as error:
+            self._drop("wrong_frame", f"{stream} of '{child or 'the camera'}' in frame '{header.frame_id}' cannot be "
+                                      f"placed in '{self.map_frame}': {error}{self._tf_hint(error)}")
+            return
+        if cam_to_map is None:
+            self._drop("no_camera_frame", f"{stream} of '{child}' before any image named the camera frame "
+                                          "(set the camera_frame parameter)")
             return
         reason = self._memory.add_pose(stamp_to_seconds(header.stamp), cam_to_map)
         if reason is not None:
             self._drop(reason.name.lower(), f"{stream} at {stamp_to_seconds(header.stamp):.3f}: {reason.value}")
         self._record(self._memory.take_released())  # the frames that were waiting for this pose
 
-    def _camera(self, stream: str, msg: Image) -> Intrinsics | None:
-        """The current intrinsics if the image matches them; otherwise drop it and say why."""
+    # --- images ----------------------------------------------------------------------------------------
+
+    def _camera(self, stream: str) -> Intrinsics | None:
+        """The current intrinsics; None (and the image dropped) before a valid camera_info."""
         with self._lock:
             intrinsics = self._intrinsics
         if intrinsics is None:
             self._drop("missing_camera_info", f"{stream} image: no valid camera_info received yet")
+        return intrinsics
+
+    def _decode(self, stream: str, msg: Any, decoder: Callable[[Any], np.ndarray], intrinsics: Intrinsics) -> np.ndarray | None:
+        """The image's pixels if they decode and match the intrinsics' size; otherwise drop it and say why."""
+        try:
+            pixels = decoder(msg)
+        except UnsupportedEncoding as error:
+            self._drop("unsupported_encoding", f"{stream} image: {error}")
             return None
-        if (msg.height, msg.width) != (intrinsics.height, intrinsics.width):
+        except InvalidMessage as error:
+            self._drop("invalid_image", f"{stream} image: {error}")
+            return None
+        height, width = pixels.shape[:2]
+        if (height, width) != (intrinsics.height, intrinsics.width):
             self._drop(
                 "size_mismatch",
-                f"{stream} image is {msg.width}x{msg.height} but camera_info says {intrinsics.width}x{intrinsics.height}"
+                f"{stream} image is {width}x{height} but camera_info says {intrinsics.width}x{intrinsics.height}"
                 " (depth must be registered to the colour camera)",
             )
             return None
-        return intrinsics
+        return pixels
 
-    def _decode(self, stream: str, msg: Image, decoder: Callable[[Image], np.ndarray]) -> np.ndarray | None:
-        try:
-            return decoder(msg)
-        except UnsupportedEncoding as error:
-            self._drop("unsupported_encoding", f"{stream} image: {error}")
-        except InvalidMessage as error:
-            self._drop("invalid_image", f"{stream} image: {error}")
-        return None
-
-    def _on_rgb(self, msg: Image) -> None:
+    def _on_rgb(self, msg: Image | CompressedImage) -> None:
         started = time.perf_counter()
         self._count("rgb")
-        intrinsics = self._camera("rgb", msg)
-        rgb = self._decode("rgb", msg, image_to_rgb) if intrinsics is not None else None
-        if rgb is not None:
+        if msg.header.frame_id and not self.params["camera_frame"]:
+            self._camera_frame = msg.header.frame_id
+        intrinsics = self._camera("rgb")
+        rgb = self._decode("rgb", msg, self._rgb_decoder, intrinsics) if intrinsics is not None else None
+        if rgb is not None and (self.params["pose_source"] != "tf" or self._pose_from_tf(msg.header)):
             self._ingest(lambda: self._memory.add_rgb(stamp_to_seconds(msg.header.stamp), rgb, intrinsics))
         self._timed("rgb", started)
 
-    def _on_depth(self, msg: Image) -> None:
+    def _on_depth(self, msg: Image | CompressedImage) -> None:
         started = time.perf_counter()
         self._count("depth")
-        depth = self._decode("depth", msg, image_to_depth) if self._camera("depth", msg) is not None else None
+        intrinsics = self._camera("depth")
+        depth = self._decode("depth", msg, self._depth_decoder, intrinsics) if intrinsics is not None else None
         if depth is not None:
             with np.errstate(invalid="ignore"):
                 valid = np.isfinite(depth) & (depth > 0)
@@ -432,18 +599,27 @@ class SceneMemoryNode(LifecycleNode):
             self._drop("invalid_frame", str(error))
         self._record(self._memory.take_released())  # frames that gave up waiting for their pose
 
+    # --- point clouds --------------------------------------------------------------------------------
+
     def _on_cloud(self, msg: PointCloud2) -> None:
         started = time.perf_counter()
         self._count("cloud")
-        if msg.header.frame_id != self.map_frame:
-            self._drop("wrong_frame", f"cloud in frame '{msg.header.frame_id}', expected '{self.map_frame}' (no tf here)")
-        else:
-            try:
-                points, colors = cloud_to_xyz_rgb(msg)
-            except InvalidMessage as error:
-                self._drop("invalid_cloud", str(error))
-            else:
-                self._memory.add_cloud(stamp_to_seconds(msg.header.stamp), points, colors)
+        frame, stamp = msg.header.frame_id, stamp_to_seconds(msg.header.stamp)
+        try:
+            points, colors = cloud_to_xyz_rgb(msg)
+        except InvalidMessage as error:
+            self._drop("invalid_cloud", str(error))
+            points = None
+        if points is not None and frame == self.map_frame:
+            self._memory.add_cloud(stamp, points, colors)
+        elif points is not None:
+            try:  # a cloud in a sensor frame waits (briefly) for /tf to cover its stamp
+                for resolved in self._cloud_waiter.add(stamp, frame, (points, colors)):
+                    self._memory.add_cloud(resolved.stamp, transform_points(resolved.transform, resolved.payload[0]), resolved.payload[1])
+            except TransformError as error:
+                self._drop("wrong_frame", f"cloud in frame '{frame}' cannot be placed in '{self.map_frame}': "
+                                          f"{error}{self._tf_hint(error)}")
+            self._report_gave_up()
         self._timed("cloud", started)
 
     # --- output ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+import yaml
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -91,7 +92,12 @@ class Tf2RosBuffer:
         t, r = msg.transform.translation, msg.transform.rotation
         return make_transform(rotation_from_quaternion(np.array([r.x, r.y, r.z, r.w])), np.array([t.x, t.y, t.z]))
 
+    def frames(self) -> set[str]:
+        tree = yaml.safe_load(self._buffer.all_frames_as_yaml()) or {}
+        return set(tree) | {str(entry.get("parent", "")) for entry in tree.values()} - {""}
+
     def clear(self) -> None:
+        """Dynamic transforms only: tf2 keeps static ones (its StaticCache ignores clearing)."""
         self._buffer.clear()
 
 
