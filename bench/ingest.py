@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = multiprocessing.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe()
-    child = ctx.Process(target=run_node, args=(child_conn, {"publish_rate_hz": args.publish_rate_hz, "image_qos_depth": args.image_qos_depth}), daemon=True)
+    child = ctx.Process(target=run_node, args=(child_conn, {"publish_rate_hz": args.publish_rate_hz, "image_qos_depth": args.image_qos_depth,
+                                                         "pose_source": "pose"}), daemon=True)
     child.start()
     node_process = psutil.Process(child.pid)
     if not parent_conn.poll(120):

@@ -6,7 +6,10 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from w2r2_ros.geometry.camera import Intrinsics
-from w2r2_ros.sim.bag_io import BagError, BagTopics, BagWriteConfig, read_bag, read_bag_frames, write_bag
+from w2r2_ros.geometry.transform_buffer import TransformBuffer
+from w2r2_ros.sensors.compressed_codec import compressed_depth_to_depth, compressed_to_rgb
+from w2r2_ros.recordings.bag_reader import BagError, BagTopics, read_bag, read_bag_frames
+from w2r2_ros.sim.bag_writer import BagWriteConfig, write_bag
 from w2r2_ros.sim.recording import Recording, record_scene
 from w2r2_ros.sim.world import generate_scene
 
@@ -40,7 +43,7 @@ def test_frames_round_trip_through_a_bag(recording: Recording, tmp_path: Path, s
 
 @pytest.mark.parametrize("storage", STORAGES)
 def test_messages_come_in_time_order_with_ros_headers(recording: Recording, tmp_path: Path, storage: str) -> None:
-    config = BagWriteConfig(depth_encoding="32FC1", points_every_n=2, points_stride=2)
+    config = BagWriteConfig(depth_encoding="32FC1", points_every_n=2, points_stride=2, tf=False, odometry=False)
     bag = write_bag(recording, tmp_path / "bag", storage=storage, config=config)
     messages = list(read_bag(bag))
     stamps = [stamp for _, stamp, _ in messages]
@@ -70,8 +73,10 @@ def test_messages_come_in_time_order_with_ros_headers(recording: Recording, tmp_
 @pytest.mark.parametrize("storage", STORAGES)
 def test_rclpy_deserializes_the_recorded_bytes(recording: Recording, tmp_path: Path, storage: str) -> None:
     from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Odometry
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from tf2_msgs.msg import TFMessage
 
     bag = write_bag(recording, tmp_path / "bag", storage=storage, config=BagWriteConfig(points_every_n=4))
     ros_types = {
@@ -79,6 +84,8 @@ def test_rclpy_deserializes_the_recorded_bytes(recording: Recording, tmp_path: P
         "sensor_msgs/msg/CameraInfo": CameraInfo,
         "geometry_msgs/msg/PoseStamped": PoseStamped,
         "sensor_msgs/msg/PointCloud2": PointCloud2,
+        "tf2_msgs/msg/TFMessage": TFMessage,
+        "nav_msgs/msg/Odometry": Odometry,
     }
     seen = set()
     with Reader(bag) as reader:
@@ -121,3 +128,28 @@ def test_missing_topics_and_bad_options_are_named(recording: Recording, tmp_path
         write_bag(recording, tmp_path / "x", storage="rosbag1")
     with pytest.raises(ValueError, match="depth_encoding"):
         write_bag(recording, tmp_path / "y", config=BagWriteConfig(depth_encoding="mono8"))
+
+
+def test_robot_like_bag_has_tf_odometry_and_compressed_images(recording: Recording, tmp_path: Path) -> None:
+    """/tf_static + /tf compose to the camera pose, Odometry is base_link in odom, images are compressed."""
+    config = BagWriteConfig(color_format="jpeg", depth_format="compressedDepth", pose=False)
+    bag = write_bag(recording, tmp_path / "bag", config=config)
+    messages = list(read_bag(bag))
+    topics = {topic for topic, _, _ in messages}
+    assert topics == {"/camera/color/image_raw/compressed", "/camera/depth/image_raw/compressedDepth",
+                      "/camera/color/camera_info", "/tf", "/tf_static", "/odom"}
+    buffer = TransformBuffer()
+    for topic, _, msg in messages:
+        if topic in ("/tf", "/tf_static"):
+            for t in msg.transforms:
+                tr, r = t.transform.translation, t.transform.rotation
+                buffer.set_transform(t.header.frame_id, t.child_frame_id, t.header.stamp.sec + t.header.stamp.nanosec * 1e-9,
+                                     [tr.x, tr.y, tr.z], [r.x, r.y, r.z, r.w], static=topic == "/tf_static")
+    for stamp, pose in zip(recording.stamps, recording.poses):
+        np.testing.assert_allclose(buffer.lookup("map", "camera_color_optical_frame", float(stamp)), pose, atol=1e-9)
+    odometry = [m for t, _, m in messages if t == "/odom"]
+    assert (odometry[0].header.frame_id, odometry[0].child_frame_id) == ("odom", "base_link")
+    colour = next(m for t, _, m in messages if t.endswith("/compressed"))
+    assert np.abs(compressed_to_rgb(colour).astype(int) - recording.frames[0].rgb).mean() < 8
+    depth = next(m for t, _, m in messages if t.endswith("/compressedDepth"))
+    np.testing.assert_allclose(compressed_depth_to_depth(depth), recording.frames[0].depth, atol=5e-4 + 1e-6)

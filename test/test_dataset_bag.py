@@ -7,7 +7,8 @@ import pytest
 
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.scene.memory import SceneMemoryConfig
-from w2r2_ros.sim.bag_io import BagTopics, write_bag
+from w2r2_ros.recordings.bag_reader import BagTopics
+from w2r2_ros.sim.bag_writer import write_bag
 from w2r2_ros.sim.recording import record_scene
 from w2r2_ros.sim.world import generate_scene
 from w2r2_training.bag_dataset import BagDatasetConfig, build_bag_dataset

@@ -8,7 +8,7 @@ import pytest
 
 from w2r2_ros.cli.demo import main
 from w2r2_ros.geometry.camera import Intrinsics
-from w2r2_ros.sim.bag_io import write_bag
+from w2r2_ros.sim.bag_writer import write_bag
 from w2r2_ros.sim.recording import record_scene
 from w2r2_ros.sim.world import generate_scene
 

@@ -10,7 +10,7 @@ from sensor_msgs.msg import Image
 from w2r2_ros.sensors.camera_codec import camera_info_to_intrinsics
 from w2r2_ros.sensors.errors import InvalidMessage, UnsupportedEncoding
 from w2r2_ros.sensors.image_codec import depth_pixels, image_to_depth, image_to_rgb, rgb_pixels
-from w2r2_ros.sim.bag_io import IMAGE, TYPESTORE
+from w2r2_ros.recordings.bag_reader import IMAGE, TYPESTORE
 
 
 def rclpy_image(pixels: np.ndarray, encoding: str) -> Image:
@@ -72,7 +72,8 @@ def rosbags_camera_info(k: np.ndarray, info_type):
 
 
 def test_codecs_and_bag_reading_import_no_rclpy():
-    code = ("import sys, w2r2_ros.sensors.image_codec, w2r2_ros.sensors.camera_codec, w2r2_ros.sim.bag_io; "
+    code = ("import sys, w2r2_ros.sensors.image_codec, w2r2_ros.sensors.camera_codec, w2r2_ros.recordings.bag_reader, "
+            "w2r2_ros.sensors.compressed_codec, w2r2_ros.geometry.transform_waiter, w2r2_ros.sim.bag_writer; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'sensor_msgs')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,7 +1,7 @@
 """rosbag2 recordings + an annotation file -> the grounding dataset format (docs/DATA.md).
 
 A robot's own recordings become training data: each bag (sqlite3 or mcap)
-holds RGB, depth, camera_info and pose topics (``sim.bag_io.BagTopics``); the
+holds RGB, depth, camera_info and pose topics (``recordings.bag_reader.BagTopics``); the
 annotation file names, per scene, its bag, its objects with boxes in ``map``,
 and the descriptions::
 
@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.scene.memory import SceneMemoryConfig
-from w2r2_ros.sim.bag_io import BagError, BagTopics, read_bag_frames
+from w2r2_ros.recordings.bag_reader import BagError, BagTopics, read_bag_frames
 from w2r2_training.dataset_format import (
     DatasetError,
     DatasetWriter,

@@ -22,7 +22,7 @@ from w2r2_training.dataset_format import GroundTruthObject, SceneRecord
 
 
 class RGBDFrame(Protocol):
-    """A registered RGB-D frame with its pose (``Keyframe`` and ``sim.bag_io.BagFrame`` fit)."""
+    """A registered RGB-D frame with its pose (``Keyframe`` and ``recordings.bag_reader.BagFrame`` fit)."""
 
     stamp: float
     rgb: np.ndarray

@@ -1,12 +1,17 @@
 """w2r2-demo: the whole pipeline on one machine, from a camera stream to boxes, with pictures.
 
     w2r2-demo [--bag FILE] [--query TEXT ...] [--out DIR] [--checkpoint DIR]
+              [--pose-source tf|pose|odometry] [--rgb-topic T] [--odom-topic T] ...
 
 Starts scene_memory_node and grounding_node in-process (as ``w2r2-bringup``
 does), then plays a rosbag2 over DDS into them: the given ``--bag``, or a
 synthetic room recorded with the simulator and written as a bag first, so both
-take the same path. A player node publishes every recorded topic with its
-recorded stamps, paced as recorded. When the scene memory has proposals, the
+take the same path. The bag's index is checked first against the node's
+parameters and the flags (``recordings.playback_plan``: image transports,
+pose source, what is missing and what the bag has instead); then a player node
+streams the topics the node reads, message by message, paced as recorded, so
+memory stays flat however long the bag (the peak RSS is printed at the end,
+with what the node received and dropped). When the scene memory has proposals, the
 demo asks a few referring expressions generated for the synthetic room (ground
 truth known) plus every ``--query``, prints one line per answer, and writes one
 PNG per answer (top-down and 3D views of the markers and fused cloud, and the
@@ -16,13 +21,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import resource
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from collections import Counter
+from typing import Iterator, Sequence
 
 import cv2
 from rclpy.node import Node
@@ -31,9 +38,11 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import MarkerArray
 
-from w2r2_ros.cli.bringup import GROUNDING_NODE, SCENE_MEMORY_NODE, node_values, start_nodes
+from w2r2_ros.cli.bringup import GROUNDING_NODE, SCENE_MEMORY_NODE, node_values, option_flag, start_nodes
 from w2r2_ros.geometry.boxes import box_iou
 from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.recordings.bag_reader import BagError, bag_connections, read_bag_raw
+from w2r2_ros.recordings.playback_plan import PlaybackPlan, plan_playback
 from w2r2_ros.ros.conversions import cloud_to_xyz_rgb, image_to_rgb
 from w2r2_ros.ros.grounding_node import STATUS_NAMES
 from w2r2_ros.ros.interfaces import GroundingQuery, GroundingResult, ObjectProposalArray
@@ -41,7 +50,9 @@ from w2r2_ros.ros.markers import candidate_box
 from w2r2_ros.ros.node_runtime import NodeRuntime
 from w2r2_ros.ros.params import default_params_file
 from w2r2_ros.ros.proposal_markers import box_edges_marker
-from w2r2_ros.sim.bag_io import TYPESTORE, read_bag, write_bag
+from w2r2_ros.ros.scene_memory_node import POSE_SOURCES, SceneMemoryNode
+from w2r2_ros.ros.tf_listener import TF_STATIC_QOS
+from w2r2_ros.sim.bag_writer import write_bag
 from w2r2_ros.sim.recording import record_scene
 from w2r2_ros.sim.world import SceneSpec, generate_scene
 from w2r2_ros.viz.render_png import render_markers_png
@@ -52,6 +63,9 @@ _LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=Relia
 # A synthetic recording: 320x240 keeps every image under Fast DDS's default shared-memory segment.
 SYNTHETIC_INTRINSICS = Intrinsics.from_fov(320, 240, 70.0)
 BAG_FALLBACK_QUERIES = ("the chair", "the table", "the lamp")
+# scene_memory_node parameters the demo takes as flags (--pose-source, --rgb-topic, ...).
+SCENE_FLAGS = ("pose_source", "rgb_topic", "depth_topic", "camera_info_topic", "pose_topic", "odom_topic", "cloud_topic",
+               "map_frame", "camera_frame")
 
 
 @dataclass(frozen=True)
@@ -60,38 +74,21 @@ class DemoQuery:
     target: int | None = None  # ground-truth object id, when known
 
 
-@dataclass(frozen=True)
-class BagMessage:
-    topic: str
-    msgtype: str
-    stamp_ns: int
-    data: bytes
-
-
 def ros_message_class(msgtype: str) -> type:
     """``sensor_msgs/msg/Image`` -> the rclpy class ``sensor_msgs.msg.Image``."""
     package, kind, name = msgtype.split("/")
     return getattr(importlib.import_module(f"{package}.{kind}"), name)
 
 
-def load_bag(path: Path) -> list[BagMessage]:
-    """Every message of a rosbag2 in time order, re-serialized to the CDR bytes rclpy publishes as-is."""
-    return [
-        BagMessage(topic, message.__msgtype__, stamp_ns, bytes(TYPESTORE.serialize_cdr(message, message.__msgtype__)))
-        for topic, stamp_ns, message in read_bag(path)
-    ]
-
-
 class DemoClient(Node):
     """The robot's side of the demo: plays the bag, sends queries, and listens like RViz would."""
 
-    def __init__(self, messages: list[BagMessage], scene_params: dict, grounding_params: dict, **kwargs) -> None:
+    def __init__(self, play: dict[str, type], scene_params: dict, grounding_params: dict, **kwargs) -> None:
         super().__init__("w2r2_demo", **kwargs)
-        self.players = {
-            m.topic: self.create_publisher(ros_message_class(m.msgtype), m.topic, QoSProfile(
-                history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE))
-            for m in messages
-        }
+        recorded = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.players = {topic: self.create_publisher(msg_class, topic, TF_STATIC_QOS if topic == "/tf_static" else recorded)
+                        for topic, msg_class in play.items()}
+        self.played: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.results: dict[str, GroundingResult] = {}
         self.answer_markers: list[MarkerArray] = []
@@ -131,21 +128,44 @@ class DemoClient(Node):
             self.players[topic].get_subscription_count() > 0 for topic in inputs
         )
 
-    def play(self, messages: list[BagMessage], rate: float) -> None:
-        """Publish every message at its recorded time offset (divided by ``rate``)."""
-        start_wall, start_ns = time.monotonic(), messages[0].stamp_ns
-        for message in messages:
-            delay = (message.stamp_ns - start_ns) * 1e-9 / rate - (time.monotonic() - start_wall)
+    def play(self, messages: Iterator[tuple[str, str, int, bytes]], rate: float) -> None:
+        """Publish each message (its recorded CDR bytes) at its recorded time offset (divided by ``rate``),
+        one at a time as the reader yields it."""
+        start_wall = start_ns = None
+        for topic, _, stamp_ns, data in messages:
+            if start_ns is None:
+                start_wall, start_ns = time.monotonic(), stamp_ns
+            delay = (stamp_ns - start_ns) * 1e-9 / rate - (time.monotonic() - start_wall)
             if delay > 0:
                 time.sleep(delay)
-            self.players[message.topic].publish(message.data)
+            self.players[topic].publish(data)
+            self.played[topic] += 1
 
 
-def scene_inputs(scene_params: dict) -> set[str]:
-    """The topics the scene memory node subscribes to with these parameters (resolved in the root namespace)."""
-    pose = "pose_topic" if scene_params["pose_source"] == "pose" else "odom_topic"
-    names = (scene_params[name] for name in ("rgb_topic", "depth_topic", "camera_info_topic", "cloud_topic", pose))
-    return {name if name.startswith("/") else "/" + name for name in names}
+def player_classes(bag: Path, plan: PlaybackPlan) -> dict[str, type]:
+    """The rclpy class of each topic to play; a type that does not import here is a BagError naming it."""
+    classes = {}
+    for topic, msgtype in plan.play.items():
+        try:
+            classes[topic] = ros_message_class(msgtype)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise BagError(f"{bag}: cannot play {topic}: message type {msgtype} is not available here ({error})") from None
+    return classes
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
+def ingest_summary(scene: SceneMemoryNode, client: DemoClient, plan: PlaybackPlan) -> list[str]:
+    """What was played, received, fused and dropped (and why), and the process's peak memory."""
+    lines = [f"played: {counts_line(dict(client.played))}",
+             f"scene memory received: {counts_line(scene.received_counts)}; frames: {counts_line(scene.frame_outcomes)}",
+             f"dropped: {counts_line(scene.drop_counts)}"]
+    if plan.skipped:
+        lines.append(f"not played (not read by scene_memory_node): {', '.join(f'{t} ({m})' for t, m in sorted(plan.skipped.items()))}")
+    lines.append(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return lines
 
 
 def synthetic_bag(directory: Path, seed: int, frames: int) -> tuple[Path, SceneSpec]:
@@ -201,86 +221,105 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=24, help="frames of the synthetic recording")
     parser.add_argument("--generated", type=int, default=5, help="ground-truth queries generated for the synthetic room")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    group = parser.add_argument_group("scene_memory_node parameters (default: the params file's value; image "
+                                      "transports are taken from the bag, e.g. <rgb topic>/compressed)")
+    for name in SCENE_FLAGS:
+        group.add_argument(option_flag(name), dest=name, default=None, metavar="VALUE",
+                           choices=POSE_SOURCES if name == "pose_source" else None)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except BagError as error:  # an unreadable bag, or one without what the node needs: one line, no traceback
+        print(f"w2r2-demo: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
+    values = node_values(args.params, {"checkpoint": args.checkpoint})
+    scene_values = values[SCENE_MEMORY_NODE]
+    scene_values.update({name: getattr(args, name) for name in SCENE_FLAGS if getattr(args, name) is not None})
+    scene_values["publish_rate_hz"] = 2.0  # proposals soon after the bag ends
+    scene_values["input_timeout_s"] = 30.0  # the model loads before playback starts: no "nothing received" then
     with tempfile.TemporaryDirectory(prefix="w2r2-demo-") as scratch:
         if args.bag is not None:
             bag, scene = args.bag, None
         else:
             bag, scene = synthetic_bag(Path(scratch), args.seed, args.frames)
             print(f"synthetic room '{scene.scene_id}': {len(scene.objects)} objects, {args.frames} frames -> {bag.name}")
-        messages = load_bag(bag)
-    if not messages:
-        print(f"w2r2-demo: {bag}: no messages", file=sys.stderr)
-        return 2
-    queries = scene_queries(scene, args.seed, args.generated) if scene is not None else []
-    texts = args.query or ([] if scene is not None else list(BAG_FALLBACK_QUERIES))
-    queries += [DemoQuery(text) for text in texts]
+        plan = plan_playback(str(bag), bag_connections(bag), scene_values)
+        scene_values.update(plan.params)
+        queries = scene_queries(scene, args.seed, args.generated) if scene is not None else []
+        texts = args.query or ([] if scene is not None else list(BAG_FALLBACK_QUERIES))
+        queries += [DemoQuery(text) for text in texts]
+        with NodeRuntime() as runtime, NodeRuntime() as client_runtime:
+            scene_node, grounding = start_nodes(runtime, values, str(args.params))
+            client = client_runtime.add(DemoClient(player_classes(bag, plan), scene_values, values[GROUNDING_NODE],
+                                                   context=client_runtime.context))
+            if not client_runtime.wait_until(lambda: client.connected(set(plan.play)), timeout_s=30.0):
+                print("w2r2-demo: the nodes did not subscribe to the bag's topics within 30 s", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+            total = sum(c.count for t, c in bag_connections(bag).items() if t in plan.play)
+            print(f"playing {total} messages on {len(plan.play)} topics ({', '.join(sorted(plan.play))}), "
+                  f"pose from {scene_values['pose_source']}", flush=True)
+            client.play(read_bag_raw(bag, list(plan.play)), args.rate)
+            return answer_queries(args, client, client_runtime, scene_node, grounding, plan, scene, queries, started)
 
-    values = node_values(args.params, {"checkpoint": args.checkpoint})
-    values[SCENE_MEMORY_NODE]["publish_rate_hz"] = 2.0  # proposals soon after the bag ends
-    with NodeRuntime() as runtime, NodeRuntime() as client_runtime:
-        _, grounding = start_nodes(runtime, values, str(args.params))
-        client = client_runtime.add(DemoClient(messages, values[SCENE_MEMORY_NODE], values[GROUNDING_NODE], context=client_runtime.context))
-        inputs = {t for t in client.players if t in scene_inputs(values[SCENE_MEMORY_NODE])}
-        if not inputs:
-            print(f"w2r2-demo: {bag} has none of the scene memory node's input topics", file=sys.stderr)
-            return 2
-        if not client_runtime.wait_until(lambda: client.connected(inputs), timeout_s=30.0):
-            print("w2r2-demo: the nodes did not subscribe to the bag's topics within 30 s", file=sys.stderr)
-            return 1
-        time.sleep(0.5)
-        topics = sorted({m.topic for m in messages})
-        print(f"playing {len(messages)} messages on {len(topics)} topics ({', '.join(topics)})", flush=True)
-        client.play(messages, args.rate)
-        played = len(client.proposal_arrays)
-        if not client_runtime.wait_until(
-            lambda: len(client.proposal_arrays) > played and len(client.proposal_arrays[-1].proposals) > 0
-            and client.cloud is not None, timeout_s=20.0
-        ):
-            print("w2r2-demo: no object proposals after playing the bag (is it an RGB-D + pose recording?)", file=sys.stderr)
-            return 1
-        proposals = client.proposal_arrays[-1]
-        print(f"scene memory: {proposals.num_keyframes} keyframes, {proposals.num_voxels} voxels, "
-              f"{len(proposals.proposals)} proposals; model: {'loaded' if grounding.grounder else grounding.model_problem}")
-        cloud_points, cloud_colors = cloud_to_xyz_rgb(client.cloud)
 
-        outcomes = []
-        for index, query in enumerate(queries, start=1):
-            query_id = f"demo-{index}"
-            markers_before, images_before = len(client.answer_markers), len(client.debug_images)
-            client.query.publish(GroundingQuery(query_id=query_id, text=query.text))
-            client_runtime.wait_until(lambda: query_id in client.results, timeout_s=60.0)
-            result = client.results.get(query_id)
-            line, correct = answer_line(query, result, scene)
-            print(line, flush=True)
-            outcomes.append(correct)
-            if result is None or result.status not in (GroundingResult.STATUS_OK, GroundingResult.STATUS_NOT_FOUND):
-                continue
-            client_runtime.wait_until(lambda: len(client.answer_markers) > markers_before
-                                      and len(client.debug_images) > images_before, timeout_s=10.0)
-            extra = client.proposal_markers if client.proposal_markers is not None else MarkerArray()
-            render_markers_png(client.answer_markers[-1], args.out / f"answer_{index:02d}.png", cloud_points, cloud_colors,
-                               title=line, extra_markers=extra)
-            camera = image_to_rgb(client.debug_images[-1])
-            cv2.imwrite(str(args.out / f"answer_{index:02d}_camera.png"), cv2.cvtColor(camera, cv2.COLOR_RGB2BGR))
+def answer_queries(args, client, client_runtime, scene_node, grounding, plan, scene, queries, started) -> int:
+    """After playing: wait for proposals, ask every query, write the PNGs, print the summary."""
+    played = len(client.proposal_arrays)
+    if not client_runtime.wait_until(
+        lambda: len(client.proposal_arrays) > played and len(client.proposal_arrays[-1].proposals) > 0
+        and client.cloud is not None, timeout_s=20.0
+    ):
+        print("\n".join(ingest_summary(scene_node, client, plan)))
+        print("w2r2-demo: no object proposals after playing the bag (see what was received and dropped above)",
+              file=sys.stderr)
+        return 1
+    proposals = client.proposal_arrays[-1]
+    print(f"scene memory: {proposals.num_keyframes} keyframes, {proposals.num_voxels} voxels, "
+          f"{len(proposals.proposals)} proposals; model: {'loaded' if grounding.grounder else grounding.model_problem}")
+    cloud_points, cloud_colors = cloud_to_xyz_rgb(client.cloud)
 
-        overview_markers = client.proposal_markers if client.proposal_markers is not None else MarkerArray()
-        if scene is not None:
-            overview_markers = MarkerArray(markers=list(overview_markers.markers)
-                                           + list(ground_truth_markers(scene, proposals.header.stamp).markers))
-        render_markers_png(overview_markers, args.out / "overview.png", cloud_points, cloud_colors,
-                           title=f"overview: fused cloud, {len(proposals.proposals)} proposals"
-                                 + (", ground truth in white" if scene is not None else ""))
+    outcomes = []
+    for index, query in enumerate(queries, start=1):
+        query_id = f"demo-{index}"
+        markers_before, images_before = len(client.answer_markers), len(client.debug_images)
+        client.query.publish(GroundingQuery(query_id=query_id, text=query.text))
+        client_runtime.wait_until(lambda: query_id in client.results, timeout_s=60.0)
+        result = client.results.get(query_id)
+        line, correct = answer_line(query, result, scene)
+        print(line, flush=True)
+        outcomes.append(correct)
+        if result is None or result.status not in (GroundingResult.STATUS_OK, GroundingResult.STATUS_NOT_FOUND):
+            continue
+        client_runtime.wait_until(lambda: len(client.answer_markers) > markers_before
+                                  and len(client.debug_images) > images_before, timeout_s=10.0)
+        extra = client.proposal_markers if client.proposal_markers is not None else MarkerArray()
+        render_markers_png(client.answer_markers[-1], args.out / f"answer_{index:02d}.png", cloud_points, cloud_colors,
+                           title=line, extra_markers=extra)
+        camera = image_to_rgb(client.debug_images[-1])
+        cv2.imwrite(str(args.out / f"answer_{index:02d}_camera.png"), cv2.cvtColor(camera, cv2.COLOR_RGB2BGR))
+
+    overview_markers = client.proposal_markers if client.proposal_markers is not None else MarkerArray()
+    if scene is not None:
+        overview_markers = MarkerArray(markers=list(overview_markers.markers)
+                                       + list(ground_truth_markers(scene, proposals.header.stamp).markers))
+    render_markers_png(overview_markers, args.out / "overview.png", cloud_points, cloud_colors,
+                       title=f"overview: fused cloud, {len(proposals.proposals)} proposals"
+                             + (", ground truth in white" if scene is not None else ""))
 
     judged = [c for c in outcomes if c is not None]
     if judged:
         print(f"correct (IoU >= 0.5): {sum(judged)}/{len(judged)} queries with ground truth")
+    print("\n".join(ingest_summary(scene_node, client, plan)))
     files = sorted(p.name for p in args.out.glob("*.png"))
     print(f"wrote {len(files)} PNGs to {args.out.resolve()}: {', '.join(files)} ({time.monotonic() - started:.0f} s)")
     return 0

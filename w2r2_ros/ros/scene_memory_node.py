@@ -423,6 +423,8 @@ class SceneMemoryNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._count("camera_info")
+        if msg.header.frame_id and not self._camera_frame:  # the colour optical frame, known before the first image
+            self._camera_frame = msg.header.frame_id
         try:
             intrinsics = camera_info_to_intrinsics(msg)
         except InvalidMessage as error:

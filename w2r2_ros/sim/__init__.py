@@ -1,6 +1,6 @@
 """Synthetic RGB-D indoor world: scenes, rendering, trajectories, recordings.
 
-``bag_io`` (rosbag2 files) is imported on its own: it needs ``rosbags``.
+``bag_writer`` (rosbag2 files) is imported on its own: it needs ``rosbags``.
 """
 from w2r2_ros.sim.recording import Recording, load_recording, record_scene, save_recording
 from w2r2_ros.sim.render import RenderConfig, RenderedFrame, render_rgbd
