@@ -95,7 +95,7 @@ def test_bad_values_stop_the_bringup_with_one_line(capsys):
     assert main(["--checkpoint", "", "--ros-args", "-p", "top_k:=0"]) == 2
     assert "top_k" in capsys.readouterr().err
     assert main(["--checkpoint", "", "--ros-args", "-p", "pose_source:=tf2"]) == 2
-    assert "pose_source is 'tf2', expected one of pose, odometry" in capsys.readouterr().err
+    assert "pose_source is 'tf2', expected one of tf, pose, odometry" in capsys.readouterr().err
 
 
 def test_params_file_errors_name_the_file_and_the_field(tmp_path):
