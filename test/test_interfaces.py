@@ -15,6 +15,7 @@ from std_msgs.msg import ColorRGBA
 
 import w2r2_ros.msg
 from w2r2_ros.ros.interfaces import (
+    SceneKeyframe,
     GroundingCandidate,
     GroundingQuery,
     GroundingResult,
@@ -23,7 +24,7 @@ from w2r2_ros.ros.interfaces import (
 )
 
 MSG_DIR = Path(__file__).resolve().parents[1] / "msg"
-ALL_TYPES = (GroundingCandidate, GroundingQuery, GroundingResult, ObjectProposal, ObjectProposalArray)
+ALL_TYPES = (GroundingCandidate, GroundingQuery, GroundingResult, ObjectProposal, ObjectProposalArray, SceneKeyframe)
 
 
 def _candidate(proposal_id: int, label: str, score: float) -> GroundingCandidate:
@@ -91,7 +92,7 @@ def test_status_constants_match_the_msg_file() -> None:
     declared = dict(re.findall(r"^uint8 (STATUS_\w+)=(\d+)", (MSG_DIR / "GroundingResult.msg").read_text(), re.M))
     assert set(declared) == {
         "STATUS_OK", "STATUS_NO_FRAMES", "STATUS_NO_PROPOSALS", "STATUS_MODEL_NOT_LOADED",
-        "STATUS_INVALID_QUERY", "STATUS_NOT_FOUND", "STATUS_BUSY", "STATUS_ERROR",
+        "STATUS_INVALID_QUERY", "STATUS_NOT_FOUND", "STATUS_BUSY", "STATUS_ERROR", "STATUS_CANCELED",
     }
     for name, value in declared.items():
         assert getattr(GroundingResult, name) == int(value)

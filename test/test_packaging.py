@@ -16,13 +16,13 @@ from catkin_pkg.package import parse_package
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_DIRS = [ROOT / "w2r2_ros", ROOT / "training", ROOT / "launch"]
-GENERATED = ROOT / "w2r2_ros" / "msg"  # rosidl output, covered by rosidl_default_runtime
+GENERATED = [ROOT / "w2r2_ros" / kind for kind in ("msg", "srv", "action")]  # rosidl output, covered by rosidl_default_runtime
 OWN_MODULES = {"w2r2_ros", "w2r2_training"}
 # ROS interface packages without a wheel, generated into the venv from interfaces/ (ROS packages on a robot).
 # Python modules whose ROS package has another name.
 ROS_PACKAGE_OF_MODULE = {"tf2_ros": "tf2_ros_py"}
 UPSTREAM_INTERFACES = {path.name for path in (ROOT / "interfaces").iterdir() if (path / "package.xml").is_file()}
-DATA_GLOBS = ["launch/*.launch.py", "config/*.yaml", "config/*.xml", "msg/*.msg", "rviz/*.rviz"]
+DATA_GLOBS = ["launch/*.launch.py", "config/*.yaml", "config/*.xml", "msg/*.msg", "srv/*.srv", "action/*.action", "rviz/*.rviz"]
 
 
 def _entry_points() -> dict[str, str]:
@@ -37,7 +37,7 @@ def _imported_top_level_modules() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for code_dir in CODE_DIRS:
         for path in sorted(code_dir.rglob("*.py")):
-            if GENERATED in path.parents:
+            if any(generated in path.parents for generated in GENERATED):
                 continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.Import):
@@ -113,7 +113,7 @@ def test_setup_py_data_files_cover_launch_config_msg_rviz(tmp_path: Path) -> Non
     installed = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     expected = {f"share/w2r2_ros/{p.relative_to(ROOT).as_posix()}" for g in DATA_GLOBS for p in ROOT.glob(g)}
     expected |= {"share/w2r2_ros/package.xml", "share/ament_index/resource_index/packages/w2r2_ros"}
-    assert len(list(ROOT.glob("msg/*.msg"))) == 5
+    assert len(list(ROOT.glob("msg/*.msg"))) == 6 and len(list(ROOT.glob("srv/*.srv"))) == len(list(ROOT.glob("action/*.action"))) == 1
     assert expected <= installed, f"missing from data_files: {sorted(expected - installed)}"
 
 
