@@ -23,6 +23,14 @@ fused cloud is not copied). So a query never blocks the executor that feeds the
 scene memory node its sensor streams, and a burst is queued up to
 ``queue_size`` and then refused, each query answered.
 
+Frames and vision_msgs: a query's ``target_frame`` (topic, action, service)
+gets its answer in that frame, through the latest ``/tf`` (the node keeps its
+own transform buffer); a frame tf does not connect to ``map_frame`` is refused
+(INVALID_QUERY, with tf's reason). Markers and the debug image stay in
+``map_frame``. Every result is also published as a
+``vision_msgs/Detection3DArray`` on ``w2r2/detections`` (the answer and its
+alternatives, best first; empty unless OK: ``ros/detections.py``).
+
 State sharing: given a ``SceneMemory`` the node reads it in-process, zero
 copy (the one the scene memory node fills: ``w2r2-bringup``, the demo).
 Without one (``grounding_node`` run alone) it reads a ``RemoteScene`` fed by the
@@ -50,11 +58,14 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
+from w2r2_ros.geometry.transform_buffer import TransformError
 from w2r2_ros.model.grounder import GroundingAnswer, Grounder
 from w2r2_ros.model.grounder import GroundingCandidate as RankedCandidate
 from w2r2_ros.ros.conversions import InvalidMessage, make_header, stamp_to_seconds
+from w2r2_ros.ros.detections import result_to_detections
 from w2r2_ros.ros.interfaces import (
     GroundAction,
     GroundingCandidate,
@@ -70,6 +81,8 @@ from w2r2_ros.ros.markers import debug_image, result_markers
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.params import DEFAULT_CHECKPOINT, resolve_package_path
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
+from w2r2_ros.ros.result_frames import result_in_frame
+from w2r2_ros.ros.tf_listener import TF_BACKENDS, TfListener, make_transform_buffer
 from w2r2_ros.scene.memory import SceneSnapshot
 from w2r2_ros.scene.remote_scene import RemoteScene
 
@@ -110,12 +123,15 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "max_frames": ParamSpec(32, "keyframes the model reads per query (spread over the buffer)", minimum=1, maximum=1000, live=True),
         "max_query_length": ParamSpec(200, "characters; longer queries are refused (INVALID_QUERY)", minimum=1, maximum=100000, live=True),
         "queue_size": ParamSpec(8, "queries waiting for the model; more are refused (BUSY)", minimum=1, maximum=10000),
-        "map_frame": ParamSpec("map", "frame of the scene and of the answers"),
+        "map_frame": ParamSpec("map", "frame of the scene, and of the answers unless a query names a target_frame"),
+        "tf_backend": ParamSpec("auto", "transform buffer for target_frame: auto (tf2_ros where it imports), builtin or tf2_ros",
+                                choices=TF_BACKENDS),
         "query_topic": ParamSpec("w2r2/query", f"w2r2_ros/GroundingQuery input {topic}"),
         "query_text_topic": ParamSpec("w2r2/query_text", f"std_msgs/String query input {topic}"),
         "result_topic": ParamSpec("w2r2/result", f"w2r2_ros/GroundingResult output, one per query {topic}"),
         "markers_topic": ParamSpec("w2r2/markers", f"answer MarkerArray output {topic}"),
         "debug_image_topic": ParamSpec("w2r2/debug_image", f"sensor_msgs/Image with the answer drawn in {topic}"),
+        "detections_topic": ParamSpec("w2r2/detections", f"vision_msgs/Detection3DArray: the answer and its alternatives {topic}"),
         "action_name": ParamSpec("w2r2/ground", f"w2r2_ros/action/Ground server {topic}"),
         "service_name": ParamSpec("w2r2/ground_service", f"w2r2_ros/srv/Ground server {topic}"),
         "keyframes_topic": ParamSpec("w2r2/scene/keyframes", f"SceneKeyframe input when run alone (two-process mode) {topic}"),
@@ -141,11 +157,13 @@ class GroundingNodeParams:
     max_query_length: int
     queue_size: int
     map_frame: str
+    tf_backend: str
     query_topic: str
     query_text_topic: str
     result_topic: str
     markers_topic: str
     debug_image_topic: str
+    detections_topic: str
     action_name: str
     service_name: str
     keyframes_topic: str
@@ -164,6 +182,7 @@ class _Job:
 
     query_id: str
     text: str
+    target_frame: str = ""  # "" or map_frame: answers in map_frame
     reply: Callable[[GroundingResult], None] | None = None
     stage: Callable[[str], None] | None = None
     cancelled: threading.Event | None = None
@@ -198,6 +217,7 @@ class GroundingNode(LifecycleNode):
         self._running_goal: str | None = None
         self._goal_cancels: dict[bytes, Callable[[], None]] = {}  # goal id -> wakes its coroutine as cancelled
         self.warnings = RateLimitedWarner(self.get_logger().warning)
+        self.tf_buffer = make_transform_buffer(self.params.tf_backend)
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
         if self.params.autostart:
             bring_up(self)
@@ -221,10 +241,11 @@ class GroundingNode(LifecycleNode):
         self._result_pub = self.create_publisher(GroundingResult, p.result_topic, _EVERY_MESSAGE)
         self._markers_pub = self.create_publisher(MarkerArray, p.markers_topic, _LATEST)
         self._image_pub = self.create_publisher(Image, p.debug_image_topic, _LATEST)
+        self._detections_pub = self.create_publisher(Detection3DArray, p.detections_topic, _LATEST)
         # Reentrant: a goal or service request awaits its answer while the next request is refused or queued.
         requests = ReentrantCallbackGroup()
         self._interfaces = [
-            self._result_pub, self._markers_pub, self._image_pub,
+            self._result_pub, self._markers_pub, self._image_pub, self._detections_pub,
             ActionServer(self, GroundAction, p.action_name, self._execute_goal, callback_group=requests,
                          cancel_callback=self._on_cancel),
             self.create_service(GroundService, p.service_name, self._on_service, callback_group=requests),
@@ -247,6 +268,8 @@ class GroundingNode(LifecycleNode):
             self.create_subscription(GroundingQuery, p.query_topic, self._on_query, _EVERY_MESSAGE),
             self.create_subscription(String, p.query_text_topic, self._on_query_text, _EVERY_MESSAGE),
         ]
+        subscriptions += TfListener(self, self.tf_buffer, on_update=lambda: None,
+                                    on_invalid=lambda line: self.warnings.warn("invalid_transform", line)).subscriptions
         if self.remote:
             keyframes_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.scene_max_keyframes,
                                        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -344,9 +367,8 @@ class GroundingNode(LifecycleNode):
         if self.lifecycle_state != "active":
             refusal = (GroundingResult.STATUS_BUSY,
                        f"busy: {NODE_NAME} is {self.lifecycle_state} (lifecycle); activate it to answer queries")
-        elif target_frame and target_frame != self.params.map_frame:
-            refusal = (GroundingResult.STATUS_INVALID_QUERY,
-                       f"target_frame '{target_frame}' is not supported: answers are in '{self.params.map_frame}'")
+        elif (problem := self._frame_problem(target_frame)) is not None:
+            refusal = (GroundingResult.STATUS_INVALID_QUERY, f"target_frame '{target_frame}': {problem}")
         elif not stripped:
             refusal = (GroundingResult.STATUS_INVALID_QUERY, "the query text is empty")
         elif len(stripped) > self.params.max_query_length:
@@ -356,7 +378,7 @@ class GroundingNode(LifecycleNode):
             refusal = (GroundingResult.STATUS_MODEL_NOT_LOADED, f"model not loaded: {self.model_problem}")
         else:
             try:
-                self._queue.put_nowait(dataclasses.replace(job, text=stripped))
+                self._queue.put_nowait(dataclasses.replace(job, text=stripped, target_frame=target_frame))
                 if job.stage is not None:
                     job.stage(Stage.STAGE_QUEUED)
                 return
@@ -369,7 +391,7 @@ class GroundingNode(LifecycleNode):
         """The result on the topic (with markers), and to whoever waits for it (action, service)."""
         if job.cancelled is not None and job.cancelled.is_set():
             return  # the goal ended as cancelled; its answer is discarded
-        self._publish(result, snapshot)
+        result = self._publish(result, snapshot, job.target_frame)
         if job.reply is not None:
             job.reply(result)
 
@@ -530,18 +552,43 @@ class GroundingNode(LifecycleNode):
         header = make_header(self.get_clock().now().to_msg(), self.params.map_frame)
         return GroundingResult(header=header, query_id=query_id, text=text, status=status, message=message)
 
-    def _publish(self, result: GroundingResult, snapshot: SceneSnapshot | None = None) -> None:
-        """The result, and for answers the model produced, markers that replace the previous answer's and the debug image."""
+    def _frame_problem(self, target_frame: str) -> str | None:
+        """Why answers cannot be given in ``target_frame`` now (tf's reason), or None when they can."""
+        if not target_frame or target_frame == self.params.map_frame:
+            return None
+        try:
+            self.tf_buffer.lookup(target_frame, self.params.map_frame)
+        except TransformError as error:
+            return str(error)
+        return None
+
+    def _in_frame(self, result: GroundingResult, target_frame: str) -> GroundingResult:
+        """``result`` in ``target_frame`` (latest transform); ERROR with tf's reason if that fails now."""
+        if not target_frame or target_frame == self.params.map_frame:
+            return result
+        try:
+            return result_in_frame(result, target_frame, self.tf_buffer.lookup(target_frame, self.params.map_frame))
+        except TransformError as error:
+            return self._result(result.query_id, result.text, GroundingResult.STATUS_ERROR,
+                                f"the answer cannot be given in target_frame '{target_frame}': {error}")
+
+    def _publish(self, result: GroundingResult, snapshot: SceneSnapshot | None = None,
+                 target_frame: str = "") -> GroundingResult:
+        """For answers the model produced, markers that replace the previous answer's and the debug image (in
+        map_frame); then the result and its detections in ``target_frame``, which are returned."""
+        if snapshot is not None and result.status in (GroundingResult.STATUS_OK, GroundingResult.STATUS_NOT_FOUND):
+            self._markers_pub.publish(result_markers(result, self.params.map_frame, result.header.stamp))
+            self._image_pub.publish(debug_image(snapshot.keyframes[-1], result))
+        result = self._in_frame(result, target_frame)
         self._result_pub.publish(result)
+        self._detections_pub.publish(result_to_detections(result))
         line = f"[{result.query_id}] '{_shortened(result.text)}': {STATUS_NAMES[result.status]}: {result.message}"
         # Two call sites: rclpy refuses a different severity from the same line.
         if result.status == GroundingResult.STATUS_OK:
             self.get_logger().info(line)
         else:
             self.get_logger().warning(line)
-        if snapshot is not None and result.status in (GroundingResult.STATUS_OK, GroundingResult.STATUS_NOT_FOUND):
-            self._markers_pub.publish(result_markers(result, self.params.map_frame, result.header.stamp))
-            self._image_pub.publish(debug_image(snapshot.keyframes[-1], result))
+        return result
 
     def _stop_worker(self) -> None:
         """Stop the worker after the query it is answering; queries still waiting get BUSY (shutting down)."""

@@ -65,6 +65,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
+from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
 from w2r2_ros.geometry.camera import Intrinsics
@@ -83,6 +84,7 @@ from w2r2_ros.ros.conversions import (
     stamp_to_seconds,
     xyz_rgb_to_cloud,
 )
+from w2r2_ros.ros.detections import proposals_to_detections
 from w2r2_ros.ros.input_watchdog import InputWatchdog
 from w2r2_ros.ros.interfaces import ObjectProposalArray, SceneKeyframe
 from w2r2_ros.ros.keyframe_messages import keyframe_to_msg
@@ -127,6 +129,7 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "fused_cloud_topic": ParamSpec("w2r2/scene/cloud", f"fused voxel cloud (output) {topic}"),
         "proposal_markers_topic": ParamSpec("w2r2/scene/proposals", f"proposal boxes as a MarkerArray (output) {topic}"),
         "proposal_array_topic": ParamSpec("w2r2/scene/proposal_array", f"w2r2_ros/ObjectProposalArray (output) {topic}"),
+        "proposal_detections_topic": ParamSpec("w2r2/scene/detections", f"vision_msgs/Detection3DArray of the proposals (output) {topic}"),
         "keyframes_topic": ParamSpec("w2r2/scene/keyframes", f"w2r2_ros/SceneKeyframe, each new keyframe once (output) {topic}"),
         "publish_keyframes": ParamSpec(True, "publish keyframes for a grounding node in another process (PNG + zlib, lossless)"),
         "map_frame": ParamSpec("map", "the fixed frame everything is fused in, and of the outputs"),
@@ -281,7 +284,8 @@ class SceneMemoryNode(LifecycleNode):
         self._cloud_pub = self.create_publisher(PointCloud2, p["fused_cloud_topic"], 1)
         self._markers_pub = self.create_publisher(MarkerArray, p["proposal_markers_topic"], 1)
         self._array_pub = self.create_publisher(ObjectProposalArray, p["proposal_array_topic"], 1)
-        entities += [self._cloud_pub, self._markers_pub, self._array_pub]
+        self._detections_pub = self.create_publisher(Detection3DArray, p["proposal_detections_topic"], 1)
+        entities += [self._cloud_pub, self._markers_pub, self._array_pub, self._detections_pub]
         self._keyframe_pub = None
         if p["publish_keyframes"]:
             # Transient-local: a grounding node that starts later still receives the keyframes held now.
@@ -638,6 +642,7 @@ class SceneMemoryNode(LifecycleNode):
         if self._keyframe_pub is not None:
             self._publish_new_keyframes(snapshot.keyframes)
         self._array_pub.publish(proposals_to_array(proposals, header, len(snapshot.keyframes), snapshot.n_voxels))
+        self._detections_pub.publish(proposals_to_detections(proposals, header))
         self.get_logger().debug(
             f"memory: {len(snapshot.keyframes)} keyframes, {snapshot.n_voxels} voxels, "
             f"{len(proposals)} proposals; drops {self.drop_counts}"
