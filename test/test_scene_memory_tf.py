@@ -66,9 +66,10 @@ def test_bad_transforms_are_refused_and_the_node_keeps_working(recording):
     with scene_memory_harness(pose_source="tf", warning_period_s=30.0, keyframe_min_translation_m=0.0) as h:
         h.robot.publish_static_tf()
         assert h.send_frame(messages[0], float(recording.stamps[0]), pose_source="tf")
-        half = matrix_to_transform_stamped(np.eye(4), 0.5, "map", "odom")
+        now = float(recording.stamps[0])
+        half = matrix_to_transform_stamped(np.eye(4), now, "map", "odom")
         half.transform.rotation.w = 0.5  # |q| = 0.5
-        loop = matrix_to_transform_stamped(np.eye(4), 0.5, "camera_color_optical_frame", "map")  # closes a cycle
+        loop = matrix_to_transform_stamped(np.eye(4), now, "camera_color_optical_frame", "map")  # closes a cycle
         h.robot.tf.publish(TFMessage(transforms=[half, loop]))
         assert h.wait(lambda: h.node.drop_counts.get("invalid_transform") == 2), h.node.drop_counts
         line = h.node.warnings.last_message["invalid_transform"]
@@ -103,3 +104,15 @@ def test_camera_info_latched_before_the_node_started_is_heard(recording):
             h.robot.rgb.publish(messages[0].rgb)
             assert h.wait(lambda: h.node.frame_outcomes.get("keyframe") == 1), h.node.drop_counts
 
+
+
+def test_a_jump_back_in_time_clears_the_dynamic_transforms(recording):
+    """A bag played with --loop: /tf starts again at its first stamp; lookups at the new (older) times work."""
+    messages = frames_of(recording)
+    with scene_memory_harness(pose_source="tf", keyframe_min_translation_m=0.0) as h:
+        h.robot.publish_static_tf()
+        late = float(recording.stamps[0]) + 60.0  # a minute into the recording: the cache holds only its last 10 s
+        assert h.send_frame(messages[0], late, pose_source="tf")
+        assert h.send_frame(messages[1], float(recording.stamps[1]), pose_source="tf")  # the loop starts again
+        assert h.wait(lambda: h.node.tf_buffer.can_transform("map", "camera_color_optical_frame", float(recording.stamps[1])))
+        assert h.node.tf_buffer.can_transform("base_link", "camera_color_optical_frame")  # static transforms stay

@@ -148,3 +148,12 @@ def test_waiter_releases_in_order_when_tf_catches_up_and_gives_up_after_max_wait
     unknown: TransformWaiter[str] = TransformWaiter(buffer, "map", 0.5, 8)
     assert unknown.add(0.1, "camera_depth_frame", "f") == []
     assert [g.problem for g in unknown.clear()] == ["the scene memory was reset"]
+
+
+def test_stamps_equal_to_the_nanosecond_match_despite_float_rounding() -> None:
+    buffer = TransformBuffer()
+    stamp = 1_700_000_000 + 123_456_789 * 1e-9  # as read from a ROS header (sec + nanosec)
+    _set(buffer, "odom", "base_link", stamp, _pose(0, [1, 0, 0]))
+    np.testing.assert_allclose(buffer.lookup("odom", "base_link", 1_700_000_000.123456789)[:3, 3], [1, 0, 0])
+    with pytest.raises(ExtrapolationError, match="future"):
+        buffer.lookup("odom", "base_link", stamp + 1e-5)

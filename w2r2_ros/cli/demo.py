@@ -142,6 +142,12 @@ class DemoClient(Node):
             self.played[topic] += 1
 
 
+def node_matched(scene: SceneMemoryNode, topics: dict[str, str]) -> bool:
+    """The scene memory node's readers of every played topic have matched a writer: a best-effort reader
+    loses whatever is sent before it has (discovery is slower than "the writer sees a reader")."""
+    return all(any(sub.get_publisher_count() > 0 for sub in scene.subscriptions if sub.topic_name == topic) for topic in topics)
+
+
 def player_classes(bag: Path, plan: PlaybackPlan) -> dict[str, type]:
     """The rclpy class of each topic to play; a type that does not import here is a BagError naming it."""
     classes = {}
@@ -261,10 +267,10 @@ def run(args: argparse.Namespace) -> int:
             scene_node, grounding = start_nodes(runtime, values, str(args.params))
             client = client_runtime.add(DemoClient(player_classes(bag, plan), scene_values, values[GROUNDING_NODE],
                                                    context=client_runtime.context))
-            if not client_runtime.wait_until(lambda: client.connected(set(plan.play)), timeout_s=30.0):
+            if not client_runtime.wait_until(lambda: client.connected(set(plan.play)) and node_matched(scene_node, plan.play),
+                                             timeout_s=30.0):
                 print("w2r2-demo: the nodes did not subscribe to the bag's topics within 30 s", file=sys.stderr)
                 return 1
-            time.sleep(0.5)
             total = sum(c.count for t, c in bag_connections(bag).items() if t in plan.play)
             print(f"playing {total} messages on {len(plan.play)} topics ({', '.join(sorted(plan.play))}), "
                   f"pose from {scene_values['pose_source']}", flush=True)

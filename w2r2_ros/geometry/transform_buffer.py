@@ -46,6 +46,10 @@ import numpy as np
 from w2r2_ros.geometry.transforms import make_transform, rotation_from_quaternion
 
 
+# Float seconds resolve only ~0.24 us at today's epoch (ROS stamps are integer ns): times this close are equal.
+STAMP_TOLERANCE_S = 1e-6
+
+
 class TransformError(ValueError):
     """A transform that cannot be stored or looked up; the message says which frames and why."""
 
@@ -250,15 +254,16 @@ class TransformBuffer:
         if link.static or stamp is None:
             return make_transform(rotation_from_quaternion(link.rotations[-1]), link.translations[-1])
         first, last = link.stamps[0], link.stamps[-1]
-        if stamp > last or stamp < first:
+        if stamp > last + STAMP_TOLERANCE_S or stamp < first - STAMP_TOLERANCE_S:
             future = stamp > last
             raise ExtrapolationError(
                 f"looking up '{source}' in '{target}' at {stamp:.3f} would need extrapolation into the "
                 f"{'future' if future else 'past'}: link '{link.parent}' -> '{child}' has data from {first:.3f} to {last:.3f}",
                 future=future,
             )
+        stamp = min(max(stamp, first), last)
         index = bisect.bisect_left(link.stamps, stamp)
-        if link.stamps[index] == stamp:
+        if link.stamps[index] - stamp <= STAMP_TOLERANCE_S:
             return make_transform(rotation_from_quaternion(link.rotations[index]), link.translations[index])
         t0, t1 = link.stamps[index - 1], link.stamps[index]
         fraction = (stamp - t0) / (t1 - t0)

@@ -260,7 +260,7 @@ class SceneMemoryNode(LifecycleNode):
         self._latched_camera_info = None
         self._active_timers = [self.create_timer(1.0, self._follow_latched_camera_info, callback_group=sensors)]
         tf_listener = TfListener(self, self.tf_buffer, self._on_tf, lambda line: self._drop("invalid_transform", line),
-                                 callback_group=sensors)
+                                 callback_group=sensors, on_jump=self._on_tf_jump)
         entities += tf_listener.subscriptions
         if p["pose_source"] == "pose":
             entities.append(self.create_subscription(PoseStamped, p["pose_topic"], self._on_pose, poses_qos, callback_group=sensors))
@@ -470,6 +470,13 @@ class SceneMemoryNode(LifecycleNode):
         for resolved in self._cloud_waiter.retry():
             self._memory.add_cloud(resolved.stamp, transform_points(resolved.transform, resolved.payload[0]), resolved.payload[1])
         self._report_gave_up()
+
+    def _on_tf_jump(self, newest: float, stamp: float) -> None:
+        """/tf went back in time (bag loop, clock restart): the tree's dynamic part was cleared; images waiting
+        for a pose of the old timeline will not get one."""
+        self._pose_waiter.clear()
+        self.get_logger().warning(f"/tf jumped back in time from {newest:.3f} to {stamp:.3f} (bag loop or clock restart): "
+                                  "dynamic transforms cleared")
 
     def _report_gave_up(self) -> None:
         for item in self._pose_waiter.take_gave_up():  # the memory drops (and counts) the frame as no_pose

@@ -6,7 +6,11 @@ QoS (``/tf``: reliable, keep last 100; ``/tf_static``: reliable, transient
 local, so transforms latched before the node started arrive) and feeds each
 transform to the buffer; a transform the buffer refuses (non-unit quaternion,
 cycle, ...) is reported through ``on_invalid`` and the others of the message
-are kept. With ``tf2_ros`` the C++ ``BufferCore`` does the lookups behind the
+are kept. A ``/tf`` stamp more than ``BACKWARDS_JUMP_S`` behind the newest one
+seen (a bag played with ``--loop``, a simulated clock restarted) clears the
+dynamic transforms, as tf2_ros does on a time jump; otherwise the cache, pruned
+behind the newest sample, would refuse every lookup of the new, older time.
+With ``tf2_ros`` the C++ ``BufferCore`` does the lookups behind the
 same small interface as :class:`TransformBuffer`, and its exceptions become
 ours, so the node handles both alike.
 """
@@ -37,6 +41,7 @@ TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=Reli
 TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 TF_BACKENDS = ("auto", "builtin", "tf2_ros")
+BACKWARDS_JUMP_S = 1.0
 
 
 def _seconds(stamp: Any) -> float:
@@ -120,14 +125,18 @@ class TfListener:
     """Subscribes ``/tf`` and ``/tf_static`` on ``node`` and feeds ``buffer``.
 
     ``on_update()`` runs after each message (e.g. to retry lookups that waited
-    for it); ``on_invalid(message)`` for each refused transform.
+    for it); ``on_invalid(message)`` for each refused transform;
+    ``on_jump(newest, stamp)`` after a jump back in time cleared the buffer.
     """
 
     def __init__(self, node: Node, buffer, on_update: Callable[[], None], on_invalid: Callable[[str], None],
-                 callback_group: CallbackGroup | None = None, tf_topic: str = "/tf", tf_static_topic: str = "/tf_static") -> None:
+                 callback_group: CallbackGroup | None = None, tf_topic: str = "/tf", tf_static_topic: str = "/tf_static",
+                 on_jump: Callable[[float, float], None] | None = None) -> None:
         self.buffer = buffer
         self._on_update = on_update
         self._on_invalid = on_invalid
+        self._on_jump = on_jump
+        self._newest: float | None = None
         self.received = 0
         self.subscriptions = [
             node.create_subscription(TFMessage, tf_topic, lambda msg: self._on_message(msg, False), TF_QOS,
@@ -138,6 +147,15 @@ class TfListener:
 
     def _on_message(self, msg: TFMessage, static: bool) -> None:
         self.received += 1
+        stamps = [_seconds(t.header.stamp) for t in msg.transforms]
+        if not static and stamps:
+            newest, latest = self._newest, max(stamps)
+            if newest is not None and latest < newest - BACKWARDS_JUMP_S:
+                self.buffer.clear()
+                newest = None
+                if self._on_jump is not None:
+                    self._on_jump(self._newest, latest)
+            self._newest = latest if newest is None else max(newest, latest)
         for transform in msg.transforms:
             t, r = transform.transform.translation, transform.transform.rotation
             try:
