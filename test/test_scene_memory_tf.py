@@ -9,7 +9,8 @@ from tf2_msgs.msg import TFMessage
 from scene_memory_harness import scene_memory_harness
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.geometry.boxes import box_iou_matrix
-from w2r2_ros.ros.conversions import matrix_to_transform_stamped, seconds_to_stamp
+from w2r2_ros.geometry.transforms import make_transform
+from w2r2_ros.ros.conversions import matrix_to_transform_stamped, seconds_to_stamp, xyz_rgb_to_cloud
 from w2r2_ros.ros.node_runtime import NodeRuntime
 from w2r2_ros.ros.rgbd_stream_publisher import rgbd_messages
 from w2r2_ros.sim.recording import record_scene
@@ -116,3 +117,18 @@ def test_a_jump_back_in_time_clears_the_dynamic_transforms(recording):
         assert h.send_frame(messages[1], float(recording.stamps[1]), pose_source="tf")  # the loop starts again
         assert h.wait(lambda: h.node.tf_buffer.can_transform("map", "camera_color_optical_frame", float(recording.stamps[1])))
         assert h.node.tf_buffer.can_transform("base_link", "camera_color_optical_frame")  # static transforms stay
+
+
+def test_a_cloud_in_a_sensor_frame_is_transformed_into_the_map(recording):
+    """A lidar cloud in its own frame, placed by /tf_static: its points land in the map where tf says."""
+    lidar_in_map = dynamic_transforms(recording.poses[0], 0.0)[0][2] @ make_transform(np.eye(3), np.array([0.5, -1.0, 2.0]))
+    points = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+    with scene_memory_harness(pose_source="tf") as h:
+        h.robot.tf_static.publish(TFMessage(transforms=[matrix_to_transform_stamped(lidar_in_map, 0.0, "map", "lidar")]))
+        assert h.wait(lambda: h.node.tf_buffer.can_transform("map", "lidar"))
+        h.robot.publish_cloud(xyz_rgb_to_cloud(points, None, 0.0, "lidar"), float(recording.stamps[0]))
+        assert h.wait(lambda: h.received("cloud") == 1 and len(h.node.memory.snapshot().cloud_points) == 2)
+        got = h.node.memory.snapshot().cloud_points
+        expected = (lidar_in_map @ np.c_[points, np.ones(2)].T).T[:, :3]
+        assert np.all(np.abs(np.sort(got, axis=0) - np.sort(expected, axis=0)) <= h.node.memory.config.voxel_size)
+        assert h.node.drop_counts == {}

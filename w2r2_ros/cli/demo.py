@@ -44,7 +44,7 @@ from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.recordings.bag_reader import BagError, bag_connections, read_bag_raw
 from w2r2_ros.recordings.playback_plan import PlaybackPlan, plan_playback
 from w2r2_ros.ros.conversions import cloud_to_xyz_rgb, image_to_rgb
-from w2r2_ros.ros.grounding_node import STATUS_NAMES
+from w2r2_ros.ros.grounding_node import STATUS_NAMES, GroundingNode
 from w2r2_ros.ros.interfaces import GroundingQuery, GroundingResult, ObjectProposalArray
 from w2r2_ros.ros.markers import candidate_box
 from w2r2_ros.ros.node_runtime import NodeRuntime
@@ -278,7 +278,9 @@ def run(args: argparse.Namespace) -> int:
             return answer_queries(args, client, client_runtime, scene_node, grounding, plan, scene, queries, started)
 
 
-def answer_queries(args, client, client_runtime, scene_node, grounding, plan, scene, queries, started) -> int:
+def answer_queries(args: argparse.Namespace, client: DemoClient, client_runtime: NodeRuntime, scene_node: SceneMemoryNode,
+                   grounding: GroundingNode, plan: PlaybackPlan, scene: SceneSpec | None, queries: list[DemoQuery],
+                   started: float) -> int:
     """After playing: wait for proposals, ask every query, write the PNGs, print the summary."""
     played = len(client.proposal_arrays)
     if not client_runtime.wait_until(

@@ -22,6 +22,7 @@ from geometry_msgs.msg import Pose, Vector3
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
 
+from w2r2_ros.geometry.boxes import Box3D
 from w2r2_ros.ros.interfaces import GroundingCandidate, GroundingResult
 from w2r2_ros.scene.proposals import Proposal
 
@@ -47,11 +48,11 @@ def result_to_detections(result: GroundingResult) -> Detection3DArray:
     return array
 
 
-def box_pose(proposal: Proposal) -> Pose:
+def box_pose(box: Box3D) -> Pose:
     """The box centre, turned by its yaw about z when the box has one (axis-aligned boxes: identity)."""
     pose = Pose()
-    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in proposal.box.center)
-    yaw = float(getattr(proposal.box, "yaw", 0.0))  # Box3D gains a yaw with oriented proposals
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in box.center)
+    yaw = float(getattr(box, "yaw", 0.0))  # Box3D gains a yaw with oriented proposals
     pose.orientation.z, pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
     return pose
 
@@ -62,5 +63,5 @@ def proposals_to_detections(proposals: Sequence[Proposal], header: Header) -> De
     for proposal in proposals:
         size = Vector3()
         size.x, size.y, size.z = (float(v) for v in proposal.box.size)
-        array.detections.append(detection(header, str(proposal.proposal_id), box_pose(proposal), size, PROPOSAL_CLASS, 1.0))
+        array.detections.append(detection(header, str(proposal.proposal_id), box_pose(proposal.box), size, PROPOSAL_CLASS, 1.0))
     return array

@@ -65,7 +65,7 @@ from w2r2_ros.geometry.transform_buffer import TransformError
 from w2r2_ros.model.grounder import GroundingAnswer, Grounder
 from w2r2_ros.model.grounder import GroundingCandidate as RankedCandidate
 from w2r2_ros.ros.conversions import InvalidMessage, make_header, stamp_to_seconds
-from w2r2_ros.ros.detections import result_to_detections
+from w2r2_ros.ros.detections import box_pose, result_to_detections
 from w2r2_ros.ros.interfaces import (
     GroundAction,
     GroundingCandidate,
@@ -540,10 +540,8 @@ class GroundingNode(LifecycleNode):
     @staticmethod
     def _candidate(ranked: RankedCandidate) -> GroundingCandidate:
         candidate = GroundingCandidate(proposal_id=int(ranked.proposal_id), label=str(ranked.label), score=float(ranked.score))
-        center, size = ranked.box.center, ranked.box.size
-        candidate.pose.position.x, candidate.pose.position.y, candidate.pose.position.z = (float(v) for v in center)
-        candidate.pose.orientation.w = 1.0
-        candidate.size.x, candidate.size.y, candidate.size.z = (float(v) for v in size)
+        candidate.pose = box_pose(ranked.box)
+        candidate.size.x, candidate.size.y, candidate.size.z = (float(v) for v in ranked.box.size)
         return candidate
 
     # --- results out -------------------------------------------------------------------------

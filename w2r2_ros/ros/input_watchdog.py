@@ -28,12 +28,14 @@ class _Expected:
 
 
 def related_topics(topic: str, graph: list[tuple[str, list[str]]]) -> list[str]:
-    """Topics of ``graph`` (``(name, types)`` pairs) that share ``topic``'s last two name parts, or extend it."""
+    """Topics of ``graph`` (``(name, types)`` pairs) that share ``topic``'s last two name parts, extend it
+    (``.../compressed``) or are extended by it (the raw stream of a compressed one)."""
     tail = "/".join(topic.rstrip("/").split("/")[-2:])
     return [
         f"{name} ({', '.join(types)})"
         for name, types in graph
-        if name != topic and (name.startswith(topic + "/") or name.rstrip("/").endswith("/" + tail))
+        if name != topic and (name.startswith(topic + "/") or topic.startswith(name + "/")
+                              or name.rstrip("/").endswith("/" + tail))
     ]
 
 
@@ -69,7 +71,7 @@ class InputWatchdog:
         types_by_topic = dict(graph)
         lines = []
         for stream, expected in silent.items():
-            line = (f"nothing received on {expected.topic} ({expected.type_name}) for {now - expected.last:.0f} s; "
+            line = (f"nothing received on {expected.topic} ({expected.type_name}) for {now - expected.last:.1f} s; "
                     f"parameter {expected.parameter}")
             offered = [t for t in types_by_topic.get(expected.topic, []) if t != expected.type_name]
             if offered:
