@@ -5,9 +5,13 @@ The publisher replays a few dozen pre-rendered frames (ping-pong along a short a
 moves smoothly at a walking pace) with fresh stamps, so publishing costs little more than the DDS
 write. A probe subscribes to the node's outputs the way RViz would. Reported: frames published,
 received and dropped (per reason), keyframes, proposals, the node process's CPU % (of one core) and
-RSS at start and end, and the time spent inside the node's callbacks (p50/p95).
+RSS at start and end, the time spent inside the node's callbacks (p50/p95/p99), and the time the
+node's background workers take per fusion batch and per segmentation (proposal update).
 
     .venv/bin/python bench/ingest.py --seconds 60 --out bench/results/ingest.json
+    # a large map (>= 300k voxels): clouds through three rooms at 2 cm voxels while the camera walks
+    .venv/bin/python bench/ingest.py --seconds 60 --rooms 3 --map-clouds 36 --cloud-stride 2 \
+        --voxel-size 0.02 --max-voxels 400000 --out bench/results/ingest_large_map.json
 """
 from __future__ import annotations
 
@@ -24,13 +28,21 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from w2r2_ros.sim.conditions import add_world_arguments, world_from_args
+
 DEFAULT_DOMAIN_ID = 101  # tests use 1..100 (test/conftest.py), so a benchmark never hears them
 
 
 def _percentiles(values: list[float]) -> dict[str, float | int]:
     if not values:
-        return {"n": 0, "p50": float("nan"), "p95": float("nan")}
-    return {"n": len(values), "p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
+    return {
+        "n": len(values),
+        "p50": float(np.percentile(values, 50)),
+        "p95": float(np.percentile(values, 95)),
+        "p99": float(np.percentile(values, 99)),
+        "max": float(np.max(values)),
+    }
 
 
 def run_node(conn, params: dict) -> None:
@@ -50,6 +62,8 @@ def run_node(conn, params: dict) -> None:
     time.sleep(1.0)  # let queued callbacks finish
     stats = node.memory.stats()
     timings = node.callback_ms()
+    cpu_timings = node.callback_cpu_ms()
+    workers = node.workers.timings_ms()
     conn.send(
         {
             "received": node.received_counts,
@@ -59,29 +73,40 @@ def run_node(conn, params: dict) -> None:
             "voxels": stats.voxels,
             "proposals": stats.proposals,
             "callback_ms": {name: _percentiles(values) for name, values in timings.items()},
+            "callback_cpu_ms": {name: _percentiles(values) for name, values in cpu_timings.items()},
+            "worker_ms": {name: _percentiles(values) for name, values in workers.items()},
         }
     )
     runtime.shutdown()
 
 
-def prerender(n_frames: int, width: int, height: int, sweep_deg: float, cloud_stride: int, seed: int):
-    """Frames of one synthetic room along a smooth arc, as ready-to-publish messages, plus a few map-frame clouds."""
+def prerender(n_frames: int, width: int, height: int, sweep_deg: float, cloud_stride: int, seed: int, world, map_clouds: int):
+    """Frames of one synthetic building along a smooth arc, as ready-to-publish messages, plus map-frame clouds:
+    a few from that arc, or (``map_clouds`` > 0) that many 320x240 views on a loop through every room, which
+    grow the map to the whole building while the camera walks its arc."""
     from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
     from w2r2_ros.ros.conversions import xyz_rgb_to_cloud
     from w2r2_ros.ros.rgbd_stream_publisher import rgbd_messages
     from w2r2_ros.sim.recording import record_scene
-    from w2r2_ros.sim.trajectory import TrajectoryConfig
+    from w2r2_ros.sim.render import render_rgbd
+    from w2r2_ros.sim.trajectory import TrajectoryConfig, orbit_trajectory
     from w2r2_ros.sim.world import generate_scene
 
     smooth = TrajectoryConfig(sweep_deg=sweep_deg, radial_jitter_m=0.0, height_jitter_m=0.0, target_jitter_m=0.0)
+    scene = generate_scene("bench_ingest", seed, world.scene)
     recording = record_scene(
-        generate_scene("bench_ingest", seed), n_frames, Intrinsics.from_fov(width, height, 70.0), trajectory_config=smooth
+        scene, n_frames, Intrinsics.from_fov(width, height, 70.0), trajectory_config=smooth, render_config=world.render
     )
     frames = [rgbd_messages(f.rgb, f.depth, recording.intrinsics, pose) for f, pose in zip(recording.frames, recording.poses)]
+    if map_clouds > 0:
+        small = Intrinsics.from_fov(320, 240, 70.0)
+        views = [(render_rgbd(scene, small, pose, world.render), pose) for pose in orbit_trajectory(scene, map_clouds, seed + 1)]
+    else:
+        views = [(recording.frames[k], recording.poses[k]) for k in range(0, n_frames, max(1, n_frames // 4))]
     clouds = []
-    for k in range(0, n_frames, max(1, n_frames // 4)):
-        points, pixels = backproject_depth(recording.frames[k].depth, recording.intrinsics, recording.poses[k], cloud_stride)
-        clouds.append(xyz_rgb_to_cloud(points, recording.frames[k].rgb.reshape(-1, 3)[pixels], 0.0, "map"))
+    for frame, pose in views:
+        points, pixels = backproject_depth(frame.depth, Intrinsics.from_fov(*frame.depth.shape[::-1], 70.0), pose, cloud_stride)
+        clouds.append(xyz_rgb_to_cloud(points, frame.rgb.reshape(-1, 3)[pixels], 0.0, "map"))
     steps = np.linalg.norm(np.diff(recording.poses[:, :3, 3], axis=0), axis=1)
     return frames, clouds, float(steps.mean())
 
@@ -96,8 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="pre-rendered frames, replayed forth and back")
     parser.add_argument("--sweep-deg", type=float, default=30.0, help="arc of the pre-rendered camera path")
     parser.add_argument("--cloud-stride", type=int, default=4, help="depth pixel stride of the published clouds")
+    parser.add_argument("--map-clouds", type=int, default=0,
+                        help="publish clouds of this many views through every room (a map of the whole building)")
     parser.add_argument("--publish-rate-hz", type=float, default=1.0, help="the node's output/proposal rate")
     parser.add_argument("--image-qos-depth", type=int, default=5, help="the node's image/cloud reader queue")
+    parser.add_argument("--voxel-size", type=float, default=None, help="the node's voxel_size (default: its own)")
+    parser.add_argument("--max-voxels", type=int, default=None, help="the node's max_voxels (default: its own)")
     parser.add_argument(
         "--dds-profile",
         default=str(Path(__file__).resolve().parents[1] / "config" / "fastdds_large_messages.xml"),
@@ -107,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain-id", type=int, default=DEFAULT_DOMAIN_ID)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
+    add_world_arguments(parser)
     args = parser.parse_args(argv)
+    world = world_from_args(args)
 
     # Before rclpy starts (here and in the child, which inherits the environment): own domain, loopback only.
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
@@ -123,13 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     from w2r2_ros.ros.rgbd_stream_publisher import RgbdStreamPublisher
 
     print(f"pre-rendering {args.frames} frames at {args.width}x{args.height} ...", flush=True)
-    frames, clouds, step_m = prerender(args.frames, args.width, args.height, args.sweep_deg, args.cloud_stride, args.seed)
+    frames, clouds, step_m = prerender(args.frames, args.width, args.height, args.sweep_deg, args.cloud_stride, args.seed, world, args.map_clouds)
     order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))  # ping-pong: no jump at the loop
 
     ctx = multiprocessing.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe()
-    child = ctx.Process(target=run_node, args=(child_conn, {"publish_rate_hz": args.publish_rate_hz, "image_qos_depth": args.image_qos_depth,
-                                                         "pose_source": "pose"}), daemon=True)
+    node_params = {"publish_rate_hz": args.publish_rate_hz, "image_qos_depth": args.image_qos_depth, "pose_source": "pose"}
+    node_params.update({k: v for k, v in (("voxel_size", args.voxel_size), ("max_voxels", args.max_voxels)) if v is not None})
+    # Not daemonic: the node starts its own segmentation process, which a daemonic process may not.
+    child = ctx.Process(target=run_node, args=(child_conn, node_params), daemon=False)
     child.start()
     node_process = psutil.Process(child.pid)
     if not parent_conn.poll(120):
@@ -185,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parent_conn.send("stop")
     node_stats = parent_conn.recv()
     child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
     runtime.shutdown()
 
     cpu_s = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
@@ -198,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
         },
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "node_parameters": node_params,
         "camera_step_m": step_m,
         "wall_s": wall,
         "published": published,
@@ -214,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "node_cpu_percent_of_one_core": 100.0 * cpu_s / wall,
         "node_rss_mb": {"start": rss_start / 2**20, "end": rss_end / 2**20},
         "callback_ms": node_stats["callback_ms"],
+        "callback_cpu_ms": node_stats["callback_cpu_ms"],
+        "worker_ms": node_stats["worker_ms"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
@@ -238,9 +276,14 @@ def print_table(r: dict) -> None:
         ("node CPU (% of one core)", f"{r['node_cpu_percent_of_one_core']:.0f}"),
         ("node RSS start -> end (MB)", f"{r['node_rss_mb']['start']:.0f} -> {r['node_rss_mb']['end']:.0f}"),
     ]
+    cpu = r["callback_cpu_ms"]
     for name in ("rgb", "depth", "cloud", "publish"):
         if name in ms:
-            rows.append((f"{name} callback ms p50 / p95 (n)", f"{ms[name]['p50']:.1f} / {ms[name]['p95']:.1f} ({ms[name]['n']})"))
+            label = "outputs (output thread)" if name == "publish" else f"{name} callback"
+            rows.append((f"{label} ms p50 / p95 / p99 (n)", f"{ms[name]['p50']:.1f} / {ms[name]['p95']:.1f} / {ms[name]['p99']:.1f} ({ms[name]['n']})"))
+            rows.append((f"  its CPU ms p50 / p95 / p99", f"{cpu[name]['p50']:.1f} / {cpu[name]['p95']:.1f} / {cpu[name]['p99']:.1f}"))
+    for name, w in r["worker_ms"].items():
+        rows.append((f"{name} worker ms per run p50 / p95 / max (n)", f"{w['p50']:.1f} / {w['p95']:.1f} / {w['max']:.1f} ({w['n']})"))
     width = max(len(name) for name, _ in rows)
     print()
     for name, value in rows:

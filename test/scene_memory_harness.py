@@ -80,6 +80,14 @@ class Harness:
         self.robot.publish_rgbd(messages, stamp, pose_source=pose_source, pose_lead_s=0.01)
         return self.wait(lambda: self.received("rgb") > before and not self.node_busy())
 
+    def wait_for_latest_proposals(self, timeout_s: float) -> bool:
+        """Wait until the node's workers fused every frame taken and segmented that map, then for the next
+        proposal array (published after, so it carries those proposals)."""
+        if not self.wait(self.node.workers.caught_up, timeout_s):
+            return False
+        seen = self.probe.array_count
+        return self.wait(lambda: self.probe.array_count > seen, timeout_s)
+
     def node_busy(self) -> bool:
         """Whether an rgb or depth message was counted but its callback has not finished."""
         timing = self.node.callback_ms()

@@ -92,13 +92,67 @@ def test_unsupported_encoding(harness, recording, capfd):
     assert_still_fuses(harness, recording, 100.0)
 
 
-def test_depth_size_differs_from_image(harness, recording):
+def test_depth_of_another_aspect_than_the_colour_is_dropped_naming_both_sizes(harness, recording):
     good = frame(recording, 0)
-    small = depth_to_image(np.ones((60, 80), np.float32), seconds_to_stamp(10.0), "cam")
+    other_aspect = depth_to_image(np.ones((60, 100), np.float32), seconds_to_stamp(10.0), "cam")
     harness.robot.camera_info.publish(good.camera_info)
     time.sleep(0.1)
-    publish_spaced(harness.robot.depth, [small] * 3)
-    assert_dropped_and_warned_once(harness, "size_mismatch", 3, "depth image is 80x60 but camera_info says 160x120")
+    publish_spaced(harness.robot.depth, [other_aspect] * 3)
+    assert_dropped_and_warned_once(harness, "size_mismatch", 3, "depth image is 100x60 but the colour camera_info says 160x120")
+    assert "another aspect ratio" in harness.node.warnings.last_message["size_mismatch"]
+    assert_still_fuses(harness, recording, 100.0)
+
+
+def test_depth_at_half_the_colour_resolution_is_resampled_and_fused(harness, recording, capfd):
+    """A driver's registered depth at 80x60 beside 160x120 colour: same field of view, so each frame is fused
+    after nearest-pixel resampling, with one warning that names both sizes and the parameter."""
+    harness.robot.camera_info.publish(frame(recording, 0).camera_info)
+    time.sleep(0.1)
+    for i in range(len(recording.frames)):
+        messages = frame(recording, i)
+        half = recording.frames[i].depth[1::2, 1::2]
+        messages.depth = depth_to_image(half, 0.0, "camera_color_optical_frame", encoding="16UC1")
+        assert harness.send_frame(messages, 20.0 + 0.2 * i)
+    n = len(recording.frames)
+    assert harness.wait(lambda: harness.node.frame_outcomes.get("keyframe", 0) == n), harness.node.drop_counts
+    assert harness.node.drop_counts == {} and harness.node.adjusted_counts == {"depth_resampled": n}
+    warnings = harness.node.warnings
+    assert warnings.emitted["depth_resampled"] == 1 and warnings.suppressed["depth_resampled"] == n - 1
+    text = "depth image is 80x60 but the colour camera_info says 160x120"
+    assert text in warnings.last_message["depth_resampled"] and "depth_resample" in warnings.last_message["depth_resampled"]
+    err = []
+    assert harness.wait(lambda: err.append(capfd.readouterr().err) or text in "".join(err), timeout_s=5.0)
+    # The fused points lie on the scene's surfaces as with full-resolution depth: inside the room.
+    assert harness.wait(lambda: harness.node.memory.stats().voxels > 100)
+    cloud = harness.node.memory.snapshot().cloud_points
+    half_room = recording.scene.room_size[:2] / 2 + 0.1
+    assert np.all(np.abs(cloud[:, :2]) <= half_room) and np.all((cloud[:, 2] > -0.1) & (cloud[:, 2] < recording.scene.room_size[2] + 0.1))
+
+
+def test_depth_at_another_resolution_is_dropped_when_resampling_is_off(recording):
+    with scene_memory_harness(warning_period_s=PERIOD_S, depth_resample=False) as h:
+        h.robot.camera_info.publish(frame(recording, 0).camera_info)
+        time.sleep(0.1)
+        half = depth_to_image(recording.frames[0].depth[::2, ::2], seconds_to_stamp(10.0), "cam")
+        publish_spaced(h.robot.depth, [half] * 2)
+        assert_dropped_and_warned_once(h, "size_mismatch", 2, "depth image is 80x60 but the colour camera_info says 160x120 (depth_resample is false)")
+
+
+def test_a_two_million_point_cloud_is_fused_every_nth_point_with_a_warning(harness, recording):
+    """32 MB in one message: the node reads only max_cloud_points of it, says so, and keeps taking frames."""
+    rng = np.random.default_rng(0)
+    n = 2_000_000
+    points = np.column_stack([rng.uniform(-2, 2, n), rng.uniform(-2, 2, n), rng.uniform(0, 2, n)]).astype(np.float32)
+    colors = np.full((n, 3), 90, np.uint8)
+    huge = xyz_rgb_to_cloud(points, colors, 3.0, "map")
+    harness.robot.cloud.publish(huge)
+    assert harness.wait(lambda: harness.node.adjusted_counts.get("cloud_downsampled", 0) == 1, timeout_s=60.0), (
+        harness.node.received_counts, harness.node.drop_counts
+    )
+    message = harness.node.warnings.last_message["cloud_downsampled"]
+    assert "cloud of 2000000 points is more than max_cloud_points 500000: every 4th point fused (500000)" in message
+    assert harness.wait(lambda: harness.node.memory.stats().voxels > 10_000, timeout_s=60.0)
+    assert harness.node.drop_counts == {}
     assert_still_fuses(harness, recording, 100.0)
 
 

@@ -184,12 +184,13 @@ def matrix_to_odometry(transform: np.ndarray, stamp: float | Time, frame_id: str
 
 # --- point clouds -----------------------------------------------------------
 
-def cloud_to_structured(msg: PointCloud2) -> np.ndarray:
-    """Every point of a PointCloud2 as a 1-D structured array with the message's fields.
+def cloud_to_structured(msg: PointCloud2, stride: int = 1) -> np.ndarray:
+    """Every ``stride``-th point of a PointCloud2 as a 1-D structured array with the message's fields.
 
     Any layout is read: fields at any offsets, any ``point_step`` and ``row_step``
     (row padding is skipped), either byte order. The result is a copy in native
-    byte order, ``height * width`` points long, row-major.
+    byte order, row-major; only the points kept are copied, so a huge cloud read
+    with a stride costs what the points kept cost.
     """
     point_step, width, height = int(msg.point_step), int(msg.width), int(msg.height)
     order = ">" if msg.is_bigendian else "<"
@@ -220,7 +221,7 @@ def cloud_to_structured(msg: PointCloud2) -> np.ndarray:
         )
     dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
     rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, msg.row_step)[:, : width * point_step]
-    points = np.ascontiguousarray(rows).view(dtype).reshape(-1)
+    points = np.ascontiguousarray(rows).view(dtype).reshape(-1)[:: max(int(stride), 1)]
     native = np.dtype([(name, points.dtype.fields[name][0].newbyteorder("=")) for name in names])
     out = np.empty(points.shape, dtype=native)
     for name in names:
@@ -228,8 +229,8 @@ def cloud_to_structured(msg: PointCloud2) -> np.ndarray:
     return out
 
 
-def cloud_to_xyz_rgb(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray | None]:
-    """Finite points of a cloud as ``(xyz (N, 3) float32, rgb (N, 3) uint8 or None)``.
+def cloud_to_xyz_rgb(msg: PointCloud2, stride: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """Finite points of a cloud (every ``stride``-th) as ``(xyz (N, 3) float32, rgb (N, 3) uint8 or None)``.
 
     x, y, z must be FLOAT32 or FLOAT64. Colour is read from a packed ``rgb`` or
     ``rgba`` field (float32 or uint32 holding 0x00RRGGBB, the PCL convention) when
@@ -241,7 +242,7 @@ def cloud_to_xyz_rgb(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray | None]:
             raise InvalidMessage(f"PointCloud2: no '{axis}' field (fields: {sorted(fields)})")
         if fields[axis].datatype not in (PointField.FLOAT32, PointField.FLOAT64):
             raise InvalidMessage(f"PointCloud2: field '{axis}' has datatype {fields[axis].datatype}, need FLOAT32 or FLOAT64")
-    points = cloud_to_structured(msg)
+    points = cloud_to_structured(msg, stride)
     xyz = np.stack([points["x"], points["y"], points["z"]], axis=-1).astype(np.float32)
     finite = np.all(np.isfinite(xyz), axis=1)
     color_name = next((name for name in ("rgb", "rgba") if name in fields), None)

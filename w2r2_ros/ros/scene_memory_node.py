@@ -2,10 +2,11 @@
 
 A thin node over :class:`w2r2_ros.scene.memory.SceneMemory`: it decodes
 messages (``conversions``), hands them to the memory (which pairs RGB, depth and
-pose by stamp, keeps keyframes and fuses voxels), and on a timer recomputes the
-proposals and publishes the fused cloud, proposal markers and an
-ObjectProposalArray. Proposals are recomputed in the timer, never in an image
-callback, so ingest keeps up with a 30 Hz camera.
+pose by stamp and keeps keyframes), and on a timer publishes the fused cloud,
+proposal markers and an ObjectProposalArray. Fusion and the segmentation into
+proposals run on the memory's own worker threads (``scene.workers``), never in a
+callback, so callbacks take milliseconds whatever the map size and ingest keeps
+up with a 30 Hz camera; the timer publishes the latest proposals.
 
 Camera poses come from ``/tf`` and ``/tf_static`` (``pose_source: tf``, the
 default): the pose of the images' ``frame_id`` (or ``camera_frame``) in
@@ -96,7 +97,10 @@ from w2r2_ros.ros.tf_listener import TF_BACKENDS, TfListener, make_transform_buf
 from w2r2_ros.scene.keyframes import KeyframePolicy
 from w2r2_ros.scene.memory import FrameOutcome, IngestStatus, SceneMemory, SceneMemoryConfig
 from w2r2_ros.scene.proposals import ProposalConfig
+from w2r2_ros.scene.sync import DropReason
+from w2r2_ros.scene.workers import SceneWorkers
 from w2r2_ros.sensors.compressed_codec import compressed_depth_to_depth, compressed_to_rgb
+from w2r2_ros.sensors.depth_resolution import resample_depth, same_aspect
 
 POSE_SOURCES = ("tf", "pose", "odometry")
 # image_transport names: the subscribed topic is <topic>/<transport> for the compressed ones.
@@ -157,6 +161,10 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "min_fuse_interval_s": ParamSpec(memory.min_fuse_interval_s, "non-keyframes are fused at most this often", minimum=0.0),
         "proposal_min_hits": ParamSpec(memory.proposal_min_hits, "voxels hit fewer times are left out of proposals (3 for a noisy sensor)", minimum=1),
         "proposal_min_cluster_voxels": ParamSpec(proposals.min_cluster_voxels, "smaller clusters are not proposals", minimum=1),
+        "max_fusion_backlog": ParamSpec(memory.max_fusion_backlog, "frames and clouds queued for the fusion worker; beyond, the oldest is dropped (fusion_backlog)", minimum=1),
+        "segmentation_process": ParamSpec(True, "cluster proposals in a child process (false: a thread, which holds the GIL the callbacks need)"),
+        "max_cloud_points": ParamSpec(500_000, "a larger input cloud is fused every n-th point, with a warning", minimum=1),
+        "depth_resample": ParamSpec(True, "depth at another resolution than the colour but the same aspect is resampled to it (false: dropped)"),
     }
 
 
@@ -189,7 +197,9 @@ class SceneMemoryNode(LifecycleNode):
         self._drops: Counter[str] = Counter()
         self._received: Counter[str] = Counter()
         self._outcomes: Counter[str] = Counter()
+        self._adjusted: Counter[str] = Counter()
         self._callback_ms: dict[str, deque[float]] = {k: deque(maxlen=_TIMING_WINDOW) for k in ("rgb", "depth", "cloud", "publish")}
+        self._callback_cpu_ms: dict[str, deque[float]] = {k: deque(maxlen=_TIMING_WINDOW) for k in self._callback_ms}
         self.warnings = RateLimitedWarner(self.get_logger().warning, period_s=p["warning_period_s"])
         self._active_entities: list[Any] = []  # subscriptions, publishers and the timer of the active state
         self._timer = None
@@ -207,6 +217,19 @@ class SceneMemoryNode(LifecycleNode):
         self.watchdog = InputWatchdog(self, float(p["input_timeout_s"]), self.warnings.warn)
         self._active_timers: list[Any] = []  # the watchdog's and the latched camera_info follower's
         self._latched_camera_info: Any = None
+        # Fusion and segmentation run on the memory's workers for the node's whole life (nothing to do while
+        # inactive: nothing is received). The publishing timer only says "publish now"; building and
+        # sending the outputs (a fused cloud of up to max_voxels points, a marker per proposal) happens on
+        # the output thread, so the executor stays free for the sensor callbacks.
+        self._backlog_drops = 0
+        self.workers = SceneWorkers(
+            self._memory, 1.0 / p["publish_rate_hz"], on_error=self._worker_error, in_process=not p["segmentation_process"]
+        )
+        self.workers.start()
+        self._publish_due, self._closing = threading.Event(), threading.Event()
+        self._output_lock = threading.Lock()  # held while publishing; deactivate waits for it before destroying
+        self._output_thread = threading.Thread(target=self._output_loop, name="scene-outputs", daemon=True)
+        self._output_thread.start()
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
         if p["autostart"]:
             bring_up(self)
@@ -310,12 +333,13 @@ class SceneMemoryNode(LifecycleNode):
             self.destroy_timer(timer)
         self._active_timers = []
         self._latched_camera_info = None  # it is one of the active entities
-        for entity in self._active_entities:
-            if hasattr(entity, "publish"):
-                self.destroy_publisher(entity)
-            else:
-                self.destroy_subscription(entity)
-        self._active_entities = []
+        with self._output_lock:  # the output thread is not publishing now, and will not (no timer)
+            for entity in self._active_entities:
+                if hasattr(entity, "publish"):
+                    self.destroy_publisher(entity)
+                else:
+                    self.destroy_subscription(entity)
+            self._active_entities = []
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Forget the scene and withdraw the reset service."""
@@ -340,6 +364,8 @@ class SceneMemoryNode(LifecycleNode):
         self.params = {**self.params, **changes}
         if "warning_period_s" in changes:
             self.warnings.period_s = float(changes["warning_period_s"])
+        if "publish_rate_hz" in changes:
+            self.workers.period_s = 1.0 / float(changes["publish_rate_hz"])
         if "publish_rate_hz" in changes and self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = self.create_timer(1.0 / float(changes["publish_rate_hz"]), self._publish,
@@ -387,10 +413,27 @@ class SceneMemoryNode(LifecycleNode):
         with self._lock:
             return dict(self._outcomes)
 
+    @property
+    def adjusted_counts(self) -> dict[str, int]:
+        """Messages used after an adjustment that was warned about: ``cloud_downsampled`` (over
+        max_cloud_points), ``depth_resampled`` (depth at another resolution than the colour)."""
+        with self._lock:
+            return dict(self._adjusted)
+
+    def _adjust(self, kind: str, message: str) -> None:
+        with self._lock:
+            self._adjusted[kind] += 1
+        self.warnings.warn(kind, message)
+
     def callback_ms(self) -> dict[str, list[float]]:
         """Recent time spent inside the rgb, depth, cloud and publishing (timer) callbacks, in milliseconds."""
         with self._lock:
             return {k: list(v) for k, v in self._callback_ms.items()}
+
+    def callback_cpu_ms(self) -> dict[str, list[float]]:
+        """The same callbacks' CPU time on their own thread (without the time the OS or the GIL kept them waiting)."""
+        with self._lock:
+            return {k: list(v) for k, v in self._callback_cpu_ms.items()}
 
     # --- input callbacks ---------------------------------------------------------------------------
 
@@ -421,9 +464,11 @@ class SceneMemoryNode(LifecycleNode):
                 with self._lock:
                     self._outcomes[status.outcome.value] += 1
 
-    def _timed(self, stream: str, started: float) -> None:
+    def _timed(self, stream: str, started: tuple[float, float]) -> None:
+        wall, cpu = time.perf_counter() - started[0], time.thread_time() - started[1]
         with self._lock:
-            self._callback_ms[stream].append((time.perf_counter() - started) * 1e3)
+            self._callback_ms[stream].append(wall * 1e3)
+            self._callback_cpu_ms[stream].append(cpu * 1e3)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._count("camera_info")
@@ -571,6 +616,8 @@ class SceneMemoryNode(LifecycleNode):
             self._drop("invalid_image", f"{stream} image: {error}")
             return None
         height, width = pixels.shape[:2]
+        if stream == "depth" and (height, width) != (intrinsics.height, intrinsics.width):
+            return self._depth_to_colour_size(pixels, intrinsics)
         if (height, width) != (intrinsics.height, intrinsics.width):
             self._drop(
                 "size_mismatch",
@@ -580,8 +627,29 @@ class SceneMemoryNode(LifecycleNode):
             return None
         return pixels
 
+    def _depth_to_colour_size(self, depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray | None:
+        """Depth of another size than the colour: resampled to it when it has the colour's aspect ratio (the same
+        field of view, as registered depth at a driver's own resolution has) and ``depth_resample`` is on;
+        otherwise dropped. Either way the warning names both sizes."""
+        height, width = depth.shape
+        sizes = f"depth image is {width}x{height} but the colour camera_info says {intrinsics.width}x{intrinsics.height}"
+        if not self.params["depth_resample"] or not same_aspect((width, height), (intrinsics.width, intrinsics.height)):
+            why = "depth_resample is false" if not self.params["depth_resample"] else "another aspect ratio, so another field of view"
+            self._drop(
+                "size_mismatch",
+                f"{sizes} ({why}): publish depth registered to the colour camera"
+                + ("" if self.params["depth_resample"] else ", or set depth_resample true to resample depth of the same aspect"),
+            )
+            return None
+        self._adjust(
+            "depth_resampled",
+            f"{sizes}: resampled to the colour size (nearest pixel; assumes depth registered to the colour camera, same "
+            "field of view); publish depth at the colour resolution, or set depth_resample false to drop such frames",
+        )
+        return resample_depth(depth, intrinsics.width, intrinsics.height)
+
     def _on_rgb(self, msg: Image | CompressedImage) -> None:
-        started = time.perf_counter()
+        started = time.perf_counter(), time.thread_time()
         self._count("rgb")
         if msg.header.frame_id and not self.params["camera_frame"]:
             self._camera_frame = msg.header.frame_id
@@ -592,7 +660,7 @@ class SceneMemoryNode(LifecycleNode):
         self._timed("rgb", started)
 
     def _on_depth(self, msg: Image | CompressedImage) -> None:
-        started = time.perf_counter()
+        started = time.perf_counter(), time.thread_time()
         self._count("depth")
         intrinsics = self._camera("depth")
         depth = self._decode("depth", msg, self._depth_decoder, intrinsics) if intrinsics is not None else None
@@ -615,11 +683,19 @@ class SceneMemoryNode(LifecycleNode):
     # --- point clouds --------------------------------------------------------------------------------
 
     def _on_cloud(self, msg: PointCloud2) -> None:
-        started = time.perf_counter()
+        started = time.perf_counter(), time.thread_time()
         self._count("cloud")
         frame, stamp = msg.header.frame_id, stamp_to_seconds(msg.header.stamp)
+        n_points, limit = int(msg.width) * int(msg.height), int(self.params["max_cloud_points"])
+        stride = -(-n_points // limit) if n_points > limit else 1
+        if stride > 1:
+            self._adjust(
+                "cloud_downsampled",
+                f"cloud of {n_points} points is more than max_cloud_points {limit}: every {stride}th point fused "
+                f"({-(-n_points // stride)}); raise max_cloud_points to fuse all (fusion time grows with the points)",
+            )
         try:
-            points, colors = cloud_to_xyz_rgb(msg)
+            points, colors = cloud_to_xyz_rgb(msg, stride)
         except InvalidMessage as error:
             self._drop("invalid_cloud", str(error))
             points = None
@@ -635,13 +711,55 @@ class SceneMemoryNode(LifecycleNode):
             self._report_gave_up()
         self._timed("cloud", started)
 
-    # --- output ------------------------------------------------------------------------------------
+    # --- workers and output ------------------------------------------------------------------------
+
+    def _worker_error(self, step: str, error: Exception) -> None:
+        self.warnings.warn(f"{step}_error", f"{step} worker: {type(error).__name__}: {error} (the worker carries on)")
+
+    def destroy_node(self) -> None:
+        self._closing.set()
+        self._output_thread.join(timeout=5.0)
+        self.workers.stop()
+        super().destroy_node()
+
+    def _output_loop(self) -> None:
+        while not self._closing.is_set():
+            if not self._publish_due.wait(0.1):
+                continue
+            self._publish_due.clear()
+            try:
+                with self._output_lock:
+                    if self._timer is not None:  # still active
+                        self._publish_outputs()
+            except Exception as error:  # noqa: BLE001 - e.g. the context shut down under it; say so, carry on
+                if not self.context.ok():
+                    return
+                self._worker_error("publish", error)
+
+    def _report_backlog(self) -> None:
+        """Frames the fusion worker could not keep up with: counted and said, never lost silently."""
+        dropped = self._memory.stats().dropped.get(DropReason.FUSION_BACKLOG, 0)
+        self._backlog_drops = min(self._backlog_drops, dropped)  # the memory was reset
+        if dropped > self._backlog_drops:
+            with self._lock:
+                self._drops["fusion_backlog"] += dropped - self._backlog_drops
+            self.warnings.warn(
+                "fusion_backlog",
+                f"{dropped - self._backlog_drops} frame(s) not fused: {DropReason.FUSION_BACKLOG.value}; raise "
+                "max_fusion_backlog, min_fuse_interval_s or depth_stride, or lower max_voxels",
+            )
+            self._backlog_drops = dropped
 
     def _publish(self) -> None:
-        started = time.perf_counter()
-        proposals = self._memory.update_proposals()
+        """Timer callback: hand the publishing to the output thread (it takes milliseconds to tens of them)."""
+        self._publish_due.set()
+
+    def _publish_outputs(self) -> None:
+        started = time.perf_counter(), time.thread_time()
+        self._report_backlog()
         cloud_wanted = self._cloud_pub.get_subscription_count() > 0
         snapshot = self._memory.snapshot(include_cloud=cloud_wanted)
+        proposals = snapshot.proposals
         header = make_header(snapshot.stamp if snapshot.stamp is not None else self.get_clock().now().to_msg(), self.map_frame)
         if cloud_wanted:
             self._cloud_pub.publish(xyz_rgb_to_cloud(snapshot.cloud_points, snapshot.cloud_colors, header.stamp, self.map_frame))
@@ -655,7 +773,6 @@ class SceneMemoryNode(LifecycleNode):
             f"{len(proposals)} proposals; drops {self.drop_counts}"
         )
         self._timed("publish", started)
-
 
     def _publish_new_keyframes(self, keyframes: tuple) -> None:
         """Each keyframe once, before the proposal array that counts it (the reader trims to that count)."""
@@ -686,6 +803,7 @@ def _memory_config(p: dict[str, object]) -> SceneMemoryConfig:
         max_depth_m=float(p["max_depth_m"]),
         min_fuse_interval_s=float(p["min_fuse_interval_s"]),
         proposal_min_hits=int(p["proposal_min_hits"]),
+        max_fusion_backlog=int(p["max_fusion_backlog"]),
         # Clustering runs on the fusion grid: components are only connected at the voxel size they were fused at.
         proposals=dataclasses.replace(
             defaults.proposals, voxel_size=float(p["voxel_size"]), min_cluster_voxels=int(p["proposal_min_cluster_voxels"])

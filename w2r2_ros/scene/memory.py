@@ -11,6 +11,16 @@ A frame whose pose has not arrived yet waits (``max_pose_wait_s``, see
 ``sync.py``): its writer gets a ``WAITING`` status, and the final status (fused,
 or dropped and why) comes out of :meth:`SceneMemory.take_released` after the
 call that settled it (usually :meth:`SceneMemory.add_pose`).
+
+Fusing a frame costs tens of milliseconds and grows with the map (sorted voxel
+arrays), clustering hundreds at 300k voxels. A node must not spend that in its
+sensor callbacks, so with :meth:`SceneMemory.set_background_fusion` the writers
+only sync and decide (keyframe, fuse or skip) and queue the frames and clouds to
+fuse; a worker (``workers.SceneWorkers``) drains the queue with
+:meth:`fuse_pending` and reclusters with :meth:`update_proposals`. The voxel map
+has its own lock, so fusion and the copy that clustering starts from never
+hold up the writers; without background fusion everything happens in the
+caller, as tests and training want it.
 """
 from __future__ import annotations
 
@@ -18,6 +28,7 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Callable
 
 import numpy as np
 
@@ -26,6 +37,9 @@ from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
 from w2r2_ros.scene.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
 from w2r2_ros.scene.proposals import Proposal, ProposalConfig, propose_objects
 from w2r2_ros.scene.sync import DropReason, SyncedFrame, SyncOutcome, TimestampSync
+
+_CloudJob = tuple[float, np.ndarray, "np.ndarray | None"]  # stamp, map-frame points, colours
+Segmenter = Callable[[np.ndarray, np.ndarray, ProposalConfig], list[Proposal]]
 from w2r2_ros.scene.voxel_map import VoxelMap
 
 
@@ -58,6 +72,9 @@ class SceneMemoryConfig:
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     # A new proposal inherits the id of the previous proposal it overlaps most, if by at least this IoU.
     proposal_match_iou: float = 0.25
+    # With background fusion, at most this many frames/clouds wait for the fusion worker; beyond, the
+    # oldest is dropped and counted (DropReason.FUSION_BACKLOG).
+    max_fusion_backlog: int = 16
 
 
 # Unread statuses of frames released after waiting for their pose (take_released); ~30 s at 30 Hz.
@@ -114,6 +131,7 @@ class MemoryStats:
     poses: int
     awaiting_pose: int
     dropped: dict[DropReason, int]
+    fusion_backlog: int = 0  # frames and clouds queued for the fusion worker
 
 
 def match_proposal_ids(previous: list[Proposal], current: list[Proposal], min_iou: float, next_id: int) -> tuple[list[Proposal], int]:
@@ -151,6 +169,13 @@ class SceneMemory:
             )
         self.config = config
         self._lock = threading.Lock()
+        # The voxel map's own lock, taken after _lock when both are needed (never the other way round).
+        self._voxel_lock = threading.Lock()
+        self._background = False
+        self._to_fuse: deque[SyncedFrame | _CloudJob] = deque()
+        self._fuse_ready = threading.Event()
+        self._fusing = 0  # jobs taken off the queue and not yet in the voxel map
+        self._map_version = 0  # bumped by every fusion: the proposals worker reclusters only a changed map
         self._sync = TimestampSync(
             config.sync_tolerance_s,
             config.max_pending_images,
@@ -221,19 +246,89 @@ class SceneMemory:
         (NaN/inf rows are skipped)."""
         points = np.asarray(points, dtype=np.float32)
         with self._lock:
-            fused = self._voxels.insert(points, colors, stamp=float(stamp))
             self._stamp = float(stamp) if self._stamp is None else max(self._stamp, float(stamp))
-            return fused
+            if self._background:
+                self._queue((float(stamp), points, colors))
+                return len(points)
+        return self._insert_cloud((float(stamp), points, colors))
 
-    def update_proposals(self) -> tuple[Proposal, ...]:
-        """Recompute proposals from the voxel map, keeping ids stable across updates.
+    def set_background_fusion(self, enabled: bool) -> None:
+        """Queue fusion for :meth:`fuse_pending` (a worker thread) instead of fusing in the writer's call.
 
-        The clustering runs outside the lock so that ingest is not blocked meanwhile.
+        Switching it off fuses whatever is still queued, in the caller.
         """
         with self._lock:
+            self._background = bool(enabled)
+        if not enabled:
+            self.fuse_pending()
+
+    def wait_for_fusion(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until a frame or cloud is queued for fusion; True if one is."""
+        return self._fuse_ready.wait(timeout_s)
+
+    def fuse_pending(self, max_jobs: int | None = None) -> int:
+        """Fuse the queued frames and clouds (at most ``max_jobs``) in one voxel-map insert; returns how many.
+
+        Called by the fusion worker (``workers.SceneWorkers``). One insert for the whole batch: an insert
+        costs about the same for one frame or ten (it rewrites the sorted voxel arrays), so a worker that
+        fell behind catches up instead of falling further behind.
+        """
+        with self._lock:
+            count = len(self._to_fuse) if max_jobs is None else min(max_jobs, len(self._to_fuse))
+            jobs = [self._to_fuse.popleft() for _ in range(count)]
+            self._fusing += len(jobs)
+            if not self._to_fuse:
+                self._fuse_ready.clear()
+        if not jobs:
+            return 0
+        try:
+            self._fuse_jobs(jobs)
+        finally:
+            with self._lock:
+                self._fusing -= len(jobs)
+        return len(jobs)
+
+    def fusion_idle(self) -> bool:
+        """Nothing queued for fusion and nothing being fused: the voxel map holds every frame taken so far."""
+        with self._lock:
+            return not self._to_fuse and self._fusing == 0
+
+    def _fuse_jobs(self, jobs: list[SyncedFrame | _CloudJob]) -> None:
+        coloured: list[tuple[np.ndarray, np.ndarray]] = []
+        plain: list[np.ndarray] = []
+        for job in jobs:
+            if isinstance(job, SyncedFrame):
+                coloured.append(self._frame_points(job))
+            elif job[2] is None:
+                plain.append(job[1])
+            else:
+                coloured.append((job[1], np.asarray(job[2])))
+        stamp = max(job.stamp if isinstance(job, SyncedFrame) else job[0] for job in jobs)
+        with self._voxel_lock:
+            if coloured:
+                self._voxels.insert(np.concatenate([p for p, _ in coloured]), np.concatenate([c for _, c in coloured]), stamp=stamp)
+            if plain:
+                self._voxels.insert(np.concatenate(plain), None, stamp=stamp)
+            self._map_version += 1
+
+    @property
+    def map_version(self) -> int:
+        """Increases with every fusion into the voxel map (a cheap 'has the map changed' test)."""
+        with self._voxel_lock:
+            return self._map_version
+
+    def update_proposals(self, segment: Segmenter | None = None) -> tuple[Proposal, ...]:
+        """Recompute proposals from the voxel map, keeping ids stable across updates.
+
+        Clustering runs on a copy of the voxel map, outside every lock, so neither ingest nor fusion waits
+        for it; the copy is taken under the voxel map's own lock only. ``segment`` (default
+        ``propose_objects``) is what turns the copy into proposals, e.g. the same function in another
+        process (``workers.SegmentationProcess``).
+        """
+        with self._voxel_lock:
             points = self._voxels.points(self.config.proposal_min_hits)
             colors = self._voxels.colors(self.config.proposal_min_hits)
-        current = propose_objects(points, colors, self.config.proposals)
+        current = (segment or propose_objects)(points, colors, self.config.proposals)
         with self._lock:
             matched, self._next_proposal_id = match_proposal_ids(
                 list(self._proposals), current, self.config.proposal_match_iou, self._next_proposal_id
@@ -243,10 +338,12 @@ class SceneMemory:
 
     def reset(self) -> None:
         """Forget everything (e.g. after the clock jumped back when a bag loops)."""
-        with self._lock:
+        with self._lock, self._voxel_lock:
             self._sync.reset()
             self._keyframes.clear()
             self._voxels.clear()
+            self._to_fuse.clear()
+            self._map_version += 1
             self._proposals = ()
             self._last_fused_stamp = -np.inf
             self._stamp = None
@@ -263,30 +360,35 @@ class SceneMemory:
             return released
 
     def snapshot(self, include_cloud: bool = True) -> SceneSnapshot:
-        """A consistent copy of the scene. ``include_cloud=False`` leaves the fused cloud out (empty arrays):
-        copying up to ``max_voxels`` points costs milliseconds under the lock that ingest waits on, and
-        the grounding model reads only keyframes and proposals."""
+        """A copy of the scene: keyframes, proposals and stamp consistent with each other, the cloud as the
+        voxel map was a moment later. ``include_cloud=False`` leaves the fused cloud out (empty arrays):
+        copying up to ``max_voxels`` points costs milliseconds, and the grounding model reads only
+        keyframes and proposals. The cloud is copied under the voxel map's lock, which writers never wait on."""
         with self._lock:
+            keyframes, proposals, stamp = self._keyframes.keyframes(), self._proposals, self._stamp
+        with self._voxel_lock:
             if include_cloud:
                 points, colors = self._voxels.points(), self._voxels.colors()
             else:
                 points, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
-            points.setflags(write=False)
-            colors.setflags(write=False)
-            return SceneSnapshot(
-                self._keyframes.keyframes(), self._proposals, points, colors, self._stamp, len(self._voxels)
-            )
+            n_voxels = len(self._voxels)
+        points.setflags(write=False)
+        colors.setflags(write=False)
+        return SceneSnapshot(keyframes, proposals, points, colors, stamp, n_voxels)
 
     def stats(self) -> MemoryStats:
+        with self._voxel_lock:
+            voxels = len(self._voxels)
         with self._lock:
             return MemoryStats(
                 keyframes=len(self._keyframes),
-                voxels=len(self._voxels),
+                voxels=voxels,
                 proposals=len(self._proposals),
                 pending_images=self._sync.pending(),
                 poses=len(self._sync.poses),
                 awaiting_pose=self._sync.awaiting_pose(),
                 dropped=dict(self._dropped),
+                fusion_backlog=len(self._to_fuse),
             )
 
     # --- internals (called with the lock held) -------------------------------------------------
@@ -308,17 +410,41 @@ class SceneMemory:
             self._keyframes.add(Keyframe.create(frame.stamp, frame.rgb, frame.depth, frame.intrinsics, frame.cam_to_world))
         elif frame.stamp - self._last_fused_stamp < self.config.min_fuse_interval_s:
             return IngestStatus(frame.stamp, FrameOutcome.SKIPPED)
-        self._fuse(frame)
+        self._last_fused_stamp = frame.stamp
+        if self._background:
+            self._queue(frame)
+        else:
+            self._fuse(frame)
         return IngestStatus(frame.stamp, FrameOutcome.KEYFRAME if is_keyframe else FrameOutcome.FUSED)
 
-    def _fuse(self, frame: SyncedFrame) -> None:
+    def _queue(self, job: SyncedFrame | _CloudJob) -> None:
+        if len(self._to_fuse) >= self.config.max_fusion_backlog:
+            self._to_fuse.popleft()
+            self._dropped[DropReason.FUSION_BACKLOG] += 1
+        self._to_fuse.append(job)
+        self._fuse_ready.set()
+
+    # --- fusion (in the writer's call, or on the fusion worker: takes only the voxel lock) -------
+
+    def _frame_points(self, frame: SyncedFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Map-frame points (N, 3) of a frame's depth within [min_depth_m, max_depth_m], and their colours."""
         depth = frame.depth.astype(np.float32, copy=True)
         with np.errstate(invalid="ignore"):
             depth[~((depth >= self.config.min_depth_m) & (depth <= self.config.max_depth_m))] = np.nan
         points, pixels = backproject_depth(depth, frame.intrinsics, frame.cam_to_world, self.config.depth_stride)
-        colors = frame.rgb.reshape(-1, 3)[pixels]
-        self._voxels.insert(points, colors, stamp=frame.stamp)
-        self._last_fused_stamp = frame.stamp
+        return points, frame.rgb.reshape(-1, 3)[pixels]
+
+    def _fuse(self, frame: SyncedFrame) -> None:
+        points, colors = self._frame_points(frame)
+        with self._voxel_lock:
+            self._voxels.insert(points, colors, stamp=frame.stamp)
+            self._map_version += 1
+
+    def _insert_cloud(self, job: _CloudJob) -> int:
+        stamp, points, colors = job
+        with self._voxel_lock:
+            self._map_version += 1
+            return self._voxels.insert(points, colors, stamp=stamp)
 
 
 def _check_images(rgb: np.ndarray | None, depth: np.ndarray | None, intrinsics: Intrinsics | None) -> None:

@@ -46,6 +46,7 @@ class DropReason(Enum):
     INVALID_POSE = "camera pose is not a finite rigid 4x4 transform"
     POSE_TIMEOUT = "waited max_pose_wait_s for a camera pose that did not arrive"
     POSE_QUEUE_FULL = "too many frames waiting for their camera pose (max_pose_wait_frames), oldest dropped"
+    FUSION_BACKLOG = "the fusion worker fell behind (max_fusion_backlog frames queued), oldest not fused"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""Fusion and segmentation off the writer's thread: same map and proposals as inline, nothing lost silently."""
+import time
+
+import numpy as np
+import pytest
+
+from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.scene.memory import SceneMemory, SceneMemoryConfig
+from w2r2_ros.scene.proposals import ProposalConfig, propose_objects
+from w2r2_ros.scene.sync import DropReason
+from w2r2_ros.scene.workers import SceneWorkers, SegmentationProcess
+from w2r2_ros.sim.recording import record_scene
+from w2r2_ros.sim.world import generate_scene
+
+K = Intrinsics.from_fov(160, 120, 70.0)
+
+
+@pytest.fixture(scope="module")
+def recording():
+    return record_scene(generate_scene("workers", seed=4), n_frames=12, intrinsics=K)
+
+
+def _stream(memory: SceneMemory, recording) -> None:
+    for stamp, pose, frame in zip(recording.stamps, recording.poses, recording.frames):
+        memory.add_rgbd(float(stamp), frame.rgb, frame.depth, K, pose)
+        memory.add_cloud(float(stamp), recording.poses[:1, :3, 3].astype(np.float32), np.full((1, 3), 7, np.uint8))
+
+
+def _wait_caught_up(workers: SceneWorkers, timeout_s: float = 60.0) -> bool:
+    start = time.monotonic()
+    while not workers.caught_up() and time.monotonic() - start < timeout_s:
+        time.sleep(0.05)
+    return workers.caught_up()
+
+
+def _box_set(proposals) -> np.ndarray:
+    boxes = np.stack([p.box.as_array() for p in proposals])
+    return boxes[np.lexsort(boxes.T[::-1])]
+
+
+def test_background_fusion_builds_the_same_map_as_inline_fusion(recording):
+    inline, deferred = SceneMemory(), SceneMemory(SceneMemoryConfig(max_fusion_backlog=64))
+    deferred.set_background_fusion(True)
+    _stream(inline, recording)
+    _stream(deferred, recording)
+    # The writers only queued: nothing is in the voxel map until the fusion worker's call.
+    assert deferred.stats().voxels == 0 and deferred.stats().fusion_backlog > 0 and not deferred.fusion_idle()
+    version = deferred.map_version
+    assert deferred.fuse_pending() > 0 and deferred.fusion_idle() and deferred.map_version > version
+    a, b = inline.snapshot(), deferred.snapshot()
+    assert a.n_voxels == b.n_voxels
+    order_a, order_b = np.lexsort(a.cloud_points.T), np.lexsort(b.cloud_points.T)
+    np.testing.assert_allclose(a.cloud_points[order_a], b.cloud_points[order_b], atol=0.02)
+    # Keyframes were taken by the writers, as inline.
+    assert len(a.keyframes) == len(b.keyframes)
+
+
+def test_a_full_fusion_queue_drops_the_oldest_and_counts_it(recording):
+    memory = SceneMemory(SceneMemoryConfig(max_fusion_backlog=3, min_fuse_interval_s=0.0))
+    memory.set_background_fusion(True)
+    _stream(memory, recording)  # 12 frames + 12 clouds, nobody fusing
+    stats = memory.stats()
+    assert stats.fusion_backlog == 3 and stats.dropped[DropReason.FUSION_BACKLOG] == 2 * len(recording.frames) - 3
+    memory.set_background_fusion(False)  # switching off fuses what is queued, in the caller
+    assert memory.fusion_idle() and memory.stats().voxels > 0
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_workers_fuse_and_segment_what_the_writers_queue(recording, in_process):
+    expected = SceneMemory()
+    _stream(expected, recording)
+    expected.update_proposals()
+
+    memory = SceneMemory(SceneMemoryConfig(max_fusion_backlog=64))  # the writers here are faster than any camera
+    errors = []
+    workers = SceneWorkers(memory, period_s=0.05, on_error=lambda step, error: errors.append((step, error)), in_process=in_process)
+    workers.start()
+    try:
+        _stream(memory, recording)
+        assert _wait_caught_up(workers), (memory.stats(), errors)
+    finally:
+        workers.stop()
+    assert errors == [] and workers.segmentations >= 1 and memory.stats().dropped == {}
+    assert len(workers.timings_ms()["segmentation"]) == workers.segmentations and workers.timings_ms()["fusion"]
+    got = memory.snapshot()
+    assert len(got.proposals) == len(expected.snapshot().proposals) > 3
+    np.testing.assert_allclose(_box_set(got.proposals), _box_set(expected.snapshot().proposals), atol=0.03)
+
+
+def test_segmentation_process_equals_the_function_and_survives_a_bad_request(recording):
+    memory = SceneMemory()
+    _stream(memory, recording)
+    snapshot = memory.snapshot()
+    points, colors = np.array(snapshot.cloud_points), np.array(snapshot.cloud_colors)
+    segment = SegmentationProcess()
+    try:
+        got = segment(points, colors, ProposalConfig())
+        assert len(got) > 3
+        assert _box_set(got).tolist() == _box_set(propose_objects(points, colors, ProposalConfig())).tolist()
+        with pytest.raises(RuntimeError, match="segmentation failed in its process"):
+            segment(points[:, :2], colors, ProposalConfig())  # (N, 2) points: the function raises in the child
+        assert len(segment(points, colors, ProposalConfig())) == len(got)  # the child is still there
+    finally:
+        segment.close()
+
+
+def test_a_failing_segmentation_is_reported_and_the_worker_carries_on(recording):
+    memory = SceneMemory()
+    errors = []
+    workers = SceneWorkers(memory, period_s=0.02, on_error=lambda step, error: errors.append(step))
+    calls = {"n": 0}
+    real = memory.update_proposals
+
+    def flaky(segment=None):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("boom")
+        return real(segment)
+
+    memory.update_proposals = flaky
+    workers.start()
+    try:
+        _stream(memory, recording)
+        _wait_caught_up(workers)
+    finally:
+        workers.stop()
+    assert errors[:1] == ["segmentation"] and workers.caught_up() and len(memory.snapshot().proposals) > 0

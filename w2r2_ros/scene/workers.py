@@ -1,0 +1,205 @@
+"""The scene memory's background threads: fusion, and segmentation into proposals.
+
+A node's sensor callbacks must return within milliseconds whatever the map
+size (a 30 Hz camera gives them 33 ms, and DDS drops what a busy reader does
+not take), while fusing a frame grows with the map and clustering takes
+hundreds of milliseconds at 300k voxels. So the node's callbacks only sync and
+queue (``SceneMemory.set_background_fusion``), and two daemon threads do the
+heavy work:
+
+- **fusion**: drains the memory's queue of frames and clouds into the voxel map;
+- **segmentation**: every ``period_s`` (the node's ``publish_rate_hz``), when the
+  map changed since the last run, reclusters the latest copy of the voxel map
+  (``SceneMemory.update_proposals``); a run that takes longer than the period
+  simply delays the next one, so proposals lag on a huge map but ingest does not.
+  With ``in_process=False`` (the node's default) the clustering itself runs in a
+  child process (``SegmentationProcess``): a thread of this process would hold
+  Python's GIL for most of a second at 300k voxels, and every sensor callback
+  would wait for it; the copy goes through a pipe in milliseconds.
+
+Both record how long each step took (bounded windows) for diagnostics and
+``bench/ingest.py``; an exception in a step is handed to ``on_error`` and the
+thread carries on. Plain threading: no rclpy here.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+import numpy as np
+
+from w2r2_ros.scene.memory import SceneMemory
+from w2r2_ros.scene.proposals import Proposal, ProposalConfig, propose_objects
+
+_TIMING_WINDOW = 20_000
+
+
+class SceneWorkers:
+    """Fusion and segmentation threads over one SceneMemory; ``start()`` switches the memory to background fusion."""
+
+    def __init__(
+        self,
+        memory: SceneMemory,
+        period_s: float,
+        on_error: Callable[[str, Exception], None] | None = None,
+        in_process: bool = True,
+    ) -> None:
+        if period_s <= 0:
+            raise ValueError(f"SceneWorkers: period_s must be > 0, got {period_s}")
+        self.memory = memory
+        self.period_s = float(period_s)
+        self._on_error = on_error or (lambda step, error: None)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._ms: dict[str, deque[float]] = {name: deque(maxlen=_TIMING_WINDOW) for name in ("fusion", "segmentation")}
+        self._segmented_version = -1
+        self._segmentations = 0
+        # A daemonic process (e.g. a multiprocessing worker) may not start children: cluster in a thread there.
+        self.in_process = in_process or multiprocessing.current_process().daemon
+        self._segmenter = None if self.in_process else SegmentationProcess()
+
+    def start(self) -> None:
+        """Switch the memory to background fusion and start both threads (idempotent)."""
+        if self._threads:
+            return
+        # CPython hands the GIL to a waiting thread only every switch interval (5 ms by default): a sensor
+        # callback that needs it while a worker runs Python code could wait that long, several times over.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+        self.memory.set_background_fusion(True)
+        self._stop.clear()
+        for name, loop in (("fusion", self._fusion_loop), ("segmentation", self._segmentation_loop)):
+            thread = threading.Thread(target=loop, name=f"scene-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop both threads; the memory fuses whatever is still queued in this call and fuses inline again."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        self._threads.clear()
+        if self._segmenter is not None:
+            self._segmenter.close()
+        self.memory.set_background_fusion(False)
+
+    def request_segmentation(self) -> None:
+        """Recluster now rather than at the next period (e.g. before answering a query)."""
+        self._wake.set()
+
+    def caught_up(self) -> bool:
+        """Every frame taken so far is fused and the proposals were computed from that map."""
+        return self.memory.fusion_idle() and self._segmented_version == self.memory.map_version
+
+    @property
+    def segmentations(self) -> int:
+        """How many times the proposals were recomputed."""
+        with self._lock:
+            return self._segmentations
+
+    def timings_ms(self) -> dict[str, list[float]]:
+        """Recent durations of each fusion (one insert of the frames and clouds queued) and each segmentation, in ms."""
+        with self._lock:
+            return {name: list(values) for name, values in self._ms.items()}
+
+    def _timed(self, step: str, work: Callable[[], object]) -> bool:
+        """Run one step; record its duration if it did something. False when it did nothing or failed."""
+        started = time.perf_counter()
+        try:
+            result = work()
+        except Exception as error:  # noqa: BLE001 - a worker must outlive one bad step; the node logs it
+            self._on_error(step, error)
+            return False
+        if result is not None and result != 0:
+            with self._lock:
+                self._ms[step].append((time.perf_counter() - started) * 1e3)
+        return result is not None and result != 0
+
+    def _fusion_loop(self) -> None:
+        while not self._stop.is_set():
+            if self.memory.wait_for_fusion(0.1):
+                self._timed("fusion", self.memory.fuse_pending)
+
+    def _segmentation_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.period_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            version = self.memory.map_version
+            if version == self._segmented_version:
+                continue
+            if self._timed("segmentation", lambda: self.memory.update_proposals(self._segmenter) is not None):
+                self._segmented_version = version
+                with self._lock:
+                    self._segmentations += 1
+
+
+class SegmentationProcess:
+    """``propose_objects`` in a child process, called like the function: (points, colors, config) -> proposals.
+
+    The child is started (spawn: no fork of a process running DDS threads) on the first call and again
+    after it died; it exits when the pipe closes, so it never outlives its parent. Calls are serialised.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn = None
+
+    def __call__(self, points: np.ndarray, colors: np.ndarray, config: ProposalConfig) -> list[Proposal]:
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            try:
+                self._conn.send((points, colors, config))
+                ok, result = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError) as error:
+                self._process = None  # restarted on the next call
+                raise RuntimeError(f"segmentation process died ({type(error).__name__})") from None
+        if not ok:
+            raise RuntimeError(f"segmentation failed in its process: {result}")
+        return result
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        conn, child_end = context.Pipe()
+        process = context.Process(target=_segmentation_child, args=(child_end,), name="scene-segmentation", daemon=True)
+        process.start()
+        child_end.close()
+        self._conn, self._process = conn, process
+
+    def close(self) -> None:
+        with self._lock:
+            if self._process is None:
+                return
+            try:
+                self._conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+            self._process.join(timeout=5.0)
+            if self._process.is_alive():
+                self._process.terminate()
+            self._conn.close()
+            self._process = None
+
+
+def _segmentation_child(conn) -> None:
+    """The child's loop: one ``propose_objects`` per request, until None or the parent's end closes."""
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            conn.send((True, propose_objects(*job)))
+        except Exception as error:  # noqa: BLE001 - reported to the parent, which logs it
+            conn.send((False, f"{type(error).__name__}: {error}"))
