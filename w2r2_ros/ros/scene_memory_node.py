@@ -222,11 +222,11 @@ class SceneMemoryNode(LifecycleNode):
         # sending the outputs (a fused cloud of up to max_voxels points, a marker per proposal) happens on
         # the output thread, so the executor stays free for the sensor callbacks.
         self._backlog_drops = 0
+        self._publish_due, self._closing = threading.Event(), threading.Event()
         self.workers = SceneWorkers(
             self._memory, 1.0 / p["publish_rate_hz"], on_error=self._worker_error, in_process=not p["segmentation_process"]
         )
         self.workers.start()
-        self._publish_due, self._closing = threading.Event(), threading.Event()
         self._output_lock = threading.Lock()  # held while publishing; deactivate waits for it before destroying
         self._output_thread = threading.Thread(target=self._output_loop, name="scene-outputs", daemon=True)
         self._output_thread.start()
@@ -717,9 +717,10 @@ class SceneMemoryNode(LifecycleNode):
         self.warnings.warn(f"{step}_error", f"{step} worker: {type(error).__name__}: {error} (the worker carries on)")
 
     def destroy_node(self) -> None:
-        self._closing.set()
-        self._output_thread.join(timeout=5.0)
-        self.workers.stop()
+        if hasattr(self, "workers"):  # absent when the constructor failed before starting them (a bad parameter)
+            self._closing.set()
+            self._output_thread.join(timeout=5.0)
+            self.workers.stop()
         super().destroy_node()
 
     def _output_loop(self) -> None:

@@ -323,8 +323,10 @@ class SceneMemory:
         Clustering runs on a copy of the voxel map, outside every lock, so neither ingest nor fusion waits
         for it; the copy is taken under the voxel map's own lock only. ``segment`` (default
         ``propose_objects``) is what turns the copy into proposals, e.g. the same function in another
-        process (``workers.SegmentationProcess``).
+        process (``workers.SegmentationProcess``). Frames still queued for background fusion are fused
+        first, in this call, so the proposals are those of every frame taken so far.
         """
+        self.fuse_pending()
         with self._voxel_lock:
             points = self._voxels.points(self.config.proposal_min_hits)
             colors = self._voxels.colors(self.config.proposal_min_hits)
