@@ -13,6 +13,7 @@ import pytest
 import yaml
 from rclpy.node import Node
 
+from ros_tools import Manager
 from w2r2_ros.cli.bringup import NODE_OPTIONS, build_parser, main, node_values, ros_arguments, start_nodes
 from w2r2_ros.ros.grounding_node import GroundingNode
 from w2r2_ros.ros.node_runtime import NodeRuntime
@@ -156,6 +157,36 @@ def test_bringup_runs_until_ctrl_c(tmp_path, signum):
         assert any("w2r2-bringup: scene_memory_node and grounding_node running" in line for line in seen), "".join(seen)
         assert any("model not loaded" in line and "no-model" in line for line in seen)
         process.send_signal(signum)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.slow
+def test_namespaced_bringup_takes_the_command_line_parameters(tmp_path):
+    """The issue's command, in a namespace: `w2r2-bringup --ros-args -p publish_rate_hz:=4.0 -p top_k:=2` used to run
+    at 1 Hz with top_k 5. Read back over DDS as `ros2 param get` does; the interfaces live under the namespace."""
+    bringup = Path(sys.executable).with_name("w2r2-bringup")
+    process = subprocess.Popen([str(bringup), "--checkpoint", str(tmp_path / "no-model"), "--ros-args", "-r", "__ns:=/robot3",
+                                "-p", "publish_rate_hz:=4.0", "-p", "top_k:=2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "running" in line:
+                break
+        assert any("running (active, active) in namespace '/robot3'" in line for line in seen), "".join(seen)
+        with NodeRuntime() as runtime:
+            manager = runtime.add(Manager(runtime))
+            assert manager.param_get("/robot3/grounding_node", "top_k") == 2
+            assert manager.param_get("/robot3/scene_memory_node", "publish_rate_hz") == 4.0
+            assert manager.param_get("/robot3/grounding_node", "score_threshold") == 0.2  # the params file's
+            assert runtime.wait_until(lambda: manager.count_publishers("/robot3/w2r2/scene/proposal_array") == 1, 20.0)
+            assert manager.count_subscribers("/robot3/camera/color/image_raw") == 1
+            assert manager.count_subscribers("/camera/color/image_raw") == 0
+        process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:

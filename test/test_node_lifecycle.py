@@ -10,11 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.srv import SetParameters
-from rclpy.node import Node
-from rclpy.parameter import Parameter
+from ros_tools import Manager
 from std_srvs.srv import Trigger
 
 from w2r2_ros.geometry.camera import Intrinsics
@@ -28,36 +24,6 @@ from w2r2_ros.sim.world import generate_scene
 
 NAMESPACE = "/robot7"
 TIMEOUT_S = 20.0
-
-
-class Manager(Node):
-    """Calls a node's standard services the way the ros2 CLI does; every call waits for its answer."""
-
-    def __init__(self, runtime: NodeRuntime) -> None:
-        super().__init__("test_manager", context=runtime.context)
-        self.runtime = runtime
-
-    def call(self, srv_type, name: str, request):
-        client = self.create_client(srv_type, name)
-        try:
-            assert client.wait_for_service(timeout_sec=TIMEOUT_S), f"no service {name}"
-            future = client.call_async(request)
-            assert self.runtime.wait_until(future.done, TIMEOUT_S), f"no answer from {name}"
-            return future.result()
-        finally:
-            self.destroy_client(client)
-
-    def transition(self, node: str, transition_id: int) -> bool:
-        return self.call(ChangeState, f"{node}/change_state", ChangeState.Request(transition=Transition(id=transition_id))).success
-
-    def state(self, node: str) -> str:
-        return self.call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
-
-    def set_parameter(self, node: str, name: str, value) -> tuple[bool, str]:
-        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
-        assert isinstance(request.parameters[0], ParameterMsg)
-        (result,) = self.call(SetParameters, f"{node}/set_parameters", request).results
-        return result.successful, result.reason
 
 
 def test_lifecycle_transitions_over_the_services():
@@ -104,24 +70,24 @@ def test_param_set_applies_live_values_and_refuses_the_rest_with_a_reason():
                                               parameter_overrides=parameter_overrides({"checkpoint": ""})))
         manager = manager_runtime.add(Manager(manager_runtime))
         node = f"{NAMESPACE}/grounding_node"
-        assert manager.set_parameter(node, "top_k", 2) == (True, "")
-        assert manager.set_parameter(node, "score_threshold", 0.6) == (True, "")
+        assert manager.param_set(node, "top_k", 2) == (True, "")
+        assert manager.param_set(node, "score_threshold", 0.6) == (True, "")
         assert grounding.params.top_k == 2 and grounding.params.score_threshold == 0.6
 
-        ok, reason = manager.set_parameter(node, "top_k", 0)
+        ok, reason = manager.param_set(node, "top_k", 0)
         assert not ok and "top_k out of range" in reason
-        ok, reason = manager.set_parameter(node, "score_threshold", 1.5)
+        ok, reason = manager.param_set(node, "score_threshold", 1.5)
         assert not ok and "score_threshold out of range" in reason
-        ok, reason = manager.set_parameter(node, "checkpoint", "/elsewhere")
+        ok, reason = manager.param_set(node, "checkpoint", "/elsewhere")
         assert not ok and "read-only" in reason
-        ok, reason = manager.set_parameter(node, "top_k", "three")
+        ok, reason = manager.param_set(node, "top_k", "three")
         assert not ok and "Wrong parameter type" in reason
         assert grounding.params.top_k == 2 and grounding.params.score_threshold == 0.6  # refused sets change nothing
 
         # A live rate: the publishing timer is remade at the new period.
-        assert manager.set_parameter(f"{NAMESPACE}/scene_memory_node", "publish_rate_hz", 5.0) == (True, "")
+        assert manager.param_set(f"{NAMESPACE}/scene_memory_node", "publish_rate_hz", 5.0) == (True, "")
         assert scene.params["publish_rate_hz"] == 5.0 and abs(scene._timer.timer_period_ns - 2e8) < 1
-        ok, reason = manager.set_parameter(f"{NAMESPACE}/scene_memory_node", "pose_source", "odometry")
+        ok, reason = manager.param_set(f"{NAMESPACE}/scene_memory_node", "pose_source", "odometry")
         assert not ok and "read-only" in reason
 
 
