@@ -156,7 +156,7 @@ def test_goal_before_any_frame_and_bad_goals_are_aborted_with_a_status(checkpoin
 
 
 def test_service_answers_like_the_topic(scene, checkpoint):
-    runtime, _ = grounding(scene, checkpoint, top_k=2)
+    runtime, node = grounding(scene, checkpoint, top_k=2)
     with runtime, NodeRuntime() as client_runtime:
         client = client_runtime.add(Client(client_runtime, "/w2r2test"))
         assert client.ready()
@@ -164,6 +164,10 @@ def test_service_answers_like_the_topic(scene, checkpoint):
         assert answer.status == Status.STATUS_OK and answer.query_id.startswith("service-")
         assert len(answer.alternatives) == 1 and answer.num_proposals == len(scene.snapshot().proposals)
         assert client.ask("").status == Status.STATUS_INVALID_QUERY
+        (status,) = node.diagnostic_statuses()
+        values = {v.key: v.value for v in status.values}
+        assert status.message.startswith("model loaded; last query") and float(values["last query latency (ms)"]) > 0
+        assert values["answers OK"] == "1" and values["answers INVALID_QUERY"] == "1"
 
 
 def test_two_processes_answer_what_one_process_answers(checkpoint):

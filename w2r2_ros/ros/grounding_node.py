@@ -43,11 +43,13 @@ import itertools
 import queue
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -78,6 +80,7 @@ from w2r2_ros.ros.interfaces import (
 from w2r2_ros.ros.keyframe_messages import array_to_proposals, msg_to_keyframe
 from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_step
 from w2r2_ros.ros.markers import debug_image, result_markers
+from w2r2_ros.ros.node_diagnostics import DiagnosticsPublisher, status
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.params import DEFAULT_CHECKPOINT, resolve_package_path
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
@@ -138,6 +141,8 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "proposal_array_topic": ParamSpec("w2r2/scene/proposal_array", f"ObjectProposalArray input when run alone {topic}"),
         "scene_max_keyframes": ParamSpec(32, "keyframes kept from keyframes_topic when run alone (the scene node's max_keyframes)",
                                          minimum=1, maximum=10000),
+        "diagnostics_period_s": ParamSpec(1.0, "/diagnostics report period (model state, queue, answers, last latency); 0: off",
+                                          minimum=0.0, maximum=3600.0),
     }
 
 
@@ -169,6 +174,7 @@ class GroundingNodeParams:
     keyframes_topic: str
     proposal_array_topic: str
     scene_max_keyframes: int
+    diagnostics_period_s: float
 
 
 def _shortened(text: str, limit: int = 80) -> str:
@@ -186,6 +192,7 @@ class _Job:
     reply: Callable[[GroundingResult], None] | None = None
     stage: Callable[[str], None] | None = None
     cancelled: threading.Event | None = None
+    received: float = dataclasses.field(default_factory=time.monotonic)
 
 
 _EVERY_MESSAGE = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
@@ -207,8 +214,11 @@ class GroundingNode(LifecycleNode):
         self.remote = memory is None
         self.memory: SnapshotSource = RemoteScene(self.params.scene_max_keyframes) if memory is None else memory
         self.grounder: Grounder | None = None
+        self.model_source = ""
         self.model_problem = "the node is not configured (lifecycle state 'unconfigured')"
-        self.last_latency_ms: float | None = None
+        self.last_latency_ms: float | None = None  # arrival to answer, of the last query the model worker answered
+        self._last_model_ms: float | None = None
+        self._answers: Counter[str] = Counter()  # results published, per status name
         self._ids = itertools.count(1)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.params.queue_size)
         self._interfaces: list[Any] = []  # action server and service (configure .. cleanup)
@@ -219,6 +229,7 @@ class GroundingNode(LifecycleNode):
         self.warnings = RateLimitedWarner(self.get_logger().warning)
         self.tf_buffer = make_transform_buffer(self.params.tf_backend)
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
+        self.diagnostics = DiagnosticsPublisher(self, self.diagnostic_statuses, self.params.diagnostics_period_s)
         if self.params.autostart:
             bring_up(self)
 
@@ -349,7 +360,8 @@ class GroundingNode(LifecycleNode):
             problem = f"cannot load checkpoint {path} on {self.params.device}: {error}"
             self.get_logger().error(f"model not loaded: {problem}; every query will be answered MODEL_NOT_LOADED")
             return None, problem
-        self.get_logger().info(f"model loaded from {path} on {self.params.device}")
+        self.model_source = f"loaded from {path} on {self.params.device}"
+        self.get_logger().info(f"model {self.model_source}")
         return grounder, ""
 
     # --- queries in --------------------------------------------------------------------------
@@ -482,14 +494,14 @@ class GroundingNode(LifecycleNode):
                 return
             if job.cancelled is not None and job.cancelled.is_set():
                 continue
-            started = time.perf_counter()
             try:
                 result, snapshot = self._answer(job)
             except Exception as error:  # the query must still be answered; the node keeps running
                 self.get_logger().error(f"query {job.query_id} ('{job.text}') failed: {error!r}")
                 result, snapshot = self._result(job.query_id, job.text, GroundingResult.STATUS_ERROR,
                                                 f"internal error: {error}"), None
-            self.last_latency_ms = (time.perf_counter() - started) * 1e3
+            self.last_latency_ms = (time.monotonic() - job.received) * 1e3
+            self._last_model_ms = float(result.model_time_ms) if result.model_time_ms > 0 else self._last_model_ms
             self._deliver(job, result, snapshot)
 
     def _answer(self, job: _Job) -> tuple[GroundingResult, SceneSnapshot | None]:
@@ -580,6 +592,7 @@ class GroundingNode(LifecycleNode):
         result = self._in_frame(result, target_frame)
         self._result_pub.publish(result)
         self._detections_pub.publish(result_to_detections(result))
+        self._answers[STATUS_NAMES[result.status]] += 1
         line = f"[{result.query_id}] '{_shortened(result.text)}': {STATUS_NAMES[result.status]}: {result.message}"
         # Two call sites: rclpy refuses a different severity from the same line.
         if result.status == GroundingResult.STATUS_OK:
@@ -587,6 +600,33 @@ class GroundingNode(LifecycleNode):
         else:
             self.get_logger().warning(line)
         return result
+
+    # --- /diagnostics ------------------------------------------------------------------------
+
+    def diagnostic_statuses(self) -> list[DiagnosticStatus]:
+        """Model state, lifecycle state, queue, answers per status and the last query's latency."""
+        state, snapshot = self.lifecycle_state, self.memory.snapshot(include_cloud=False)
+        latency = "none yet" if self.last_latency_ms is None else f"{self.last_latency_ms:.1f}"
+        values = {
+            "lifecycle state": state,
+            "model": self.model_source if self.grounder is not None else f"not loaded: {self.model_problem}",
+            "queries waiting": self._queue.qsize(),
+            "last query latency (ms)": latency,
+            "last model time (ms)": "none yet" if self._last_model_ms is None else f"{self._last_model_ms:.1f}",
+            "scene": "topics (own process)" if self.remote else "in-process",
+            "keyframes": len(snapshot.keyframes),
+            "proposals": len(snapshot.proposals),
+            **{f"answers {name}": count for name, count in sorted(self._answers.items())},
+        }
+        if state not in ("active", "inactive"):
+            level, message = DiagnosticStatus.WARN, f"{state}: not answering queries"
+        elif self.grounder is None:
+            level, message = DiagnosticStatus.ERROR, f"model not loaded: {self.model_problem}"
+        elif state != "active":
+            level, message = DiagnosticStatus.WARN, "inactive: queries are answered BUSY until activated"
+        else:
+            level, message = DiagnosticStatus.OK, f"model loaded; last query {latency} ms"
+        return [status(self, "grounding", level, message, values)]
 
     def _stop_worker(self) -> None:
         """Stop the worker after the query it is answering; queries still waiting get BUSY (shutting down)."""

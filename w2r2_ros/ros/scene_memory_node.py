@@ -56,6 +56,7 @@ from typing import Any, Callable
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -89,6 +90,7 @@ from w2r2_ros.ros.detections import proposals_to_detections
 from w2r2_ros.ros.input_watchdog import InputWatchdog
 from w2r2_ros.ros.interfaces import ObjectProposalArray, SceneKeyframe
 from w2r2_ros.ros.keyframe_messages import keyframe_to_msg
+from w2r2_ros.ros.node_diagnostics import DiagnosticsPublisher, RateMeter, status
 from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_step
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.proposal_markers import proposals_to_array, proposals_to_marker_array
@@ -160,6 +162,8 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "max_depth_m": ParamSpec(memory.max_depth_m, "farther depth is ignored", minimum=0.0),
         "min_fuse_interval_s": ParamSpec(memory.min_fuse_interval_s, "non-keyframes are fused at most this often", minimum=0.0),
         "proposal_min_hits": ParamSpec(memory.proposal_min_hits, "voxels hit fewer times are left out of proposals (3 for a noisy sensor)", minimum=1),
+        "diagnostics_period_s": ParamSpec(1.0, "/diagnostics report period (input rates, drops by cause, memory); 0: off",
+                                          minimum=0.0, maximum=3600.0),
         "proposal_min_cluster_voxels": ParamSpec(proposals.min_cluster_voxels, "smaller clusters are not proposals", minimum=1),
         "max_fusion_backlog": ParamSpec(memory.max_fusion_backlog, "frames and clouds queued for the fusion worker; beyond, the oldest is dropped (fusion_backlog)", minimum=1),
         "segmentation_process": ParamSpec(True, "cluster proposals in a child process (false: a thread, which holds the GIL the callbacks need)"),
@@ -231,6 +235,9 @@ class SceneMemoryNode(LifecycleNode):
         self._output_thread = threading.Thread(target=self._output_loop, name="scene-outputs", daemon=True)
         self._output_thread.start()
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
+        self._rates = RateMeter()
+        self._drops_reported: dict[str, int] = {}
+        self.diagnostics = DiagnosticsPublisher(self, self.diagnostic_statuses, p["diagnostics_period_s"])
         if p["autostart"]:
             bring_up(self)
 
@@ -382,6 +389,37 @@ class SceneMemoryNode(LifecycleNode):
                             f"{stats.proposals} proposals forgotten")
         self.get_logger().info(f"reset service: {response.message}")
         return response
+
+    def diagnostic_statuses(self) -> list[DiagnosticStatus]:
+        """Input rates since the last report, drops by cause (new ones make it WARN), the memory's size."""
+        state, received, drops = self.lifecycle_state, self.received_counts, self.drop_counts
+        new_drops = {reason: n - self._drops_reported.get(reason, 0) for reason, n in drops.items()}
+        new_drops = {reason: n for reason, n in new_drops.items() if n > 0}
+        self._drops_reported = drops
+        stats = self._memory.stats()
+        values = {
+            "lifecycle state": state,
+            **{f"rate {stream} (Hz)": f"{rate:.1f}" for stream, rate in sorted(self._rates.rates(received).items())},
+            **{f"received {stream}": count for stream, count in sorted(received.items())},
+            **{f"dropped {reason}": count for reason, count in sorted(drops.items())},
+            "keyframes": stats.keyframes,
+            "voxels": stats.voxels,
+            "proposals": stats.proposals,
+            "frames waiting for their pose": stats.awaiting_pose,
+            "images waiting for a partner": stats.pending_images,
+        }
+        memory = f"{stats.keyframes} keyframes, {stats.voxels} voxels, {stats.proposals} proposals"
+        if state != "active":
+            level, message = DiagnosticStatus.WARN, f"{state}: not receiving; {memory}"
+        elif new_drops:
+            worst = max(new_drops, key=new_drops.get)
+            level = DiagnosticStatus.WARN
+            message = f"{sum(new_drops.values())} input message(s) dropped since the last report (most: {worst}); {memory}"
+        elif not received:
+            level, message = DiagnosticStatus.WARN, "no input received yet"
+        else:
+            level, message = DiagnosticStatus.OK, memory
+        return [status(self, "inputs and memory", level, message, values)]
 
     @property
     def lifecycle_state(self) -> str:
