@@ -184,7 +184,7 @@ def test_namespaced_bringup_takes_the_command_line_parameters(tmp_path):
             assert manager.param_get("/robot3/scene_memory_node", "publish_rate_hz") == 4.0
             assert manager.param_get("/robot3/grounding_node", "score_threshold") == 0.2  # the params file's
             assert runtime.wait_until(lambda: manager.count_publishers("/robot3/w2r2/scene/proposal_array") == 1, 20.0)
-            assert manager.count_subscribers("/robot3/camera/color/image_raw") == 1
+            assert runtime.wait_until(lambda: manager.count_subscribers("/robot3/camera/color/image_raw") == 1, 20.0)
             assert manager.count_subscribers("/camera/color/image_raw") == 0
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
