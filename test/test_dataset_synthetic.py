@@ -198,3 +198,24 @@ def test_corrupt_files_give_one_line_errors(dataset_root, tmp_path):
     with pytest.raises(DatasetError, match="syn00000 is in both train and test"):
         read_manifest(root)
 
+
+
+def test_the_test_split_alone_in_a_turned_noisy_world(tmp_path):
+    """`splits` builds one split with the scene ids it has in the full dataset; the world switches turn the rooms
+    and add the depth sensor model, and the ground truth is in the map frame (where the proposals are)."""
+    config = dataclasses.replace(SMALL, splits=("test",), yaw_deg=(30.0, 30.0), sensor="structured_light")
+    manifest = build_synthetic_dataset(tmp_path / "turned", config, progress=False)
+    assert manifest.splits == {"test": ["syn00003"]}
+    assert manifest.generator["splits"] == ["test"]
+    assert manifest.generator["world"]["scene.yaw_deg"] == [30.0, 30.0] and "render.depth_noise_base_m" in manifest.generator["world"]
+    assert "world" not in SMALL.generator_settings() and "splits" not in SMALL.generator_settings()
+    scene = generate_scene("syn00003", SMALL.seed, config.world().scene)
+    read = read_scene(tmp_path / "turned", "syn00003")
+    np.testing.assert_allclose(read.gt_boxes, scene.boxes(), atol=1e-5)
+    plain = generate_scene("syn00003", SMALL.seed)
+    assert scene.yaw_deg == 30.0 and not np.allclose(scene.boxes(), plain.boxes())
+    # The proposals of the turned, noisy scene still find objects where the ground truth is.
+    iou = box_iou_matrix(read.gt_boxes, read.proposal_boxes.reshape(-1, 6)).max(axis=1)
+    assert np.mean(iou >= 0.25) > 0.3
+    with pytest.raises(ValueError, match="splits"):
+        SyntheticDatasetConfig(splits=("testing",))

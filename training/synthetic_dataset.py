@@ -56,7 +56,9 @@ class SyntheticDatasetConfig:
 
     World switches (``sim.conditions.make_world``): ``yaw_deg`` range of the room yaw in the map,
     ``rooms`` range of connected rooms, ``touching`` furniture, ``sensor`` (``ideal`` or
-    ``structured_light``). The defaults build the original world."""
+    ``structured_light``). The defaults build the original world. ``splits``: the splits to build;
+    the others keep their scene ids (numbering is unchanged) but are not built, so e.g. the test split
+    can be rebuilt in another world with the same scenes as the full dataset's test split."""
 
     n_train: int = 300
     n_val: int = 50
@@ -72,6 +74,7 @@ class SyntheticDatasetConfig:
     rooms: tuple[int, int] = (1, 1)
     touching: bool = False
     sensor: str = "ideal"
+    splits: tuple[str, ...] = ("train", "val", "test")
     referring: ReferringConfig = field(default_factory=ReferringConfig)
     memory: SceneMemoryConfig = field(default_factory=every_frame_memory)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -84,6 +87,9 @@ class SyntheticDatasetConfig:
         if self.workers < 1:
             raise ValueError(f"SyntheticDatasetConfig: workers must be >= 1, got {self.workers}")
         self.world()  # a bad world switch fails here, not in a worker
+        unknown = set(self.splits) - {"train", "val", "test"}
+        if unknown or not self.splits:
+            raise ValueError(f"SyntheticDatasetConfig: splits must be some of train, val, test; got {list(self.splits)}")
 
     def world(self) -> WorldConfig:
         """The scene generator's and renderer's settings these switches describe."""
@@ -94,7 +100,8 @@ class SyntheticDatasetConfig:
         counts = {"train": self.n_train, "val": self.n_val, "test": self.n_test}
         ids, start = {}, 0
         for split, n in counts.items():
-            ids[split] = [f"syn{i:05d}" for i in range(start, start + n)]
+            if split in self.splits:
+                ids[split] = [f"syn{i:05d}" for i in range(start, start + n)]
             start += n
         return ids
 
@@ -110,6 +117,7 @@ class SyntheticDatasetConfig:
             "referring": dataclasses.asdict(self.referring),
             # Only a changed world is named, so a dataset of the original world keeps its settings.
             **({"world": json.loads(json.dumps(changes))} if (changes := self.world().changes()) else {}),
+            **({"splits": list(self.splits)} if tuple(self.splits) != ("train", "val", "test") else {}),
         }
 
     def resume_key(self) -> dict[str, Any]:
