@@ -53,6 +53,7 @@ from w2r2_ros.ros.proposal_markers import box_edges_marker
 from w2r2_ros.ros.scene_memory_node import POSE_SOURCES, SceneMemoryNode
 from w2r2_ros.ros.tf_listener import TF_STATIC_QOS
 from w2r2_ros.sim.bag_writer import write_bag
+from w2r2_ros.sim.conditions import WorldConfig, add_world_arguments, world_from_args
 from w2r2_ros.sim.recording import record_scene
 from w2r2_ros.sim.world import SceneSpec, generate_scene
 from w2r2_ros.viz.render_png import render_markers_png
@@ -174,9 +175,9 @@ def ingest_summary(scene: SceneMemoryNode, client: DemoClient, plan: PlaybackPla
     return lines
 
 
-def synthetic_bag(directory: Path, seed: int, frames: int) -> tuple[Path, SceneSpec]:
-    scene = generate_scene(f"demo-{seed}", seed)
-    recording = record_scene(scene, n_frames=frames, intrinsics=SYNTHETIC_INTRINSICS, seed=seed)
+def synthetic_bag(directory: Path, seed: int, frames: int, world: WorldConfig = WorldConfig()) -> tuple[Path, SceneSpec]:
+    scene = generate_scene(f"demo-{seed}", seed, world.scene)
+    recording = record_scene(scene, n_frames=frames, intrinsics=SYNTHETIC_INTRINSICS, seed=seed, render_config=world.render)
     return write_bag(recording, directory / "synthetic_scene"), scene
 
 
@@ -205,7 +206,7 @@ def answer_line(query: DemoQuery, result: GroundingResult | None, scene: SceneSp
     line = f'[{result.query_id}] "{query.text}" -> {found} [{status}]'
     if query.target is None or scene is None:
         return line, None
-    iou = box_iou(candidate_box(result.best), scene.object_by_id(query.target).box) if result.status == GroundingResult.STATUS_OK else 0.0
+    iou = box_iou(candidate_box(result.best), scene.map_box(query.target)) if result.status == GroundingResult.STATUS_OK else 0.0
     correct = iou >= 0.5
     return f"{line} {'correct' if correct else 'wrong'} (IoU {iou:.2f} with the ground truth)", correct
 
@@ -213,7 +214,7 @@ def answer_line(query: DemoQuery, result: GroundingResult | None, scene: SceneSp
 def ground_truth_markers(scene: SceneSpec, stamp) -> MarkerArray:
     header = Header(frame_id="map", stamp=stamp)
     white = ColorRGBA(r=1.0, g=1.0, b=1.0, a=0.6)
-    return MarkerArray(markers=[box_edges_marker(o.box, o.object_id, "ground_truth", header, white, 0.01) for o in scene.objects])
+    return MarkerArray(markers=[box_edges_marker(scene.map_box(o.object_id), o.object_id, "ground_truth", header, white, 0.01) for o in scene.objects])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=24, help="frames of the synthetic recording")
     parser.add_argument("--generated", type=int, default=5, help="ground-truth queries generated for the synthetic room")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    add_world_arguments(parser)  # the synthetic room: --world, --yaw-deg, --rooms, --touching, --sensor
     group = parser.add_argument_group("scene_memory_node parameters (default: the params file's value; image "
                                       "transports are taken from the bag, e.g. <rgb topic>/compressed)")
     for name in SCENE_FLAGS:
@@ -256,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         if args.bag is not None:
             bag, scene = args.bag, None
         else:
-            bag, scene = synthetic_bag(Path(scratch), args.seed, args.frames)
+            bag, scene = synthetic_bag(Path(scratch), args.seed, args.frames, world_from_args(args))
             print(f"synthetic room '{scene.scene_id}': {len(scene.objects)} objects, {args.frames} frames -> {bag.name}")
         plan = plan_playback(str(bag), bag_connections(bag), scene_values)
         scene_values.update(plan.params)

@@ -181,6 +181,13 @@ class SceneSpec:
         sizes = np.stack([cos * oriented[:, 3] + sin * oriented[:, 4], sin * oriented[:, 3] + cos * oriented[:, 4], oriented[:, 5]], axis=1)
         return np.concatenate([oriented[:, :3], sizes], axis=1)
 
+    def map_box(self, object_id: int) -> Box3D:
+        """One object's ground-truth box in the map frame (its row of ``boxes``)."""
+        index = next((i for i, o in enumerate(self.objects) if o.object_id == object_id), None)
+        if index is None:
+            raise KeyError(f"scene {self.scene_id} has no object {object_id}")
+        return Box3D.from_array(self.boxes()[index])
+
     def object_by_id(self, object_id: int) -> ObjectSpec:
         for obj in self.objects:
             if obj.object_id == object_id:
