@@ -94,12 +94,12 @@ def test_segmentation_process_equals_the_function_and_survives_a_bad_request(rec
     points, colors = np.array(snapshot.cloud_points), np.array(snapshot.cloud_colors)
     segment = SegmentationProcess()
     try:
-        got = segment(points, colors, ProposalConfig())
+        got = segment(propose_objects, points, colors, ProposalConfig())
         assert len(got) > 3
         assert _box_set(got).tolist() == _box_set(propose_objects(points, colors, ProposalConfig())).tolist()
-        with pytest.raises(RuntimeError, match="segmentation failed in its process"):
-            segment(points[:, :2], colors, ProposalConfig())  # (N, 2) points: the function raises in the child
-        assert len(segment(points, colors, ProposalConfig())) == len(got)  # the child is still there
+        with pytest.raises(ValueError, match="expected \(N, 3\)"):  # raised in the child, comes here
+            segment(propose_objects, points[:, :2], colors, ProposalConfig())
+        assert len(segment(propose_objects, points, colors, ProposalConfig())) == len(got)  # the child is still there
     finally:
         segment.close()
 
@@ -111,11 +111,11 @@ def test_a_failing_segmentation_is_reported_and_the_worker_carries_on(recording)
     calls = {"n": 0}
     real = memory.update_proposals
 
-    def flaky(segment=None):
+    def flaky(run=None):
         calls["n"] += 1
         if calls["n"] == 1:
             raise ValueError("boom")
-        return real(segment)
+        return real(run)
 
     memory.update_proposals = flaky
     workers.start()

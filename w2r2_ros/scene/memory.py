@@ -28,7 +28,7 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -39,7 +39,9 @@ from w2r2_ros.scene.proposals import Proposal, ProposalConfig, propose_objects
 from w2r2_ros.scene.sync import DropReason, SyncedFrame, SyncOutcome, TimestampSync
 
 _CloudJob = tuple[float, np.ndarray, "np.ndarray | None"]  # stamp, map-frame points, colours
-Segmenter = Callable[[np.ndarray, np.ndarray, ProposalConfig], list[Proposal]]
+# Runs a function on arguments and returns its result: in the caller (the default), or e.g. in another
+# process (``workers.SegmentationProcess``).
+Runner = Callable[..., Any]
 from w2r2_ros.scene.voxel_map import VoxelMap
 
 
@@ -132,6 +134,10 @@ class MemoryStats:
     awaiting_pose: int
     dropped: dict[DropReason, int]
     fusion_backlog: int = 0  # frames and clouds queued for the fusion worker
+
+
+def _call(function: Callable[..., Any], *args: Any) -> Any:
+    return function(*args)
 
 
 def match_proposal_ids(previous: list[Proposal], current: list[Proposal], min_iou: float, next_id: int) -> tuple[list[Proposal], int]:
@@ -317,20 +323,19 @@ class SceneMemory:
         with self._voxel_lock:
             return self._map_version
 
-    def update_proposals(self, segment: Segmenter | None = None) -> tuple[Proposal, ...]:
+    def update_proposals(self, run: Runner | None = None) -> tuple[Proposal, ...]:
         """Recompute proposals from the voxel map, keeping ids stable across updates.
 
         Clustering runs on a copy of the voxel map, outside every lock, so neither ingest nor fusion waits
-        for it; the copy is taken under the voxel map's own lock only. ``segment`` (default
-        ``propose_objects``) is what turns the copy into proposals, e.g. the same function in another
-        process (``workers.SegmentationProcess``). Frames still queued for background fusion are fused
+        for it; the copy is taken under the voxel map's own lock only. ``run(function, *args)`` runs the
+        segmentation (default: here, in the caller; ``workers.SegmentationProcess``: in a child process). Frames still queued for background fusion are fused
         first, in this call, so the proposals are those of every frame taken so far.
         """
         self.fuse_pending()
         with self._voxel_lock:
             points = self._voxels.points(self.config.proposal_min_hits)
             colors = self._voxels.colors(self.config.proposal_min_hits)
-        current = (segment or propose_objects)(points, colors, self.config.proposals)
+        current = (run or _call)(propose_objects, points, colors, self.config.proposals)
         with self._lock:
             matched, self._next_proposal_id = match_proposal_ids(
                 list(self._proposals), current, self.config.proposal_match_iou, self._next_proposal_id

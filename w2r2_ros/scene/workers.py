@@ -28,12 +28,11 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Callable
-
-import numpy as np
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable
 
 from w2r2_ros.scene.memory import SceneMemory
-from w2r2_ros.scene.proposals import Proposal, ProposalConfig, propose_objects
 
 _TIMING_WINDOW = 20_000
 
@@ -142,64 +141,28 @@ class SceneWorkers:
 
 
 class SegmentationProcess:
-    """``propose_objects`` in a child process, called like the function: (points, colors, config) -> proposals.
+    """A runner for ``SceneMemory.update_proposals``: ``(function, *args) -> function(*args)`` in one child process.
 
-    The child is started (spawn: no fork of a process running DDS threads) on the first call and again
-    after it died; it exits when the pipe closes, so it never outlives its parent. Calls are serialised.
+    The child is spawned (no fork of a process running DDS threads) on the first call and again after it
+    died; an exception of the function is raised here as it was there. Calls are serialised.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn = None
+        self._pool: ProcessPoolExecutor | None = None
 
-    def __call__(self, points: np.ndarray, colors: np.ndarray, config: ProposalConfig) -> list[Proposal]:
+    def __call__(self, function: Callable[..., Any], *args: Any) -> Any:
         with self._lock:
-            if self._process is None or not self._process.is_alive():
-                self._start()
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             try:
-                self._conn.send((points, colors, config))
-                ok, result = self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError) as error:
-                self._process = None  # restarted on the next call
-                raise RuntimeError(f"segmentation process died ({type(error).__name__})") from None
-        if not ok:
-            raise RuntimeError(f"segmentation failed in its process: {result}")
-        return result
-
-    def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        conn, child_end = context.Pipe()
-        process = context.Process(target=_segmentation_child, args=(child_end,), name="scene-segmentation", daemon=True)
-        process.start()
-        child_end.close()
-        self._conn, self._process = conn, process
+                return self._pool.submit(function, *args).result()
+            except BrokenProcessPool:
+                self._pool = None  # a new child on the next call
+                raise RuntimeError("the segmentation process died (it is restarted on the next update)") from None
 
     def close(self) -> None:
         with self._lock:
-            if self._process is None:
-                return
-            try:
-                self._conn.send(None)
-            except (OSError, BrokenPipeError):
-                pass
-            self._process.join(timeout=5.0)
-            if self._process.is_alive():
-                self._process.terminate()
-            self._conn.close()
-            self._process = None
-
-
-def _segmentation_child(conn) -> None:
-    """The child's loop: one ``propose_objects`` per request, until None or the parent's end closes."""
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        try:
-            conn.send((True, propose_objects(*job)))
-        except Exception as error:  # noqa: BLE001 - reported to the parent, which logs it
-            conn.send((False, f"{type(error).__name__}: {error}"))
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
