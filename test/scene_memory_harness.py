@@ -96,15 +96,15 @@ class Harness:
 
 
 @contextmanager
-def scene_memory_harness(memory=None, args: list[str] | None = None, **params) -> Iterator[Harness]:
-    """Start the node (parameters ``params``, optional ``--ros-args`` ``args``) and the fake robot,
-    and wait until every stream is matched both ways."""
+def scene_memory_harness(memory=None, args: list[str] | None = None, node_class=SceneMemoryNode, **params) -> Iterator[Harness]:
+    """Start the node (a ``node_class``, parameters ``params``, optional ``--ros-args`` ``args``) and the
+    fake robot, and wait until every stream is matched both ways."""
     node_runtime = NodeRuntime(args=args)
     robot_runtime = NodeRuntime()
     try:
         params.setdefault("pose_source", "pose")  # the fake robot publishes PoseStamped unless told otherwise
         overrides = [Parameter(name, value=value) for name, value in params.items()]
-        node = node_runtime.add(SceneMemoryNode(memory=memory, context=node_runtime.context, parameter_overrides=overrides))
+        node = node_runtime.add(node_class(memory=memory, context=node_runtime.context, parameter_overrides=overrides))
         node_runtime.start()
         robot = robot_runtime.add(RgbdStreamPublisher(context=robot_runtime.context))
         probe = robot_runtime.add(OutputProbe(context=robot_runtime.context))

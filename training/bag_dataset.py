@@ -18,7 +18,6 @@ policy (``scene_fusion``), exactly as the scene memory node would see them.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from w2r2_training.dataset_format import (
     Manifest,
     Sample,
     make_sample,
+    plain_name,
 )
 from w2r2_training.scene_fusion import scene_record_from_frames
 
@@ -83,8 +83,9 @@ def read_bag_annotations(path: str | os.PathLike) -> list[BagScene]:
             raise DatasetError(path, f"{where} is not an object")
         scene_id = str(_require(entry, "scene_id", where, path))
         where = f"scene {scene_id}"
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", scene_id) or scene_id in seen:
-            raise DatasetError(path, f"{where}: scene_id is unusable or repeated")
+        plain_name(scene_id, f"{where}: scene_id", path)
+        if scene_id in seen:
+            raise DatasetError(path, f"{where}: scene_id is repeated")
         seen.add(scene_id)
         try:
             objects = [
@@ -118,7 +119,8 @@ def read_bag_annotations(path: str | os.PathLike) -> list[BagScene]:
             if not d["description"].strip():
                 raise DatasetError(path, f"{where}: description ann_id {d['ann_id']} of object {d['object_id']} is empty")
         bag = path.parent / str(_require(entry, "bag", where, path))
-        scenes.append(BagScene(scene_id, bag, str(entry.get("split", "train")), objects, descriptions))
+        split = plain_name(str(entry.get("split", "train")), f"{where}: split", path)
+        scenes.append(BagScene(scene_id, bag, split, objects, descriptions))
     return scenes
 
 

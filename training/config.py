@@ -8,6 +8,7 @@ config key here without any change to this file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 import types
 import typing
@@ -226,11 +227,13 @@ def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
     if hint is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 raise wrong("a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong("a number")
+        if not math.isfinite(value):  # NaN passes every "> 0" check and poisons the run silently
+            raise wrong("a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

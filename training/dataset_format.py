@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,9 +25,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from w2r2_ros.geometry.boxes import box_iou_matrix
+from w2r2_ros.model.checkpoint import save_safetensors
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.inputs import GroundingInputs
 
@@ -235,6 +237,8 @@ def load_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise DatasetError(path, "file not found") from None
+    except IsADirectoryError:
+        raise DatasetError(path, "is a directory, expected a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(path, f"malformed JSON ({exc})") from None
 
@@ -269,7 +273,21 @@ _SCENE_TENSORS = (
 )
 
 
+# Split names and scene ids become file names inside the dataset directory: nothing else may.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def plain_name(name: str, what: str, where: str | os.PathLike) -> str:
+    """``name`` if it is a plain file name (letters, digits, ``_ . -``, not starting with a dot), else a
+    DatasetError: a split ``../escaped`` once wrote ``escaped.jsonl`` outside the dataset directory."""
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        raise DatasetError(where, f"{what} {name!r} is not a plain name (letters, digits, '_', '.', '-'; no path "
+                                  f"separators, '..' or absolute paths): the dataset's files must stay inside it")
+    return name
+
+
 def _scene_paths(root: Path, scene_id: str) -> tuple[Path, Path]:
+    plain_name(scene_id, "scene id", root)
     return root / "scenes" / f"{scene_id}.safetensors", root / "scenes" / f"{scene_id}.json"
 
 
@@ -303,7 +321,7 @@ def write_scene(root: str | os.PathLike, record: SceneRecord) -> None:
         "gt_object_ids": torch.from_numpy(record.gt_object_ids),
     }
     tmp = tensor_path.with_name(tensor_path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "scene_id": record.scene_id})
+    save_safetensors(tensors, tmp, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "scene_id": record.scene_id})
     os.replace(tmp, tensor_path)
 
 
@@ -380,7 +398,7 @@ def write_samples(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
 
 
 def read_samples(root: str | os.PathLike, split: str) -> list[Sample]:
-    path = Path(root) / f"{split}.jsonl"
+    path = Path(root) / f"{plain_name(split, 'split', root)}.jsonl"
     if not path.exists():
         raise DatasetError(path, "file not found")
     samples = []
@@ -485,7 +503,7 @@ class DatasetWriter:
         write_scene(self.staging, record)
 
     def write_split(self, split: str, samples: Sequence[Sample]) -> None:
-        write_samples(self.staging / f"{split}.jsonl", samples)
+        write_samples(self.staging / f"{plain_name(split, 'split', self.root)}.jsonl", samples)
 
     def finish_splits(
         self,

@@ -4,6 +4,11 @@ Every file goes to a hidden temporary name in the same directory and is renamed 
 target (``os.replace`` is atomic on one filesystem). The metric logs are small (one row per
 logged step), so they are rewritten whole each time: that also lets ``--resume`` drop rows
 that a crashed run logged after its last saved state.
+
+Every rename of a run directory goes through :func:`_rename`, so that a test can stop the
+process at each one (``RENAME_HOOK``) and check that the directory it leaves can be resumed or
+started afresh: a kill during the step-0 save once left a run that neither could (issue 16,
+finding 7). :func:`tidy_run_directory` clears what a killed save leaves behind.
 """
 from __future__ import annotations
 
@@ -15,7 +20,16 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
+
+# Called with (source, target) before every rename of run files; None in normal use. Tests kill the process here.
+RENAME_HOOK: Callable[[Path, Path], None] | None = None
+
+
+def _rename(source: Path, target: Path) -> None:
+    if RENAME_HOOK is not None:
+        RENAME_HOOK(Path(source), Path(target))
+    os.replace(source, target)
 
 
 @contextmanager
@@ -25,7 +39,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.partial")
     try:
         yield tmp
-        os.replace(tmp, path)
+        _rename(tmp, path)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -47,15 +61,16 @@ def replace_directory(staged: Path, target: Path) -> Path:
     """Put the fully written directory ``staged`` at ``target``, replacing an older one.
 
     Two renames: target -> ``<target>.previous``, staged -> target. A crash between them
-    leaves ``<target>.previous`` complete, which ``resolve_directory`` finds.
+    leaves ``<target>.previous`` complete, which ``resolve_directory`` finds. A complete copy
+    exists at every instant: ``.previous`` is deleted only while ``target`` is complete.
     """
     staged, target = Path(staged), Path(target)
     previous = target.with_name(target.name + ".previous")
-    if previous.exists():
-        shutil.rmtree(previous)
     if target.exists():
-        os.replace(target, previous)
-    os.replace(staged, target)
+        if previous.exists():  # stale: target is the newer complete copy
+            shutil.rmtree(previous)
+        _rename(target, previous)
+    _rename(staged, target)
     if previous.exists():
         shutil.rmtree(previous)
     return target
@@ -70,6 +85,27 @@ def resolve_directory(target: Path) -> Path | None:
     if previous.is_dir():
         return previous
     return None
+
+
+def tidy_run_directory(run_dir: Path) -> None:
+    """Repair what a killed save leaves in ``run_dir``: a ``<name>.previous`` whose ``<name>`` is missing is
+    renamed back (a stale one beside a complete ``<name>`` is removed), and hidden staging files and
+    directories (``.<name>.partial``, ``.<name>.<random>.tmp``/``.old``) are removed."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for path in sorted(run_dir.iterdir()):
+        if path.name.endswith(".previous") and path.is_dir():
+            target = path.with_name(path.name[: -len(".previous")])
+            if target.is_dir():
+                shutil.rmtree(path)
+            else:
+                _rename(path, target)
+        elif path.name.startswith(".") and path.name.endswith((".partial", ".tmp", ".old")):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _json_default(value: Any) -> Any:

@@ -5,8 +5,10 @@
     w2r2-train --config configs/train_tiny.yaml --data data/tiny --build-data
     w2r2-train --config configs/train_default.yaml --data data/lab --bag-annotations lab/annotations.json --out runs/lab
 
-Bad input (config key, dataset, run directory, checkpoint) ends with one line on stderr
-naming the file and the problem, and exit status 2.
+Bad input (config key or value, dataset, annotation file, run directory, checkpoint, a path
+that is a directory) ends with one line on stderr naming the file and the problem, and exit
+status 2; a failing environment (disk full, read-only filesystem, permission denied) with one
+line and exit status 1. ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from w2r2_ros.cli.exit_codes import run_reporting_errors
 from w2r2_ros.model.checkpoint import CheckpointError
 from w2r2_training.config import ConfigError, TrainConfig, apply_overrides, load_config
 from w2r2_training.bag_dataset import BagDatasetConfig, build_bag_dataset
-from w2r2_training.dataset_format import DatasetError
+from w2r2_training.dataset_format import DatasetError, plain_name
 from w2r2_training.scanrefer import ScanReferConfig, build_scanrefer_dataset
 from w2r2_training.synthetic_dataset import build_synthetic_dataset
 from w2r2_training.trainer import CONFIG_FILE, LOG, TrainingError, check_run_dir, loss_kind, train
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scannet", type=Path, metavar="DIR", help="ScanNet scenes folder for --scanrefer")
     parser.add_argument("--stop-at-step", type=int, metavar="N", help="save a resumable state after step N and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return parser
 
@@ -84,7 +88,7 @@ def _scanrefer_annotations(items: Sequence[str]) -> dict[str, Path]:
         split, sep, path = item.partition("=")
         if not sep or not split or not path:
             raise ConfigError(f"--scanrefer {item!r}: expected SPLIT=JSON, e.g. train=ScanRefer_filtered_train.json")
-        annotations[split] = Path(path)
+        annotations[plain_name(split, "--scanrefer split", item)] = Path(path)
     return annotations
 
 
@@ -131,25 +135,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
     try:
-        config = resolve_config(args)
-        if not args.build_data:
-            check_run_dir(args.out, args.resume)  # before a possibly long dataset build
-        ensure_dataset(args, config)
-        if args.build_data:
-            LOG.info("dataset ready at %s", args.data)
-            return 0
-        summary = train(
-            config, args.data, args.out, resume=args.resume, stop_at_step=args.stop_at_step,
-            show_progress=not args.no_progress,
-        )
-    except INPUT_ERRORS as exc:
-        print(f"w2r2-train: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return run_reporting_errors("w2r2-train", lambda: run(args), INPUT_ERRORS, args.debug)
     except KeyboardInterrupt:
         print(f"w2r2-train: interrupted; resume with --resume --out {args.out}", file=sys.stderr)
         return 130
     finally:
         LOG.removeHandler(handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the dataset if needed, then train; errors go up to ``main`` to become one line."""
+    config = resolve_config(args)
+    if not args.build_data:
+        check_run_dir(args.out, args.resume)  # before a possibly long dataset build
+    ensure_dataset(args, config)
+    if args.build_data:
+        LOG.info("dataset ready at %s", args.data)
+        return 0
+    summary = train(
+        config, args.data, args.out, resume=args.resume, stop_at_step=args.stop_at_step,
+        show_progress=not args.no_progress,
+    )
     best = "none" if summary.best_step is None else f"{summary.best_value:.4f} at step {summary.best_step}"
     print(
         f"w2r2-train: step {summary.step}/{config.steps}, best {config.best_metric} {best}, "

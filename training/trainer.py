@@ -47,7 +47,7 @@ from w2r2_training.curves import plot_training_curves
 from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grounding
 from w2r2_training.evaluate import evaluate_model, evenly_spaced_indices
 from w2r2_training.losses import w2r2_objective
-from w2r2_training.run_files import MetricsLog, replace_directory, resolve_directory
+from w2r2_training.run_files import MetricsLog, replace_directory, resolve_directory, tidy_run_directory
 from w2r2_training.trainer_state import (
     TrainerState,
     capture_rng,
@@ -269,13 +269,19 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> Path | None:
-    """Refuse to train over an existing run (unless resuming); return the state directory to resume from."""
+    """Refuse to train over an existing run (unless resuming); return the state directory to resume from.
+
+    A run directory with a config but no saved state was stopped before its step-0 state was
+    saved: there is nothing to lose, so ``--resume`` starts it from step 0 (with its saved
+    config) and a fresh start may take the directory over.
+    """
+    tidy_run_directory(run_dir)  # what a killed save left
+    state_dir = resolve_directory(run_dir / LAST_DIR)
     if resume:
-        state_dir = resolve_directory(run_dir / LAST_DIR)
-        if state_dir is None:
+        if state_dir is None and not (run_dir / CONFIG_FILE).exists():
             raise TrainingError(f"{run_dir / LAST_DIR}: no saved state to resume (start the run without --resume)")
         return state_dir
-    if (run_dir / CONFIG_FILE).exists() or resolve_directory(run_dir / LAST_DIR) is not None:
+    if state_dir is not None:
         raise TrainingError(f"{run_dir}: already holds a run (pass --resume to continue it, or choose another --out)")
     return None
 
@@ -366,12 +372,16 @@ class Trainer:
             "train_config": config_to_dict(self.config),
         }
 
-    def _save_last(self) -> None:
-        """Checkpoint + trainer state, staged then swapped in, so ``last/`` is always complete."""
-        staging = self.run_dir / f".{LAST_DIR}.partial"
+    def _staged_checkpoint(self, name: str) -> Path:
+        """The model saved to ``.<name>.partial``, ready for ``replace_directory``."""
+        staging = self.run_dir / f".{name}.partial"
         if staging.exists():
             shutil.rmtree(staging)
-        save_checkpoint(self.model, self.tokenizer, staging, self._metadata())
+        return save_checkpoint(self.model, self.tokenizer, staging, self._metadata())
+
+    def _save_last(self) -> None:
+        """Checkpoint + trainer state, staged then swapped in, so ``last/`` is always complete."""
+        staging = self._staged_checkpoint(LAST_DIR)
         extra = {
             "best_step": self.best_step,
             "best_value": self.best_value if math.isfinite(self.best_value) else None,
@@ -425,7 +435,7 @@ class Trainer:
         )
         if math.isfinite(value) and value > self.best_value:
             self.best_value, self.best_step = value, self.step
-            save_checkpoint(self.model, self.tokenizer, self.run_dir / BEST_DIR, self._metadata())
+            replace_directory(self._staged_checkpoint(BEST_DIR), self.run_dir / BEST_DIR)
             LOG.info("new best %s = %.4f at step %d -> %s", self.config.best_metric, value, self.step, self.run_dir / BEST_DIR)
 
     def fit(self, stop_at_step: int | None = None, show_progress: bool = True) -> TrainSummary:

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from w2r2_ros.model.checkpoint import save_safetensors
 
 TENSORS_FILE = "trainer_state.safetensors"
 JSON_FILE = "trainer_state.json"
@@ -100,7 +102,7 @@ def save_trainer_state(directory: Path, state: TrainerState) -> None:
         "rng": _split_tensors(state.rng, "rng", tensors),
         "extra": state.extra,
     }
-    save_file(tensors, str(directory / TENSORS_FILE))
+    save_safetensors(tensors, directory / TENSORS_FILE)
     (directory / JSON_FILE).write_text(json.dumps(document), encoding="utf-8")
 
 

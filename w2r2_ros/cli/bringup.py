@@ -19,6 +19,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -109,6 +110,23 @@ def _declared(node: SceneMemoryNode | GroundingNode) -> set[str]:
     return set(node.get_parameters_by_prefix("").keys())
 
 
+def drain(scene: SceneMemoryNode, grounding: GroundingNode, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bool:
+    """Graceful stop: no more sensor data (the scene node is deactivated), every query received answered
+    (BUSY "shutting down" for those that arrive now), results delivered. Queries published just before the
+    signal are still in DDS's queues, so the executor keeps spinning until none has arrived for ``quiet_s``.
+    Returns False if ``timeout_s`` ran out."""
+    if scene.lifecycle_state == "active":
+        scene.trigger_deactivate()
+    grounding.begin_shutdown()
+    deadline = time.monotonic() + timeout_s
+    while not grounding.drained(quiet_s):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return grounding.lifecycle_state == "unconfigured" or grounding.wait_results_delivered(
+        max(0.1, deadline - time.monotonic()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else [sys.argv[0], *argv])
     args = build_parser().parse_args(remove_ros_args(argv)[1:])
@@ -133,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"'{scene.get_namespace()}' with {args.params}; Ctrl-C stops them", flush=True)
         while runtime.context.ok() and not stop.wait(1.0):
             pass
+        drain(scene, grounding)
         return 0
     except (ValueError, ParameterException, LifecycleError) as error:  # a params-file problem, a value a node refuses
         print(f"w2r2-bringup: {error}", file=sys.stderr)

@@ -242,6 +242,8 @@ def cloud_to_xyz_rgb(msg: PointCloud2, stride: int = 1) -> tuple[np.ndarray, np.
             raise InvalidMessage(f"PointCloud2: no '{axis}' field (fields: {sorted(fields)})")
         if fields[axis].datatype not in (PointField.FLOAT32, PointField.FLOAT64):
             raise InvalidMessage(f"PointCloud2: field '{axis}' has datatype {fields[axis].datatype}, need FLOAT32 or FLOAT64")
+        if fields[axis].count > 1:  # 0 means 1 in the wild; several values per point is not a coordinate
+            raise InvalidMessage(f"PointCloud2: field '{axis}' has count {fields[axis].count}, need 1")
     points = cloud_to_structured(msg, stride)
     xyz = np.stack([points["x"], points["y"], points["z"]], axis=-1).astype(np.float32)
     finite = np.all(np.isfinite(xyz), axis=1)

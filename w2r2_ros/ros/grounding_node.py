@@ -31,6 +31,14 @@ own transform buffer); a frame tf does not connect to ``map_frame`` is refused
 ``vision_msgs/Detection3DArray`` on ``w2r2/detections`` (the answer and its
 alternatives, best first; empty unless OK: ``ros/detections.py``).
 
+Reliability (docs/RELIABILITY.md): every callback is guarded (``guarded_node.py``), and an
+unexpected error while taking a query still answers it (ERROR); a non-finite model score is
+ERROR, never OK; a result carries an excerpt of at most ``max_query_length`` characters of
+the query, and log lines carry it with control characters escaped. On shutdown
+(:meth:`GroundingNode.begin_shutdown`) the queries already queued are answered and later
+ones get BUSY "shutting down". A watchdog reports on ``/diagnostics`` an answer that takes
+longer than ``watchdog_stall_s``.
+
 State sharing: given a ``SceneMemory`` the node reads it in-process, zero
 copy (the one the scene memory node fills: ``w2r2-bringup``, the demo).
 Without one (``grounding_node`` run alone) it reads a ``RemoteScene`` fed by the
@@ -40,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import queue
 import threading
 import time
@@ -53,6 +62,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -66,8 +76,10 @@ from visualization_msgs.msg import MarkerArray
 from w2r2_ros.geometry.transform_buffer import TransformError
 from w2r2_ros.model.grounder import GroundingAnswer, Grounder
 from w2r2_ros.model.grounder import GroundingCandidate as RankedCandidate
+from w2r2_ros.ros.callback_guard import one_line
 from w2r2_ros.ros.conversions import InvalidMessage, make_header, stamp_to_seconds
 from w2r2_ros.ros.detections import box_pose, result_to_detections
+from w2r2_ros.ros.guarded_node import GuardedCallbacks
 from w2r2_ros.ros.interfaces import (
     GroundAction,
     GroundingCandidate,
@@ -83,6 +95,7 @@ from w2r2_ros.ros.markers import debug_image, result_markers
 from w2r2_ros.ros.node_diagnostics import DiagnosticsPublisher, status
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.params import DEFAULT_CHECKPOINT, resolve_package_path
+from w2r2_ros.ros.query_text import excerpt, loggable
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
 from w2r2_ros.ros.result_frames import result_in_frame
 from w2r2_ros.ros.tf_listener import TF_BACKENDS, TfListener, make_transform_buffer
@@ -126,6 +139,8 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "max_frames": ParamSpec(32, "keyframes the model reads per query (spread over the buffer)", minimum=1, maximum=1000, live=True),
         "max_query_length": ParamSpec(200, "characters; longer queries are refused (INVALID_QUERY)", minimum=1, maximum=100000, live=True),
         "queue_size": ParamSpec(8, "queries waiting for the model; more are refused (BUSY)", minimum=1, maximum=10000),
+        "watchdog_stall_s": ParamSpec(60.0, "/diagnostics reports ERROR when one answer (or a callback) takes longer (0: no watchdog)",
+                                      minimum=0.0),
         "map_frame": ParamSpec("map", "frame of the scene, and of the answers unless a query names a target_frame"),
         "tf_backend": ParamSpec("auto", "transform buffer for target_frame: auto (tf2_ros where it imports), builtin or tf2_ros",
                                 choices=TF_BACKENDS),
@@ -161,6 +176,7 @@ class GroundingNodeParams:
     max_frames: int
     max_query_length: int
     queue_size: int
+    watchdog_stall_s: float
     map_frame: str
     tf_backend: str
     query_topic: str
@@ -175,10 +191,6 @@ class GroundingNodeParams:
     proposal_array_topic: str
     scene_max_keyframes: int
     diagnostics_period_s: float
-
-
-def _shortened(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -198,9 +210,11 @@ class _Job:
 _EVERY_MESSAGE = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 _LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
 Stage = GroundAction.Feedback
+# What the watchdog calls the model worker while it answers a query.
+WORKER_JOB = "model worker (one query)"
 
 
-class GroundingNode(LifecycleNode):
+class GroundingNode(GuardedCallbacks, LifecycleNode):
     """Grounds queries on the scene memory with the W2R2 model (see the module docstring).
 
     ``memory``: the scene memory to read in-process (zero copy); None reads the
@@ -220,6 +234,8 @@ class GroundingNode(LifecycleNode):
         self._last_model_ms: float | None = None
         self._answers: Counter[str] = Counter()  # results published, per status name
         self._ids = itertools.count(1)
+        self._closing = False
+        self._last_query = time.monotonic()  # when a query last arrived (shutdown waits for a quiet spell)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.params.queue_size)
         self._interfaces: list[Any] = []  # action server and service (configure .. cleanup)
         self._subscriptions_active: list[Any] = []  # query (and scene) subscriptions (activate .. deactivate)
@@ -230,6 +246,7 @@ class GroundingNode(LifecycleNode):
         self.tf_buffer = make_transform_buffer(self.params.tf_backend)
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
         self.diagnostics = DiagnosticsPublisher(self, self.diagnostic_statuses, self.params.diagnostics_period_s)
+        self.start_watchdog(self.params.watchdog_stall_s)
         if self.params.autostart:
             bring_up(self)
 
@@ -367,20 +384,32 @@ class GroundingNode(LifecycleNode):
     # --- queries in --------------------------------------------------------------------------
 
     def _on_query(self, msg: GroundingQuery) -> None:
-        self._submit(_Job(msg.query_id or f"query-{next(self._ids)}", msg.text), msg.target_frame)
+        self._take(_Job(msg.query_id or f"query-{next(self._ids)}", msg.text), msg.target_frame)
 
     def _on_query_text(self, msg: String) -> None:
-        self._submit(_Job(f"text-{next(self._ids)}", msg.data), "")
+        self._take(_Job(f"text-{next(self._ids)}", msg.data), "")
+
+    def _take(self, job: _Job, target_frame: str) -> None:
+        """Submit the query; whatever goes wrong meanwhile, it is still answered (ERROR), exactly once."""
+        self._last_query = time.monotonic()
+        try:
+            self._submit(job, target_frame)
+        except Exception as error:
+            self.guard.report("query", error)
+            self._deliver(job, self._result(job.query_id, job.text, GroundingResult.STATUS_ERROR,
+                                            f"internal error taking the query: {one_line(error)}"))
 
     def _submit(self, job: _Job, target_frame: str) -> None:
         """Validate and enqueue; everything that can be refused without the model is refused here."""
         stripped = job.text.strip()
         refusal: tuple[int, str] | None = None
-        if self.lifecycle_state != "active":
+        if self._closing:
+            refusal = (GroundingResult.STATUS_BUSY, "busy: the node is shutting down")
+        elif self.lifecycle_state != "active":
             refusal = (GroundingResult.STATUS_BUSY,
                        f"busy: {NODE_NAME} is {self.lifecycle_state} (lifecycle); activate it to answer queries")
         elif (problem := self._frame_problem(target_frame)) is not None:
-            refusal = (GroundingResult.STATUS_INVALID_QUERY, f"target_frame '{target_frame}': {problem}")
+            refusal = (GroundingResult.STATUS_INVALID_QUERY, f"target_frame '{loggable(target_frame)}': {problem}")
         elif not stripped:
             refusal = (GroundingResult.STATUS_INVALID_QUERY, "the query text is empty")
         elif len(stripped) > self.params.max_query_length:
@@ -426,7 +455,7 @@ class GroundingNode(LifecycleNode):
 
     async def _on_service(self, request: GroundService.Request, response: GroundService.Response) -> GroundService.Response:
         future, complete = self._awaitable()
-        self._submit(_Job(f"service-{next(self._ids)}", request.text, reply=complete), request.target_frame)
+        self._take(_Job(f"service-{next(self._ids)}", request.text, reply=complete), request.target_frame)
         response.result = await future
         return response
 
@@ -468,12 +497,12 @@ class GroundingNode(LifecycleNode):
                 if not cancelled.is_set():
                     goal_handle.publish_feedback(Stage(stage=name))
 
-            self._submit(_Job(query_id, goal.text, reply=complete, stage=stage, cancelled=cancelled), goal.target_frame)
+            self._take(_Job(query_id, goal.text, reply=complete, stage=stage, cancelled=cancelled), goal.target_frame)
             result = await future
             if result is None:
                 result = self._result(query_id, goal.text, GroundingResult.STATUS_CANCELED,
                                       "cancelled: the goal was cancelled before its answer was ready")
-                self.get_logger().info(f"[{query_id}] '{_shortened(goal.text)}': CANCELED")
+                self.get_logger().info(f"[{query_id}] '{loggable(goal.text)}': CANCELED")
                 goal_handle.canceled()
             elif result.status in ANSWERED:
                 goal_handle.succeed()
@@ -492,17 +521,26 @@ class GroundingNode(LifecycleNode):
             job = self._queue.get()
             if job is None:
                 return
-            if job.cancelled is not None and job.cancelled.is_set():
-                continue
+            try:
+                if job.cancelled is None or not job.cancelled.is_set():
+                    self._work_on(job)
+            finally:
+                self._queue.task_done()
+
+    def _work_on(self, job: _Job) -> None:
+        with self.guard.busy(WORKER_JOB):
             try:
                 result, snapshot = self._answer(job)
             except Exception as error:  # the query must still be answered; the node keeps running
-                self.get_logger().error(f"query {job.query_id} ('{job.text}') failed: {error!r}")
+                self.get_logger().error(f"query {job.query_id} ('{loggable(job.text)}') failed: {one_line(error)}")
                 result, snapshot = self._result(job.query_id, job.text, GroundingResult.STATUS_ERROR,
-                                                f"internal error: {error}"), None
+                                                f"internal error: {one_line(error)}"), None
             self.last_latency_ms = (time.monotonic() - job.received) * 1e3
             self._last_model_ms = float(result.model_time_ms) if result.model_time_ms > 0 else self._last_model_ms
-            self._deliver(job, result, snapshot)
+            try:
+                self._deliver(job, result, snapshot)
+            except Exception as error:  # e.g. a reply callback: the result itself went out first
+                self.guard.report(WORKER_JOB, error)
 
     def _answer(self, job: _Job) -> tuple[GroundingResult, SceneSnapshot | None]:
         if job.stage is not None:
@@ -535,7 +573,14 @@ class GroundingNode(LifecycleNode):
         return result, snapshot
 
     def _judge(self, answer: GroundingAnswer, text: str) -> tuple[int, str]:
-        """OK, or NOT_FOUND when "no target" wins or the best score misses the threshold (W2R2.md: no-target score)."""
+        """OK, or NOT_FOUND when "no target" wins or the best score misses the threshold (W2R2.md: no-target score);
+        ERROR when a score is not finite (NaN compares false with every threshold: it would pass as OK)."""
+        text = loggable(text)
+        scores = [c.score for c in answer.candidates] + [answer.no_target_score]
+        if not all(math.isfinite(float(score)) for score in scores):
+            return (GroundingResult.STATUS_ERROR,
+                    "the model produced a non-finite score: an input (keyframe depth, pose, intrinsics or proposal box) "
+                    "or the checkpoint's weights are not finite; no answer is given")
         if not answer.candidates:
             return GroundingResult.STATUS_NOT_FOUND, f"nothing in the scene matches '{text}'"
         best = answer.candidates[0]
@@ -559,8 +604,12 @@ class GroundingNode(LifecycleNode):
     # --- results out -------------------------------------------------------------------------
 
     def _result(self, query_id: str, text: str, status: int, message: str) -> GroundingResult:
+        """A result with an excerpt of the query (at most ``max_query_length`` characters: a refused 10 MB query
+        is not echoed back whole)."""
         header = make_header(self.get_clock().now().to_msg(), self.params.map_frame)
-        return GroundingResult(header=header, query_id=query_id, text=text, status=status, message=message)
+        limit = self.params.max_query_length
+        return GroundingResult(header=header, query_id=excerpt(query_id, limit), text=excerpt(text, limit),
+                               status=status, message=message)
 
     def _frame_problem(self, target_frame: str) -> str | None:
         """Why answers cannot be given in ``target_frame`` now (tf's reason), or None when they can."""
@@ -587,13 +636,17 @@ class GroundingNode(LifecycleNode):
         """For answers the model produced, markers that replace the previous answer's and the debug image (in
         map_frame); then the result and its detections in ``target_frame``, which are returned."""
         if snapshot is not None and result.status in (GroundingResult.STATUS_OK, GroundingResult.STATUS_NOT_FOUND):
-            self._markers_pub.publish(result_markers(result, self.params.map_frame, result.header.stamp))
-            self._image_pub.publish(debug_image(snapshot.keyframes[-1], result))
+            try:
+                self._markers_pub.publish(result_markers(result, self.params.map_frame, result.header.stamp))
+                self._image_pub.publish(debug_image(snapshot.keyframes[-1], result))
+            except Exception as error:  # drawing must never cost the answer
+                self.guard.report("markers and debug image", error)
         result = self._in_frame(result, target_frame)
         self._result_pub.publish(result)
         self._detections_pub.publish(result_to_detections(result))
         self._answers[STATUS_NAMES[result.status]] += 1
         line = f"[{result.query_id}] '{_shortened(result.text)}': {STATUS_NAMES[result.status]}: {result.message}"
+        line = f"[{loggable(result.query_id)}] '{loggable(result.text)}': {STATUS_NAMES[result.status]}: {result.message}"
         # Two call sites: rclpy refuses a different severity from the same line.
         if result.status == GroundingResult.STATUS_OK:
             self.get_logger().info(line)
@@ -627,6 +680,20 @@ class GroundingNode(LifecycleNode):
         else:
             level, message = DiagnosticStatus.OK, f"model loaded; last query {latency} ms"
         return [status(self, "grounding", level, message, values)]
+    # --- shutdown ----------------------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        """From now on new queries are answered BUSY ("shutting down"); the queued ones are still answered."""
+        self._closing = True
+
+    def drained(self, quiet_s: float) -> bool:
+        """Whether every queued query is answered and none has arrived for ``quiet_s`` (those still in
+        transit when shutdown began have then been taken and answered)."""
+        return self._queue.unfinished_tasks == 0 and time.monotonic() - self._last_query >= quiet_s
+
+    def wait_results_delivered(self, timeout_s: float) -> bool:
+        """Wait until every reader has acknowledged the results published so far (reliable QoS)."""
+        return bool(self._result_pub.wait_for_all_acked(Duration(seconds=timeout_s)))
 
     def _stop_worker(self) -> None:
         """Stop the worker after the query it is answering; queries still waiting get BUSY (shutting down)."""
@@ -640,6 +707,7 @@ class GroundingNode(LifecycleNode):
             if job is not None:
                 self._deliver(job, self._result(job.query_id, job.text, GroundingResult.STATUS_BUSY,
                                                 "busy: the node is shutting down"))
+                self._queue.task_done()
         self._queue.put(None)
         self._worker.join(timeout=30.0)
         self._worker = None

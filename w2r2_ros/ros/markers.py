@@ -37,6 +37,9 @@ ALTERNATIVE_LINE_WIDTH_M = 0.012
 LABEL_HEIGHT_M = 0.12
 # Debug images narrower than this are upscaled (nearest) so that the label text stays legible.
 DEBUG_IMAGE_MIN_WIDTH = 640
+# Neither side of a debug image exceeds this: a valid 1x240 camera once made one answer draw a
+# 640x153,600 image (295 MB; issue 16, finding 6). Larger keyframes are shrunk to fit.
+DEBUG_IMAGE_MAX_SIDE = 1280
 
 
 def candidate_box(candidate: GroundingCandidate) -> Box3D:
@@ -93,7 +96,14 @@ def result_markers(result: GroundingResult, frame_id: str, stamp: Time | None = 
     return MarkerArray(markers=markers)
 
 
-def _draw_box(image: np.ndarray, box: Box3D, keyframe: Keyframe, scale: int, rgb: tuple, thickness: int) -> np.ndarray | None:
+def debug_image_scale(height: int, width: int) -> float:
+    """The factor a keyframe is resized by: an integer upscale to DEBUG_IMAGE_MIN_WIDTH, but never past
+    DEBUG_IMAGE_MAX_SIDE on either side."""
+    scale = float(max(1, int(np.ceil(DEBUG_IMAGE_MIN_WIDTH / width))))
+    return min(scale, DEBUG_IMAGE_MAX_SIDE / max(height, width))
+
+
+def _draw_box(image: np.ndarray, box: Box3D, keyframe: Keyframe, scale: float, rgb: tuple, thickness: int) -> np.ndarray | None:
     """Draw the box edges whose ends are both in front of the camera; returns the visible corners (pixels)."""
     uv, depth = project_points(box_corners(box), keyframe.intrinsics, keyframe.cam_to_world)
     in_front = depth > 1e-3
@@ -117,8 +127,10 @@ def _put_label(image: np.ndarray, text: str, origin: tuple[int, int], rgb: tuple
 
 def draw_result(keyframe: Keyframe, result: GroundingResult) -> np.ndarray:
     """The keyframe's RGB with the alternatives (faded) and the answer box drawn in; uint8 (H', W', 3) RGB."""
-    scale = max(1, int(np.ceil(DEBUG_IMAGE_MIN_WIDTH / keyframe.rgb.shape[1])))
-    base = np.ascontiguousarray(np.repeat(np.repeat(keyframe.rgb, scale, axis=0), scale, axis=1))
+    height, width = keyframe.rgb.shape[:2]
+    scale = debug_image_scale(height, width)
+    size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+    base = np.ascontiguousarray(cv2.resize(keyframe.rgb, size, interpolation=cv2.INTER_NEAREST))
     faded = base.copy()
     for candidate in result.alternatives:
         _draw_box(faded, candidate_box(candidate), keyframe, scale, ALTERNATIVE_RGBA, 1)

@@ -16,10 +16,13 @@ import time
 from typing import Callable, Sequence, TypeVar
 
 import rclpy
+import rclpy.logging
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+from w2r2_ros.ros.callback_guard import one_line
 
 NodeT = TypeVar("NodeT", bound=Node)
 
@@ -55,6 +58,10 @@ class NodeRuntime:
         self.executor = SingleThreadedExecutor(context=self.context)
         self._nodes: list[Node] = []
         self._thread: threading.Thread | None = None
+        # Exceptions that escaped spin() (node callbacks are guarded, so these come from rclpy itself,
+        # e.g. a message it cannot deserialise); the executor is spun again after each.
+        self.spin_failures = 0
+        self.last_spin_failure = ""
 
     def add(self, node: NodeT) -> NodeT:
         """Hand ``node`` (created with ``context=self.context``) to the executor; returns it. Safe while spinning."""
@@ -70,10 +77,20 @@ class NodeRuntime:
         return self
 
     def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+        """Spin until shutdown; an exception that escapes ``spin()`` is logged and spinning resumes,
+        since a dead spin thread leaves a live process that never handles a message again."""
+        while self.context.ok():
+            try:
+                self.executor.spin()
+                return
+            except ExternalShutdownException:
+                return
+            except Exception as error:
+                if not self.context.ok():
+                    return
+                self.spin_failures += 1
+                self.last_spin_failure = one_line(error)
+                rclpy.logging.get_logger("node_runtime").error(f"executor: {self.last_spin_failure}; spinning again")
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> bool:
         """Poll ``predicate`` until it holds or ``timeout_s`` passes; returns its last value."""

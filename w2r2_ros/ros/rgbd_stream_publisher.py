@@ -31,6 +31,7 @@ from w2r2_ros.ros.conversions import (
 )
 from w2r2_ros.ros.tf_listener import TF_QOS, TF_STATIC_QOS
 from w2r2_ros.sim.robot_tf import RobotFrames, dynamic_transforms, static_transforms
+from w2r2_ros.ros.transport_limits import large_sample_warning
 
 DEFAULT_TOPICS = {
     "rgb": "/camera/color/image_raw",
@@ -131,5 +132,9 @@ class RgbdStreamPublisher(Node):
                                                      for parent, child, t in static_transforms(self.frames)]))
 
     def publish_cloud(self, cloud: PointCloud2, stamp: float) -> None:
+        """Re-stamp and publish a cloud; one over the transport's practical size is announced (transport_limits)."""
         cloud.header.stamp = seconds_to_stamp(stamp)
+        warning = large_sample_warning("PointCloud2", self.cloud.topic_name, len(cloud.data))
+        if warning is not None:
+            self.get_logger().warning(warning, throttle_duration_sec=5.0)
         self.cloud.publish(cloud)

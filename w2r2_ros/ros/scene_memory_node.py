@@ -43,8 +43,14 @@ another process can read the scene (``publish_keyframes``).
 
 Bad input (unsupported encodings, size mismatches, all-invalid depth, missing
 camera_info, no pose within the sync tolerance, unusable clouds, stamps going
-backwards) is dropped with a rate-limited warning and counted per reason in
-:attr:`SceneMemoryNode.drop_counts`; the node keeps running.
+backwards or too far in the future, positions beyond ``max_coordinate_m``) is dropped with a
+rate-limited warning and counted per reason in :attr:`SceneMemoryNode.drop_counts`; the node
+keeps running. A stamp that jumps back by more than ``clock_jump_reset_s`` (a looped bag)
+resets the memory (``stamp_check.py``). Whatever else a message makes a callback raise is
+caught by the callback guard (``guarded_node.py``): counted, reported, the executor keeps
+spinning, and a watchdog reports on ``/diagnostics`` a callback that stops making progress.
+Samples the middleware lost before they arrived (too large for the transport) are counted as
+``transport_lost`` and warned about (``transport_limits.py``). Reliability: docs/RELIABILITY.md.
 """
 from __future__ import annotations
 
@@ -60,6 +66,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -87,6 +94,7 @@ from w2r2_ros.ros.conversions import (
     xyz_rgb_to_cloud,
 )
 from w2r2_ros.ros.detections import proposals_to_detections
+from w2r2_ros.ros.guarded_node import GuardedCallbacks
 from w2r2_ros.ros.input_watchdog import InputWatchdog
 from w2r2_ros.ros.interfaces import ObjectProposalArray, SceneKeyframe
 from w2r2_ros.ros.keyframe_messages import keyframe_to_msg
@@ -95,10 +103,12 @@ from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_s
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.proposal_markers import proposals_to_array, proposals_to_marker_array
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
+from w2r2_ros.ros.transport_limits import large_sample_advice, large_sample_warning
 from w2r2_ros.ros.tf_listener import TF_BACKENDS, TfListener, make_transform_buffer
 from w2r2_ros.scene.keyframes import KeyframePolicy
 from w2r2_ros.scene.memory import FrameOutcome, IngestStatus, SceneMemory, SceneMemoryConfig
 from w2r2_ros.scene.proposals import ProposalConfig
+from w2r2_ros.scene.stamp_check import StampCheck, StampCheckConfig, StampVerdict
 from w2r2_ros.scene.sync import DropReason
 from w2r2_ros.scene.workers import SceneWorkers
 from w2r2_ros.sensors.compressed_codec import compressed_depth_to_depth, compressed_to_rgb
@@ -118,7 +128,7 @@ _TIMING_WINDOW = 20_000
 
 def parameter_specs() -> dict[str, ParamSpec]:
     """Every parameter: default, meaning, range; numeric defaults come from SceneMemoryConfig, the one source."""
-    memory, policy, proposals = SceneMemoryConfig(), KeyframePolicy(), ProposalConfig()
+    memory, policy, proposals, stamps = SceneMemoryConfig(), KeyframePolicy(), ProposalConfig(), StampCheckConfig()
     topic = "(relative: resolved in the node's namespace, remappable)"
     return {
         "autostart": ParamSpec(True, "configure and activate when created (false: stay unconfigured for a lifecycle manager)"),
@@ -147,6 +157,9 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "image_qos_depth": ParamSpec(5, "keep-last queue of images and clouds", minimum=1, maximum=1000),
         "pose_qos_depth": ParamSpec(200, "keep-last queue of poses (~2 s of a 100 Hz odometry)", minimum=1, maximum=100000),
         "warning_period_s": ParamSpec(5.0, "at most one warning per kind of bad input per period", minimum=0.0, maximum=3600.0, live=True),
+        "watchdog_stall_s": ParamSpec(10.0, "/diagnostics reports ERROR when a callback runs longer than this (0: no watchdog)", minimum=0.0),
+        "max_future_stamp_s": ParamSpec(stamps.max_future_s, "stamps further ahead of this node's clock are dropped (0: no check)", minimum=0.0),
+        "clock_jump_reset_s": ParamSpec(stamps.jump_back_reset_s, "a stream's stamp jumping back further resets the memory (0: never)", minimum=0.0),
         "input_timeout_s": ParamSpec(5.0, "warn when an input topic has been silent this long", minimum=0.5, maximum=3600.0),
         "sync_tolerance_s": ParamSpec(memory.sync_tolerance_s, "RGB, depth and pose stamps must agree within this", minimum=0.0, maximum=10.0),
         "max_pose_wait_s": ParamSpec(memory.max_pose_wait_s, "a frame newer than the newest pose waits this long (image time) for it", minimum=0.0, maximum=60.0),
@@ -159,7 +172,8 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "max_voxels": ParamSpec(memory.max_voxels, "least recently updated voxels are evicted beyond this", minimum=1),
         "depth_stride": ParamSpec(memory.depth_stride, "fuse every n-th depth row and column", minimum=1, maximum=64),
         "min_depth_m": ParamSpec(memory.min_depth_m, "closer depth is ignored", minimum=0.0),
-        "max_depth_m": ParamSpec(memory.max_depth_m, "farther depth is ignored", minimum=0.0),
+        "max_depth_m": ParamSpec(memory.max_depth_m, "farther depth is not fused", minimum=0.0),
+        "max_coordinate_m": ParamSpec(memory.max_coordinate_m, "poses, cloud points and depths farther from the origin are not physical: dropped", minimum=0.0),
         "min_fuse_interval_s": ParamSpec(memory.min_fuse_interval_s, "non-keyframes are fused at most this often", minimum=0.0),
         "proposal_min_hits": ParamSpec(memory.proposal_min_hits, "voxels hit fewer times are left out of proposals (3 for a noisy sensor)", minimum=1),
         "diagnostics_period_s": ParamSpec(1.0, "/diagnostics report period (input rates, drops by cause, memory); 0: off",
@@ -177,7 +191,7 @@ def parameter_defaults() -> dict[str, object]:
     return {name: spec.default for name, spec in parameter_specs().items()}
 
 
-class SceneMemoryNode(LifecycleNode):
+class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
     """The scene memory as a ROS 2 lifecycle node.
 
     ``memory``: a SceneMemory to write into, shared with an in-process reader
@@ -205,6 +219,10 @@ class SceneMemoryNode(LifecycleNode):
         self._callback_ms: dict[str, deque[float]] = {k: deque(maxlen=_TIMING_WINDOW) for k in ("rgb", "depth", "cloud", "publish")}
         self._callback_cpu_ms: dict[str, deque[float]] = {k: deque(maxlen=_TIMING_WINDOW) for k in self._callback_ms}
         self.warnings = RateLimitedWarner(self.get_logger().warning, period_s=p["warning_period_s"])
+        self.guard.warnings.period_s = p["warning_period_s"]
+        self._stamps = StampCheck(StampCheckConfig(float(p["max_future_stamp_s"]), float(p["clock_jump_reset_s"])))
+        self.memory_resets = 0
+        self.start_watchdog(float(p["watchdog_stall_s"]))
         self._active_entities: list[Any] = []  # subscriptions, publishers and the timer of the active state
         self._timer = None
         self._reset_service = None
@@ -305,9 +323,11 @@ class SceneMemoryNode(LifecycleNode):
             topic = p[f"{stream}_topic"] if transport == "raw" else f"{p[f'{stream}_topic'].rstrip('/')}/{transport}"
             self._image_topics[stream] = topic
             setattr(self, f"_{stream}_decoder", decoder)
-            entities.append(self.create_subscription(msg_type, topic, handler, images_qos, callback_group=sensors))
+            entities.append(self.create_subscription(msg_type, topic, handler, images_qos, callback_group=sensors,
+                                                     event_callbacks=self._lost_events(stream, topic)))
             self._expect(stream, topic, msg_type, f"{stream}_topic / {stream}_transport")
-        entities.append(self.create_subscription(PointCloud2, p["cloud_topic"], self._on_cloud, images_qos, callback_group=sensors))
+        entities.append(self.create_subscription(PointCloud2, p["cloud_topic"], self._on_cloud, images_qos, callback_group=sensors,
+                                                 event_callbacks=self._lost_events("cloud", p["cloud_topic"])))
         self._active_timers.append(self.create_timer(float(p["input_timeout_s"]), self.watchdog.check,
                                                      callback_group=MutuallyExclusiveCallbackGroup()))
 
@@ -370,7 +390,7 @@ class SceneMemoryNode(LifecycleNode):
         """``ros2 param set`` of publish_rate_hz (the timer is remade) and warning_period_s."""
         self.params = {**self.params, **changes}
         if "warning_period_s" in changes:
-            self.warnings.period_s = float(changes["warning_period_s"])
+            self.warnings.period_s = self.guard.warnings.period_s = float(changes["warning_period_s"])
         if "publish_rate_hz" in changes:
             self.workers.period_s = 1.0 / float(changes["publish_rate_hz"])
         if "publish_rate_hz" in changes and self._timer is not None:
@@ -479,6 +499,38 @@ class SceneMemoryNode(LifecycleNode):
         with self._lock:
             self._drops[reason] += 1
         self.warnings.warn(reason, f"dropped: {message}")
+
+    def _lost_events(self, stream: str, topic: str) -> SubscriptionEventCallbacks:
+        """The middleware's report of samples it lost before they reached us (e.g. too large for the transport)."""
+
+        def on_lost(event: Any) -> None:
+            with self._lock:
+                self._drops["transport_lost"] += event.total_count_change
+            self.warnings.warn("transport_lost", f"the transport lost {event.total_count_change} {stream} message(s) "
+                               f"on {topic} ({event.total_count} so far): {large_sample_advice()}")
+
+        return SubscriptionEventCallbacks(message_lost=self.guard.wrap(f"message_lost {topic}", on_lost))
+
+    def _stamp_ok(self, stream: str, header: Header) -> bool:
+        """Time sanity (``stamp_check.py``): False (dropped, warned) for a stamp in the future; a big jump
+        back resets the memory, with one log line, and the message is taken."""
+        stamp = stamp_to_seconds(header.stamp)
+        now = self.get_clock().now().nanoseconds * 1e-9
+        newest = self._stamps.newest(stream)
+        verdict = self._stamps.check(stream, stamp, now)
+        if verdict is StampVerdict.FUTURE:
+            self._drop("stamp_in_future", f"{stream} stamped {stamp:.3f} is {stamp - now:.1f} s ahead of this node's clock "
+                       f"(max_future_stamp_s {self._stamps.config.max_future_s:g}): is the sensor's clock synchronised?")
+            return False
+        if verdict is StampVerdict.JUMPED_BACK:
+            self._memory.reset()
+            self.memory_resets += 1
+            self.get_logger().warning(
+                f"{stream} stamp jumped back {newest - stamp:.1f} s (from {newest:.3f} to {stamp:.3f}, beyond "
+                f"clock_jump_reset_s {self._stamps.config.jump_back_reset_s:g}): a new recording or a looped bag; "
+                f"SceneMemory.reset()"
+            )
+        return True
 
     def _count(self, stream: str) -> None:
         with self._lock:
@@ -613,6 +665,8 @@ class SceneMemoryNode(LifecycleNode):
 
     def _add_pose(self, stream: str, header: Header, child: str, to_matrix: Callable[[Any], np.ndarray], msg: Any) -> None:
         self._count(stream)
+        if not self._stamp_ok(stream, header):
+            return
         try:
             pose = to_matrix(msg)
         except InvalidMessage as error:
@@ -691,7 +745,7 @@ class SceneMemoryNode(LifecycleNode):
         self._count("rgb")
         if msg.header.frame_id and not self.params["camera_frame"]:
             self._camera_frame = msg.header.frame_id
-        intrinsics = self._camera("rgb")
+        intrinsics = self._camera("rgb") if self._stamp_ok("rgb", msg.header) else None
         rgb = self._decode("rgb", msg, self._rgb_decoder, intrinsics) if intrinsics is not None else None
         if rgb is not None and (self.params["pose_source"] != "tf" or self._pose_from_tf(msg.header)):
             self._ingest(lambda: self._memory.add_rgb(stamp_to_seconds(msg.header.stamp), rgb, intrinsics))
@@ -700,13 +754,14 @@ class SceneMemoryNode(LifecycleNode):
     def _on_depth(self, msg: Image | CompressedImage) -> None:
         started = time.perf_counter(), time.thread_time()
         self._count("depth")
-        intrinsics = self._camera("depth")
+        intrinsics = self._camera("depth") if self._stamp_ok("depth", msg.header) else None
         depth = self._decode("depth", msg, self._depth_decoder, intrinsics) if intrinsics is not None else None
         if depth is not None:
             with np.errstate(invalid="ignore"):
-                valid = np.isfinite(depth) & (depth > 0)
+                valid = np.isfinite(depth) & (depth > 0) & (depth <= self._memory.config.max_coordinate_m)
             if not valid.any():
-                self._drop("invalid_depth", f"depth image at {stamp_to_seconds(msg.header.stamp):.3f}: no valid pixel (all NaN, inf or 0)")
+                self._drop("invalid_depth", f"depth image at {stamp_to_seconds(msg.header.stamp):.3f}: no valid pixel "
+                           f"(all NaN, inf, 0 or beyond max_coordinate_m {self._memory.config.max_coordinate_m:g} m)")
             else:
                 self._ingest(lambda: self._memory.add_depth(stamp_to_seconds(msg.header.stamp), depth))
         self._timed("depth", started)
@@ -732,11 +787,12 @@ class SceneMemoryNode(LifecycleNode):
                 f"cloud of {n_points} points is more than max_cloud_points {limit}: every {stride}th point fused "
                 f"({-(-n_points // stride)}); raise max_cloud_points to fuse all (fusion time grows with the points)",
             )
-        try:
-            points, colors = cloud_to_xyz_rgb(msg, stride)
-        except InvalidMessage as error:
-            self._drop("invalid_cloud", str(error))
-            points = None
+        points = colors = None
+        if self._stamp_ok("cloud", msg.header):
+            try:
+                points, colors = cloud_to_xyz_rgb(msg, stride)
+            except InvalidMessage as error:
+                self._drop("invalid_cloud", str(error))
         if points is not None and frame == self.map_frame:
             self._memory.add_cloud(stamp, points, colors)
         elif points is not None:
@@ -801,7 +857,11 @@ class SceneMemoryNode(LifecycleNode):
         proposals = snapshot.proposals
         header = make_header(snapshot.stamp if snapshot.stamp is not None else self.get_clock().now().to_msg(), self.map_frame)
         if cloud_wanted:
-            self._cloud_pub.publish(xyz_rgb_to_cloud(snapshot.cloud_points, snapshot.cloud_colors, header.stamp, self.map_frame))
+            cloud = xyz_rgb_to_cloud(snapshot.cloud_points, snapshot.cloud_colors, header.stamp, self.map_frame)
+            warning = large_sample_warning("PointCloud2", self._cloud_pub.topic_name, len(cloud.data))
+            if warning is not None:  # max_voxels decides the size: 16 bytes a voxel
+                self.warnings.warn("large_fused_cloud", f"{warning}; or lower max_voxels")
+            self._cloud_pub.publish(cloud)
         self._markers_pub.publish(proposals_to_marker_array(proposals, header))
         if self._keyframe_pub is not None:
             self._publish_new_keyframes(snapshot.keyframes)
@@ -840,6 +900,7 @@ def _memory_config(p: dict[str, object]) -> SceneMemoryConfig:
         depth_stride=int(p["depth_stride"]),
         min_depth_m=float(p["min_depth_m"]),
         max_depth_m=float(p["max_depth_m"]),
+        max_coordinate_m=float(p["max_coordinate_m"]),
         min_fuse_interval_s=float(p["min_fuse_interval_s"]),
         proposal_min_hits=int(p["proposal_min_hits"]),
         max_fusion_backlog=int(p["max_fusion_backlog"]),

@@ -64,7 +64,12 @@ class SceneMemoryConfig:
     # Every depth pixel-th row and column is fused (a 640x480 frame at stride 3 gives ~34k points).
     depth_stride: int = 3
     min_depth_m: float = 0.1
-    max_depth_m: float = 6.0
+    max_depth_m: float = 6.0  # beyond: not fused (the keyframe keeps it for the model)
+    # No map position (camera pose, cloud point, depth) lies farther than this from the origin: beyond
+    # it a value is not physical (a pose at 1e38 m, a depth of 1e30 m) and would turn the model's
+    # geometry into inf/NaN scores. Poses beyond are dropped (OUT_OF_RANGE), cloud points skipped and
+    # depth pixels made invalid, in the keyframe too.
+    max_coordinate_m: float = 1000.0
     # Frames that are not keyframes are fused at most this often (fusion costs tens of ms per frame).
     min_fuse_interval_s: float = 0.2
     # Voxels hit by fewer points than this are left out of proposals. 1 keeps objects seen only from
@@ -173,6 +178,8 @@ class SceneMemory:
                 f"SceneMemoryConfig: need depth_stride >= 1 and 0 <= min_depth_m < max_depth_m "
                 f"(got {config.depth_stride}, {config.min_depth_m}, {config.max_depth_m})"
             )
+        if not config.max_coordinate_m > 0:
+            raise ValueError(f"SceneMemoryConfig: max_coordinate_m must be > 0, got {config.max_coordinate_m}")
         self.config = config
         self._lock = threading.Lock()
         # The voxel map's own lock, taken after _lock when both are needed (never the other way round).
@@ -208,7 +215,7 @@ class SceneMemory:
         Frames that were waiting for this pose are fused (or dropped) now; see :meth:`take_released`.
         """
         with self._lock:
-            reason = self._sync.add_pose(stamp, cam_to_world)
+            reason = self._out_of_range(cam_to_world) or self._sync.add_pose(stamp, cam_to_world)
             if reason is not None:
                 self._dropped[reason] += 1
             self._ingest_released()
@@ -225,7 +232,11 @@ class SceneMemory:
         """Ingest a registered RGB-D pair; without ``cam_to_world`` the pose comes from :meth:`add_pose`'s history
         (``WAITING``: the pose is still to come)."""
         _check_images(rgb, depth, intrinsics)
+        depth = self._physical_depth(depth)
         with self._lock:
+            if cam_to_world is not None and (reason := self._out_of_range(cam_to_world)) is not None:
+                self._dropped[reason] += 1
+                return IngestStatus(stamp, FrameOutcome.DROPPED, reason)
             status = self._ingest(self._sync.add_rgbd(stamp, rgb, depth, intrinsics, cam_to_world))
             self._ingest_released()
             return status
@@ -242,6 +253,7 @@ class SceneMemory:
     def add_depth(self, stamp: float, depth: np.ndarray) -> list[IngestStatus]:
         """Ingest a depth image (registered to the colour camera) alone; see :meth:`add_rgb`."""
         _check_images(None, depth, None)
+        depth = self._physical_depth(depth)
         with self._lock:
             statuses = [self._ingest(o) for o in self._sync.add_depth(stamp, depth)]
             self._ingest_released()
@@ -249,8 +261,13 @@ class SceneMemory:
 
     def add_cloud(self, stamp: float, points: np.ndarray, colors: np.ndarray | None = None) -> int:
         """Fuse a point cloud already in ``map`` (N, 3) with optional uint8 RGB; returns the points fused
-        (NaN/inf rows are skipped)."""
+        (NaN/inf rows and rows beyond ``max_coordinate_m`` are skipped)."""
         points = np.asarray(points, dtype=np.float32)
+        with np.errstate(invalid="ignore"):
+            far = np.any(np.abs(points) > self.config.max_coordinate_m, axis=-1)
+        if far.any():  # NaN rows are skipped by the voxel map itself
+            points = points[~far]
+            colors = None if colors is None else np.asarray(colors)[~far]
         with self._lock:
             self._stamp = float(stamp) if self._stamp is None else max(self._stamp, float(stamp))
             if self._background:
@@ -344,7 +361,13 @@ class SceneMemory:
             return self._proposals
 
     def reset(self) -> None:
-        """Forget everything (e.g. after the clock jumped back when a bag loops)."""
+        """Forget every pose, frame, keyframe, voxel and proposal, as if just created.
+
+        For a new timeline: the clock jumped back (a looped bag, a restarted driver; see
+        ``stamp_check.py``) or an operator asked for a fresh map. Proposal ids keep counting up,
+        so an id seen before the reset never names a different object after it. Thread-safe; a
+        snapshot taken before stays valid (it holds copies).
+        """
         with self._lock, self._voxel_lock:
             self._sync.reset()
             self._keyframes.clear()
@@ -397,6 +420,23 @@ class SceneMemory:
                 dropped=dict(self._dropped),
                 fusion_backlog=len(self._to_fuse),
             )
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _out_of_range(self, cam_to_world: np.ndarray) -> DropReason | None:
+        translation = np.asarray(cam_to_world, dtype=np.float64)[:3, 3]
+        with np.errstate(invalid="ignore"):
+            return DropReason.OUT_OF_RANGE if np.any(np.abs(translation) > self.config.max_coordinate_m) else None
+
+    def _physical_depth(self, depth: np.ndarray) -> np.ndarray:
+        """``depth`` with pixels beyond ``max_coordinate_m`` made invalid (NaN); a copy only when some are."""
+        with np.errstate(invalid="ignore"):
+            far = depth > self.config.max_coordinate_m
+        if not far.any():
+            return depth
+        depth = depth.astype(np.float32, copy=True)
+        depth[far] = np.nan
+        return depth
 
     # --- internals (called with the lock held) -------------------------------------------------
 

@@ -47,6 +47,7 @@ class DropReason(Enum):
     POSE_TIMEOUT = "waited max_pose_wait_s for a camera pose that did not arrive"
     POSE_QUEUE_FULL = "too many frames waiting for their camera pose (max_pose_wait_frames), oldest dropped"
     FUSION_BACKLOG = "the fusion worker fell behind (max_fusion_backlog frames queued), oldest not fused"
+    OUT_OF_RANGE = "camera position farther than max_coordinate_m from the map origin"
 
 
 @dataclass(frozen=True)
