@@ -35,10 +35,10 @@ def checkpoint(tmp_path_factory):
 
 
 class FaultyGroundingNode(GroundingNode):
-    def _accept(self, query_id, text):
-        if text == "fault":
+    def _submit(self, job, target_frame):
+        if job.text == "fault":
             raise RuntimeError("injected fault while taking a query")
-        super()._accept(query_id, text)
+        super()._submit(job, target_frame)
 
 
 def test_an_error_while_taking_a_query_answers_it_and_the_next_one_too(checkpoint, monkeypatch):

@@ -40,7 +40,8 @@ class GuardedCallbacks:
         return self._guard
 
     def create_subscription(self, msg_type: Any, topic: str, callback: Callable[[Any], None], *args: Any, **kwargs: Any) -> Any:
-        return super().create_subscription(msg_type, topic, self.guard.wrap(f"subscription {topic}", callback), *args, **kwargs)
+        name = f"subscription {self.resolve_topic_name(topic)}"
+        return super().create_subscription(msg_type, topic, self.guard.wrap(name, callback), *args, **kwargs)
 
     def create_timer(self, timer_period_sec: float, callback: Callable[[], None], *args: Any, **kwargs: Any) -> Any:
         name = f"timer {getattr(callback, '__name__', 'callback')} ({timer_period_sec:g} s)"
@@ -49,7 +50,8 @@ class GuardedCallbacks:
     def create_service(self, srv_type: Any, srv_name: str, callback: Callable[[Any, Any], Any], *args: Any, **kwargs: Any) -> Any:
         # A service must answer: after an error the caller gets the default (empty) response.
         fallback = lambda request, response: response  # noqa: E731
-        return super().create_service(srv_type, srv_name, self.guard.wrap(f"service {srv_name}", callback, fallback), *args, **kwargs)
+        name = f"service {self.resolve_service_name(srv_name)}"
+        return super().create_service(srv_type, srv_name, self.guard.wrap(name, callback, fallback), *args, **kwargs)
 
     def start_watchdog(self, stall_s: float, period_s: float = 1.0) -> "DiagnosticsWatchdog":
         """Publish this node's progress on /diagnostics until the node is destroyed (``stall_s`` <= 0: no watchdog)."""
