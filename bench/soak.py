@@ -31,6 +31,7 @@ import psutil
 from ingest import _percentiles, prerender
 
 DEFAULT_DOMAIN_ID = 102  # tests use 1..100, bench/ingest.py 101: a soak running for an hour hears neither
+PROFILE = Path(__file__).resolve().parents[1] / "config" / "fastdds_large_messages.xml"
 QUERIES = ("the chair", "the red table", "the lamp on the left", "the sofa next to the table", "the plant")
 
 
@@ -73,19 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--frames", type=int, default=40, help="pre-rendered frames, replayed forth and back")
     parser.add_argument("--sample-s", type=float, default=10.0, help="RSS sampling period")
-    parser.add_argument(
-        "--dds-profile", default=str(Path(__file__).resolve().parents[1] / "config" / "fastdds_large_messages.xml"),
-        help="Fast DDS XML profile for both processes ('' = Fast DDS defaults)",
-    )
     parser.add_argument("--domain-id", type=int, default=DEFAULT_DOMAIN_ID)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/soak.json"))
     args = parser.parse_args(argv)
 
-    os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    if args.dds_profile:
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.dds_profile).resolve())
+    # Before rclpy starts, here and in the child (which inherits them): own domain, loopback, large-sample profile.
+    os.environ.update(ROS_DOMAIN_ID=str(args.domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                      FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE))
     from rclpy.node import Node
 
     from w2r2_ros.ros.interfaces import GroundingQuery, GroundingResult
@@ -94,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from w2r2_ros.ros.rgbd_stream_publisher import RgbdStreamPublisher
 
     print(f"pre-rendering {args.frames} frames at {args.width}x{args.height} ...", flush=True)
-    frames, _, _ = prerender(args.frames, args.width, args.height, 30.0, 4, args.seed)
+    frames, _, _ = prerender(args.frames, args.width, args.height, 30.0, 4, 0)
     order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
 
     ctx = multiprocessing.get_context("spawn")

@@ -110,3 +110,23 @@ def test_the_debug_image_has_a_fixed_maximum_size():
         image = draw_result(frame, result)
         assert max(image.shape[:2]) <= DEBUG_IMAGE_MAX_SIDE, image.shape
     assert draw_result(keyframe, result).shape == (480, 640, 3)  # small frames are still upscaled for legibility
+
+
+def test_a_config_that_does_not_fit_the_weights_is_refused_before_anything_is_allocated(tmp_path):
+    """Finding 6: hidden_size 4096 beside the 3 MB weights built the whole model first (45 s, 3.4 GB)."""
+    import json
+    import resource
+    import shutil
+
+    from test_grounding_node import DEFAULT_MODEL
+
+    big = tmp_path / "big"
+    shutil.copytree(DEFAULT_MODEL, big)
+    document = json.loads((big / "config.json").read_text())
+    document["model"]["hidden_size"] = 4096
+    (big / "config.json").write_text(json.dumps(document))
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        load_checkpoint(big)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert grown_mb < 300, f"the peak RSS grew by {grown_mb:.0f} MB while refusing the checkpoint"
