@@ -116,9 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     query_pub = client.create_publisher(GroundingQuery, "/w2r2/query", _EVERY_MESSAGE)
     client.create_subscription(GroundingResult, "/w2r2/result", on_result, _EVERY_MESSAGE)
     runtime.start()
-    if not runtime.wait_until(lambda: robot.subscribers_matched() and query_pub.get_subscription_count() > 0
+    # The camera pose comes over /tf, as on a robot (pose_source tf, the params file's default).
+    if not runtime.wait_until(lambda: robot.subscribers_matched(("rgb", "depth", "camera_info", "tf"))
+                              and query_pub.get_subscription_count() > 0
                               and client.count_publishers("/w2r2/result") > 0, 60.0):
         raise SystemExit("DDS discovery: the nodes did not match within 60 s")
+    robot.publish_static_tf()
     time.sleep(2.0)
 
     seconds = args.minutes * 60.0
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             sent.append(query_id)
             next_query += 1.0 / args.query_hz
         if now >= next_frame:
-            robot.publish_rgbd(frames[order[published % len(order)]], time.time(), pose_lead_s=0.001)
+            robot.publish_rgbd(frames[order[published % len(order)]], time.time(), pose_source="tf", pose_lead_s=0.001)
             published += 1
             next_frame += 1.0 / args.fps
         time.sleep(max(0.0, min(next_frame, next_query, next_sample) - time.monotonic()))
