@@ -246,7 +246,7 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
         self.tf_buffer = make_transform_buffer(self.params.tf_backend)
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
         self.diagnostics = DiagnosticsPublisher(self, self.diagnostic_statuses, self.params.diagnostics_period_s)
-        self.start_watchdog(self.params.watchdog_stall_s)
+        self.start_watchdog(self.params.watchdog_stall_s, self.params.diagnostics_period_s)
         if self.params.autostart:
             bring_up(self)
 
@@ -645,7 +645,6 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
         self._result_pub.publish(result)
         self._detections_pub.publish(result_to_detections(result))
         self._answers[STATUS_NAMES[result.status]] += 1
-        line = f"[{result.query_id}] '{_shortened(result.text)}': {STATUS_NAMES[result.status]}: {result.message}"
         line = f"[{loggable(result.query_id)}] '{loggable(result.text)}': {STATUS_NAMES[result.status]}: {result.message}"
         # Two call sites: rclpy refuses a different severity from the same line.
         if result.status == GroundingResult.STATUS_OK:

@@ -19,11 +19,10 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from w2r2_ros.ros.callback_guard import CallbackGuard
-
-DIAGNOSTICS_TOPIC = "/diagnostics"
+from w2r2_ros.ros.node_diagnostics import DIAGNOSTICS_TOPIC, status
 
 
 class GuardedCallbacks:
@@ -54,9 +53,10 @@ class GuardedCallbacks:
         return super().create_service(srv_type, srv_name, self.guard.wrap(name, callback, fallback), *args, **kwargs)
 
     def start_watchdog(self, stall_s: float, period_s: float = 1.0) -> "DiagnosticsWatchdog":
-        """Publish this node's progress on /diagnostics until the node is destroyed (``stall_s`` <= 0: no watchdog)."""
+        """Publish this node's progress on /diagnostics every ``period_s`` until the node is destroyed
+        (``stall_s`` or ``period_s`` <= 0: no watchdog, no publisher)."""
         self._watchdog = DiagnosticsWatchdog(self, self.guard, stall_s, period_s)
-        if stall_s > 0:
+        if stall_s > 0 and period_s > 0:
             self._watchdog.start()
         return self._watchdog
 
@@ -71,12 +71,13 @@ class DiagnosticsWatchdog:
 
     def __init__(self, node: Any, guard: CallbackGuard, stall_s: float, period_s: float = 1.0) -> None:
         self.node, self.guard, self.stall_s, self.period_s = node, guard, stall_s, period_s
-        self._publisher = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._publisher: Any = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{node.get_name()}-watchdog", daemon=True)
         self._was_stalled: set[str] = set()
 
     def start(self) -> None:
+        self._publisher = self.node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._thread.start()
 
     def stop(self) -> None:
@@ -88,8 +89,8 @@ class DiagnosticsWatchdog:
         """The node's progress now: OK, or ERROR naming what has been running longer than ``stall_s``."""
         stalled = self.guard.stalled(self.stall_s)
         errors = self.guard.error_counts()
-        values = [KeyValue(key=f"errors: {name}", value=str(count)) for name, count in sorted(errors.items())]
-        values += [KeyValue(key=f"running: {name}", value=f"{age:.1f} s") for name, age in stalled]
+        values = {f"errors: {name}": count for name, count in sorted(errors.items())}
+        values.update({f"running: {name}": f"{age:.1f} s" for name, age in stalled})
         if stalled:
             level = DiagnosticStatus.ERROR
             message = "; ".join(f"{name} has been running for {age:.1f} s" for name, age in stalled) + \
@@ -98,8 +99,7 @@ class DiagnosticsWatchdog:
             level, message = DiagnosticStatus.OK, "every callback is making progress"
             if errors:
                 message += f"; {sum(errors.values())} message(s) dropped after unexpected errors so far"
-        name = self.node.get_fully_qualified_name().lstrip("/")
-        return DiagnosticStatus(level=level, name=f"{name}: progress", message=message, hardware_id=name, values=values)
+        return status(self.node, "progress", level, message, values)
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):

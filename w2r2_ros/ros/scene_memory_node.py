@@ -222,7 +222,7 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
         self.guard.warnings.period_s = p["warning_period_s"]
         self._stamps = StampCheck(StampCheckConfig(float(p["max_future_stamp_s"]), float(p["clock_jump_reset_s"])))
         self.memory_resets = 0
-        self.start_watchdog(float(p["watchdog_stall_s"]))
+        self.start_watchdog(float(p["watchdog_stall_s"]), float(p["diagnostics_period_s"]))
         self._active_entities: list[Any] = []  # subscriptions, publishers and the timer of the active state
         self._timer = None
         self._reset_service = None
