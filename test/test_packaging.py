@@ -104,6 +104,36 @@ def test_requirements_pin_every_third_party_module_the_code_imports() -> None:
     assert not unpinned, f"requirements.txt does not pin: {', '.join(unpinned)}"
 
 
+def _pins(path: Path) -> dict[str, str]:
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith(("#", "-"))]
+    return {re.split(r"[\[=<>~ ]", line)[0].lower().replace("_", "-"): line.split("==")[-1] for line in lines}
+
+
+# Python distributions a robot gets from apt through package.xml's rosdep keys.
+APT_KEYS = {"numpy": "python3-numpy", "scipy": "python3-scipy", "pyyaml": "python3-yaml", "opencv-python-headless": "python3-opencv",
+            "matplotlib": "python3-matplotlib", "tqdm": "python3-tqdm", "psutil": "python3-psutil"}
+
+
+def test_a_robot_gets_every_third_party_module_from_apt_or_requirements_robot() -> None:
+    """docs/ROBOT_INSTALL.md: rosdep keys for what apt has, requirements-robot.txt (same versions as
+    requirements.txt, nothing apt provides: numpy stays apt's) for the rest."""
+    robot, pinned = _pins(ROOT / "requirements-robot.txt"), _pins(ROOT / "requirements.txt")
+    assert all(pinned.get(name) == version for name, version in robot.items()), (robot, pinned)
+    assert not set(robot) & (set(APT_KEYS) | {name for name in pinned if name.startswith("ros-")})
+    declared = _package_xml_dependencies()
+    distributions = importlib.metadata.packages_distributions()
+    missing = []
+    for module, path in _imported_top_level_modules().items():
+        dists = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
+        if module in sys.stdlib_module_names or module in OWN_MODULES | UPSTREAM_INTERFACES or not dists:
+            continue
+        if any(d.startswith("ros-") for d in dists) or dists & set(robot):
+            continue
+        if not any(APT_KEYS.get(d) in declared for d in dists):
+            missing.append(f"{module} ({'/'.join(sorted(dists))}, imported in {path.relative_to(ROOT)})")
+    assert not missing, f"neither a rosdep key in package.xml nor in requirements-robot.txt: {', '.join(missing)}"
+
+
 def test_setup_py_data_files_cover_launch_config_msg_rviz(tmp_path: Path) -> None:
     """Runs setup.py's real install_data step and compares with the files in the tree."""
     subprocess.run(
