@@ -19,9 +19,13 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from w2r2_ros.model.config import ModelConfig
+from w2r2_ros.vlm.config import VLMConfig
 from w2r2_training.losses import W2R2LossConfig
 from w2r2_training.metrics import SPLITS, THRESHOLDS
 from w2r2_training.synthetic_dataset import SyntheticDatasetConfig
+
+
+MODEL_KINDS = ("embedded", "video_llm")
 
 
 class ConfigError(ValueError):
@@ -84,7 +88,9 @@ class TrainConfig:
     ``texts_per_scene``: a batch is made of groups of this many descriptions of one scene,
     whose keyframes are encoded once (``SampleOrder``; 1 = every sample drawn independently);
     ``train_keyframes``: each training step sees this many of a scene's keyframes, drawn at
-    random (``keyframe_subset``; 0 = all of them). Validation always uses all."""
+    random (``keyframe_subset``; 0 = all of them). Validation always uses all.
+    ``model_kind``: ``embedded`` (``W2R2GroundingModel``, the CPU default) or ``video_llm``
+    (``W2R2VideoLLM`` on the pretrained base of the ``vlm`` section; docs/VLM.md)."""
 
     seed: int = 0
     num_threads: int = 0
@@ -100,10 +106,14 @@ class TrainConfig:
     loss: W2R2LossConfig = field(default_factory=W2R2LossConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    model_kind: str = "embedded"
+    vlm: VLMConfig = field(default_factory=VLMConfig)
 
     def __post_init__(self) -> None:
         if self.num_threads < 0 or self.train_keyframes < 0:
             raise ValueError(f"num_threads and train_keyframes must be >= 0, got {self.num_threads}, {self.train_keyframes}")
+        if self.model_kind not in MODEL_KINDS:
+            raise ValueError(f"model_kind must be one of {MODEL_KINDS}, got {self.model_kind!r}")
         for name in ("steps", "batch_size", "texts_per_scene", "eval_every", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

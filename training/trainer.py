@@ -48,6 +48,7 @@ from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grou
 from w2r2_training.evaluate import evaluate_model, evenly_spaced_indices
 from w2r2_training.losses import w2r2_objective
 from w2r2_training.run_files import MetricsLog, replace_directory, resolve_directory, tidy_run_directory
+from w2r2_training.video_llm import freeze_unweighted_heads, new_video_llm
 from w2r2_training.trainer_state import (
     TrainerState,
     capture_rng,
@@ -189,7 +190,8 @@ def parameter_groups(model: W2R2GroundingModel, optim: OptimConfig) -> list[dict
     model's read-out terms (``W2R2GroundingModel.read_out_terms``) at ``optim.lr * optim.term_lr_scale``."""
     terms = [p for module in model.read_out_terms() for p in module.parameters()]
     term_ids = {id(p) for p in terms}
-    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in term_ids]}]
+    trained = [p for p in model.parameters() if p.requires_grad and id(p) not in term_ids]  # a frozen base stays out
+    groups: list[dict[str, Any]] = [{"params": trained}]
     if terms:
         groups.append({"params": terms, "lr": optim.lr * optim.term_lr_scale})
     return groups
@@ -300,7 +302,9 @@ class Trainer:
         self.train_set = GroundingDataset(self.data_root, config.data.train_split)
         self.val_set = GroundingDataset(self.data_root, config.data.val_split)
 
-        if state_dir is None:
+        if state_dir is None and config.model_kind == "video_llm":
+            model, tokenizer, config = new_video_llm(config, self.train_set)
+        elif state_dir is None:
             tokenizer = QueryTokenizer.build(self.train_set.texts())
             shape_mean, shape_std = box_shape_statistics(torch.from_numpy(self.train_set.proposal_boxes()))
             model_config = dataclasses.replace(
@@ -322,6 +326,8 @@ class Trainer:
         self.train_set.colours = list(model.config.colours)
         self.train_set.relations = list(model.config.relations)
 
+        if config.model_kind == "video_llm":
+            freeze_unweighted_heads(model, config.loss)
         self.accelerator = Accelerator()
         optimizer = torch.optim.AdamW(
             parameter_groups(model, config.optim), lr=config.optim.lr, weight_decay=config.optim.weight_decay
@@ -503,7 +509,9 @@ class Trainer:
                 self.step += 1
                 step_seconds = time.perf_counter() - started
                 elapsed, timed_steps = elapsed + step_seconds, timed_steps + 1
-                values = {name: float(value.detach()) for name, value in terms.items()}
+                # Averaged over the processes: the loss of the global batch (each process holds a slice of it).
+                reduced = self.accelerator.reduce(torch.stack([value.detach().float() for value in terms.values()]), "mean")
+                values = dict(zip(terms, reduced.tolist()))
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("total", "align", "pseudo_label")})
                 if self.accelerator.is_main_process and (self.step % config.log_every == 0 or self.step == config.steps):

@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -32,6 +32,8 @@ CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 FORMAT_NAME = "w2r2-grounding-model"
 FORMAT_VERSION = 1
+# The video-LLM kind's checkpoints (w2r2_ros/vlm/checkpoint.py), which this module's loader dispatches to.
+VIDEO_LLM_FORMAT = "w2r2-video-llm"
 
 
 class CheckpointError(ValueError):
@@ -50,22 +52,37 @@ def save_checkpoint(
     stored under ``"metadata"`` in config.json; read it back with ``load_checkpoint_metadata``.
     """
     directory = Path(directory)
+    metadata = extra_metadata or {}
+    json.dumps(metadata)  # fails here, before anything is written, if not JSON
+    if not isinstance(model, W2R2GroundingModel):  # the video-LLM kind writes its own files (base named, not copied)
+        from w2r2_ros.vlm.checkpoint import save_video_llm
+
+        return _write_staged(directory, lambda staging: save_video_llm(model, staging, metadata))
     if tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(f"save_checkpoint: tokenizer has {tokenizer.vocab_size} tokens, model config only {model.config.vocab_size}")
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
-        "metadata": extra_metadata or {},
+        "metadata": metadata,
     }
-    text = json.dumps(document, indent=2, sort_keys=True)  # fails here, before anything is written, if not JSON
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-    try:
+    text = json.dumps(document, indent=2, sort_keys=True)
+
+    def write(staging: Path) -> None:
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
         save_safetensors(state, staging / WEIGHTS_FILE, metadata={"format": FORMAT_NAME})
         (staging / CONFIG_FILE).write_text(text + "\n")
         tokenizer.save(staging / TOKENIZER_FILE)
+
+    return _write_staged(directory, write)
+
+
+def _write_staged(directory: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write`` into a temporary sibling directory, then swap it into place as ``directory``."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        write(staging)
         if directory.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
             retired.rmdir()
@@ -101,9 +118,9 @@ def _read_config_document(directory: Path) -> dict[str, Any]:
         document = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: unreadable JSON ({error})") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+    if not isinstance(document, dict) or document.get("format") not in (FORMAT_NAME, VIDEO_LLM_FORMAT):
         raise CheckpointError(f"{path}: not a {FORMAT_NAME} config (format = {document.get('format') if isinstance(document, dict) else None!r})")
-    if document.get("format_version") != FORMAT_VERSION:
+    if document["format"] == FORMAT_NAME and document.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {document.get('format_version')!r}, this code reads {FORMAT_VERSION}")
     return document
 
@@ -119,12 +136,23 @@ def load_checkpoint_metadata(directory: str | Path) -> dict[str, Any]:
     return dict(_read_config_document(Path(directory)).get("metadata", {}))
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[W2R2GroundingModel, QueryTokenizer]:
-    """Model (in eval mode, on ``device``) and tokenizer of a checkpoint written by ``save_checkpoint``."""
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[W2R2GroundingModel, QueryTokenizer]:
+    """Model (in eval mode, on ``device``, parameters in ``dtype``) and tokenizer of a checkpoint written by
+    ``save_checkpoint``: either model kind, as its config.json says (a ``W2R2VideoLLM`` with a ``VLMTokenizer``
+    for the video-LLM kind, which fulfil the same interfaces)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: checkpoint directory not found")
     document = _read_config_document(directory)
+    if document["format"] == VIDEO_LLM_FORMAT:
+        from w2r2_ros.vlm.checkpoint import load_video_llm
+
+        try:
+            return load_video_llm(directory, document, device, dtype)
+        except ValueError as error:
+            raise CheckpointError(str(error)) from None
     try:
         config = ModelConfig.from_dict({**ADDED_SWITCHES, **document["model"]})
     except (KeyError, TypeError, ValueError) as error:
@@ -133,12 +161,10 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: missing")
-    _check_shapes(weights_path, _header_shapes(weights_path), config)
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{weights_path}: unreadable safetensors ({error})") from None
-    _check_finite(weights_path, state)
+    with torch.device("meta"):  # the model config describes, built without memory
+        expected = {name: tuple(t.shape) for name, t in W2R2GroundingModel(config).state_dict().items()}
+    check_weights_match(weights_path, _header_shapes(weights_path), expected)
+    state = read_weights(weights_path)
 
     try:
         tokenizer = QueryTokenizer.load(directory / TOKENIZER_FILE)
@@ -149,7 +175,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
 
     model = W2R2GroundingModel(config)
     model.load_state_dict(state)
-    return model.to(device).eval(), tokenizer
+    return model.to(device=device, dtype=dtype).eval(), tokenizer
 
 
 def _header_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
@@ -161,10 +187,22 @@ def _header_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{weights_path}: unreadable safetensors ({error})") from None
 
 
-def _check_shapes(weights_path: Path, shapes: dict[str, tuple[int, ...]], config: ModelConfig) -> None:
-    """The model ``config`` describes, built on the meta device (no memory), must have exactly these tensors."""
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in W2R2GroundingModel(config).state_dict().items()}
+def read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, every one finite; missing, unreadable or NaN -> one-line ``CheckpointError``."""
+    if not weights_path.is_file():
+        raise CheckpointError(f"{weights_path}: missing")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path}: unreadable safetensors ({error})") from None
+    _check_finite(weights_path, state)
+    return state
+
+
+def check_weights_match(
+    weights_path: Path, shapes: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
+) -> None:
+    """The weights file must have exactly the ``expected`` tensors (name -> shape) that its config describes."""
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
     wrong = sorted(name for name in set(expected) & set(shapes) if expected[name] != shapes[name])

@@ -28,6 +28,10 @@ from w2r2_ros.model.inputs import KeyframeLike, PreparedKeyframe, assemble_input
 from w2r2_ros.model.text import QueryTokenizer
 
 
+# Weight dtypes a grounder can load a checkpoint in (the grounding node's ``dtype`` parameter).
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 class ProposalLike(Protocol):
     """What the grounder reads of a proposal (``w2r2_ros.scene.proposals.Proposal`` satisfies it)."""
 
@@ -98,8 +102,11 @@ class Grounder:
         self._lock = threading.Lock()
 
     @staticmethod
-    def from_checkpoint(directory: str | Path, device: str | torch.device = "cpu", num_threads: int | None = 1) -> "Grounder":
-        """Load a checkpoint; ``num_threads`` sets torch's (process-wide) intra-op threads, None leaves them alone.
+    def from_checkpoint(
+        directory: str | Path, device: str | torch.device = "cpu", num_threads: int | None = 1, dtype: str = "float32"
+    ) -> "Grounder":
+        """Load a checkpoint (either model kind) with weights in ``dtype`` (``TORCH_DTYPES``: bfloat16 for the
+        video LLM on a GPU); ``num_threads`` sets torch's (process-wide) intra-op threads, None leaves them alone.
 
         Default 1: a query is ~0.5 GFLOP, so a second thread gains little, while on a
         CPU shared with other nodes torch's threads wait on each other: measured on
@@ -107,7 +114,9 @@ class Grounder:
         """
         if num_threads is not None:
             torch.set_num_threads(num_threads)
-        model, tokenizer = load_checkpoint(directory, device)
+        if dtype not in TORCH_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, got {dtype!r}")
+        model, tokenizer = load_checkpoint(directory, device, TORCH_DTYPES[dtype])
         return Grounder(model, tokenizer, device)
 
     @property

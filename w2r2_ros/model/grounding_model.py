@@ -95,6 +95,19 @@ def video_pool_matrix(config: ModelConfig) -> torch.Tensor:
     return matrix / matrix.sum(dim=1, keepdim=True)
 
 
+def centred_geometry(inputs: GroundingInputs, center_xy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patch xyz and boxes of batched ``inputs`` with the scene's mean valid patch (x, y) subtracted
+    (``ModelConfig.center_xy``; unchanged when it is off)."""
+    if not center_xy:
+        return inputs.patch_xyz, inputs.boxes
+    valid = inputs.patch_valid.unsqueeze(-1).to(inputs.patch_xyz.dtype)
+    count = valid.sum(dim=(1, 2)).clamp_min(1.0)
+    centre = (inputs.patch_xyz * valid).sum(dim=(1, 2)) / count
+    centre = centre * centre.new_tensor([1.0, 1.0, 0.0])
+    boxes = torch.cat([inputs.boxes[..., :3] - centre[:, None], inputs.boxes[..., 3:]], dim=-1)
+    return inputs.patch_xyz - centre[:, None, None], boxes
+
+
 class W2R2GroundingModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -230,15 +243,7 @@ class W2R2GroundingModel(nn.Module):
         )
 
     def _centred(self, inputs: GroundingInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patch xyz and boxes with the scene's mean valid patch (x, y) subtracted (``center_xy``)."""
-        if not self.config.center_xy:
-            return inputs.patch_xyz, inputs.boxes
-        valid = inputs.patch_valid.unsqueeze(-1).to(inputs.patch_xyz.dtype)
-        count = valid.sum(dim=(1, 2)).clamp_min(1.0)
-        centre = (inputs.patch_xyz * valid).sum(dim=(1, 2)) / count
-        centre = centre * centre.new_tensor([1.0, 1.0, 0.0])
-        boxes = torch.cat([inputs.boxes[..., :3] - centre[:, None], inputs.boxes[..., 3:]], dim=-1)
-        return inputs.patch_xyz - centre[:, None, None], boxes
+        return centred_geometry(inputs, self.config.center_xy)
 
     def _pool_video_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, K, P, D) patch tokens -> (B, K * P', D) by averaging video_token_pool^2 neighbouring patches.

@@ -74,7 +74,7 @@ from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
 from w2r2_ros.geometry.transform_buffer import TransformError
-from w2r2_ros.model.grounder import GroundingAnswer, Grounder
+from w2r2_ros.model.grounder import TORCH_DTYPES, GroundingAnswer, Grounder
 from w2r2_ros.model.grounder import GroundingCandidate as RankedCandidate
 from w2r2_ros.ros.callback_guard import one_line
 from w2r2_ros.ros.conversions import InvalidMessage, make_header, stamp_to_seconds
@@ -133,6 +133,8 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "checkpoint": ParamSpec(DEFAULT_CHECKPOINT, "model directory (save_checkpoint layout) or package://w2r2_ros/...; "
                                 "empty or unloadable: every query is answered MODEL_NOT_LOADED"),
         "device": ParamSpec("cpu", "torch device, e.g. cpu, cuda, cuda:1"),
+        "dtype": ParamSpec("float32", "weights' dtype (bfloat16 for the video LLM on a GPU, docs/VLM.md)",
+                           choices=tuple(TORCH_DTYPES)),
         "top_k": ParamSpec(5, "candidates in each result: the answer plus top_k - 1 alternatives", minimum=1, maximum=100, live=True),
         "score_threshold": ParamSpec(0.2, "answer score (softmax over proposals and 'no target') needed for OK",
                                      minimum=0.0, maximum=1.0, live=True),
@@ -171,6 +173,7 @@ class GroundingNodeParams:
     autostart: bool
     checkpoint: str
     device: str
+    dtype: str
     top_k: int
     score_threshold: float
     max_frames: int
@@ -372,7 +375,7 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
             self.get_logger().error(f"model not loaded: {problem}; every query will be answered MODEL_NOT_LOADED")
             return None, problem
         try:
-            grounder = Grounder.from_checkpoint(path, self.params.device)
+            grounder = Grounder.from_checkpoint(path, self.params.device, dtype=self.params.dtype)
         except Exception as error:  # any load failure is reported the same way: the node keeps answering
             problem = f"cannot load checkpoint {path} on {self.params.device}: {error}"
             self.get_logger().error(f"model not loaded: {problem}; every query will be answered MODEL_NOT_LOADED")
