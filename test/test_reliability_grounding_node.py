@@ -130,3 +130,29 @@ def test_a_config_that_does_not_fit_the_weights_is_refused_before_anything_is_al
         load_checkpoint(big)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
     assert grown_mb < 300, f"the peak RSS grew by {grown_mb:.0f} MB while refusing the checkpoint"
+
+
+class SlowGroundingNode(GroundingNode):
+    def _answer(self, job):
+        if job.text == "slow":
+            import time
+
+            time.sleep(2.5)
+        return super()._answer(job)
+
+
+def test_the_watchdog_reports_a_model_worker_that_stops_making_progress(checkpoint, monkeypatch):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    monkeypatch.setattr("test_grounding_node.GroundingNode", SlowGroundingNode)
+    with grounding(WallScene(), checkpoint=str(checkpoint), score_threshold=0.0, watchdog_stall_s=0.5) as (node, client, runtime):
+        statuses = []
+        client.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 50)
+        mine = lambda: [s for s in list(statuses) if s.name == "grounding_node: progress"]  # noqa: E731
+        assert runtime.wait_until(lambda: any(s.level == DiagnosticStatus.OK for s in mine()), timeout_s=10.0)
+        client.send("slow", "slow")
+        assert runtime.wait_until(lambda: any(s.level == DiagnosticStatus.ERROR for s in mine()), timeout_s=10.0)
+        error = next(s for s in mine() if s.level == DiagnosticStatus.ERROR)
+        assert "model worker (one query) has been running for" in error.message
+        (result,), = answered(client, runtime, 1).values()  # the slow query is still answered
+    assert result.query_id == "slow" and result.status == Status.STATUS_OK

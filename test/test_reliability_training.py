@@ -152,7 +152,7 @@ def tmpfs(path: Path, size: str, read_only: bool = False):
         subprocess.run(["umount", str(path)], check=True)
 
 
-def test_a_full_or_read_only_disk_is_one_line_and_exit_1(tiny_data, tmp_path, capsys):
+def test_a_full_or_read_only_disk_is_one_line_and_exit_1(reference, tiny_data, tmp_path, capsys):
     with tmpfs(tmp_path / "full", "64k") as full:
         assert main(["--config", str(TINY), "--data", str(full / "tiny"), "--build-data", "--no-progress"]) == 1
         line = one_error_line(capsys)
@@ -163,6 +163,11 @@ def test_a_full_or_read_only_disk_is_one_line_and_exit_1(tiny_data, tmp_path, ca
     with tmpfs(tmp_path / "ro", "1m", read_only=True) as read_only:
         assert main(["--config", str(TINY), "--data", str(read_only / "tiny"), "--build-data", "--no-progress"]) == 1
         assert "Read-only file system" in one_error_line(capsys)
+        out = read_only / "eval.json"
+        assert eval_main(["--checkpoint", str(reference[0] / "best"), "--data", str(tiny_data), "--split", "val",
+                          "--out", str(out)]) == 1
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("w2r2-eval: error: ")]
+        assert len(errors) == 1 and "Read-only file system" in errors[0]
     with tmpfs(tmp_path / "full2", "64k") as full:  # --debug shows the traceback instead
         with pytest.raises(OSError):
             main(["--config", str(TINY), "--data", str(full / "tiny"), "--build-data", "--no-progress", "--debug"])

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
+from w2r2_ros.cli.exit_codes import run_reporting_errors
 from w2r2_ros.model.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_metadata
 from w2r2_training.dataset import GroundingDataset
 from w2r2_training.dataset_format import DatasetError, read_manifest
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-samples", type=int, default=0, help="evaluate at most this many samples per split (0 = all)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     return parser
 
 
@@ -94,17 +96,18 @@ def evaluate_checkpoints(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Bad input: one line, exit 2; a failing environment (e.g. --out on a full disk): one line, exit 1."""
     args = build_parser().parse_args(argv)
+    return run_reporting_errors("w2r2-eval", lambda: run(args), (CheckpointError, DatasetError), args.debug)
+
+
+def run(args: argparse.Namespace) -> int:
     checkpoints = [args.checkpoint] + ([args.compare] if args.compare is not None else [])
-    try:
-        with torch_threads(args.threads):
-            results = evaluate_checkpoints(
-                checkpoints, args.data, _splits(args.data, args.split),
-                batch_size=args.batch_size, max_samples=args.max_samples, device=args.device,
-            )
-    except (CheckpointError, DatasetError) as exc:
-        print(f"w2r2-eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    with torch_threads(args.threads):
+        results = evaluate_checkpoints(
+            checkpoints, args.data, _splits(args.data, args.split),
+            batch_size=args.batch_size, max_samples=args.max_samples, device=args.device,
+        )
     for split, by_label in results.items():
         print(f"\n== {split} ({args.data}) ==")
         print(format_table(by_label))
