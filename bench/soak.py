@@ -29,6 +29,7 @@ from pathlib import Path
 import psutil
 
 from ingest import _percentiles, prerender
+from w2r2_ros.sim.conditions import WorldConfig
 
 DEFAULT_DOMAIN_ID = 102  # tests use 1..100, bench/ingest.py 101: a soak running for an hour hears neither
 PROFILE = Path(__file__).resolve().parents[1] / "config" / "fastdds_large_messages.xml"
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from w2r2_ros.ros.rgbd_stream_publisher import RgbdStreamPublisher
 
     print(f"pre-rendering {args.frames} frames at {args.width}x{args.height} ...", flush=True)
-    frames, _, _ = prerender(args.frames, args.width, args.height, 30.0, 4, 0)
+    frames, _, _ = prerender(args.frames, args.width, args.height, 30.0, 4, 0, WorldConfig(), 0)
     order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
 
     ctx = multiprocessing.get_context("spawn")
