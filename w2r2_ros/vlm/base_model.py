@@ -90,6 +90,13 @@ def base_config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def canonical_base(base: str) -> str:
+    """A local base directory as an absolute path (a checkpoint then finds it from any working directory);
+    a hub id as it is."""
+    local = Path(base).expanduser()
+    return str(local.resolve()) if local.is_dir() else base
+
+
 def _base_file(base: str, name: str, required: bool) -> Path | None:
     """``name`` inside a local base directory, or from the hub (cache only under HF_HUB_OFFLINE=1)."""
     local = Path(base).expanduser()

@@ -21,7 +21,7 @@ import torch
 from w2r2_ros.model.checkpoint import VIDEO_LLM_FORMAT as FORMAT_NAME
 from w2r2_ros.model.checkpoint import check_weights_match, read_weights, save_safetensors
 from w2r2_ros.model.config import ModelConfig
-from w2r2_ros.vlm.base_model import BaseModelError, LoadedBase, load_base
+from w2r2_ros.vlm.base_model import BaseModelError, LoadedBase, canonical_base, load_base
 from w2r2_ros.vlm.config import VLMConfig
 from w2r2_ros.vlm.model import VLMTokenizer, W2R2VideoLLM
 
@@ -49,7 +49,9 @@ def build_video_llm(
     ``vlm_config``); ``model_config.patch_size``/``hidden_size``/``video_token_pool`` must match the base."""
     if loaded is None:
         loaded = load_base(vlm_config.base_model, dtype, vlm_config.base_config_sha256)
-    vlm_config = dataclasses.replace(vlm_config, base_config_sha256=loaded.config_sha256)
+    vlm_config = dataclasses.replace(
+        vlm_config, base_model=canonical_base(vlm_config.base_model), base_config_sha256=loaded.config_sha256
+    )
     tokenizer = VLMTokenizer(loaded.tokenizer)
     model = W2R2VideoLLM(loaded.model, tokenizer, loaded.family, loaded.layout, model_config, vlm_config)
     return model, tokenizer
