@@ -136,3 +136,17 @@ def test_a_different_base_is_refused(base, model, tmp_path, monkeypatch):
     monkeypatch.setenv(BASE_OVERRIDE_ENV, str(shutil.copytree(base, tmp_path / "same-base-elsewhere")))
     loaded, _ = load_checkpoint(directory)  # the same base in another place is fine
     assert loaded.vlm_config.base_config_sha256 == net.vlm_config.base_config_sha256
+
+
+def test_gradient_checkpointing_changes_no_gradient(base):
+    inputs = random_inputs(seed=6)
+    grads = []
+    for checkpointing in (False, True):
+        net, tokenizer = tiny_video_llm(base, gradient_checkpointing=checkpointing)
+        net.train()
+        ids, mask = tokenizer.encode(TEXTS, 24)
+        net(inputs, ids, mask).logits.logsumexp(-1).sum().backward()
+        grads.append({name: p.grad for name, p in net.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and any("lora_B" in name for name in grads[0])
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-6, rtol=1e-5)

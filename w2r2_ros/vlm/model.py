@@ -205,7 +205,7 @@ class W2R2VideoLLM(nn.Module):
         for parameter in self._qwen.visual.parameters():
             parameter.requires_grad_(vlm_config.train_vision)
         if vlm_config.gradient_checkpointing:
-            base_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            base_model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         self.where = WhereEncoder(3, 0, config, vlm_config, hidden)
         self.box_where = WhereEncoder(3, 3, config, vlm_config, hidden)
         scale = float(self._qwen.get_input_embeddings().weight.float().std())
