@@ -221,3 +221,29 @@ def test_a_cloud_too_large_for_the_transport_is_announced_not_lost_in_silence(tm
         if h.received("cloud") < 3:  # lost on the way: the node must have said so
             assert h.node.drop_counts.get("transport_lost", 0) >= 1, h.node.drop_counts
             assert "fastdds_large_messages.xml" in h.node.warnings.last_message["transport_lost"]
+
+
+def test_the_runtime_spins_again_when_an_exception_escapes_an_unguarded_node():
+    """The last line of defence (NodeRuntime): what escapes spin() is logged and spinning resumes."""
+    from std_msgs.msg import String
+
+    from w2r2_ros.ros.node_runtime import NodeRuntime
+
+    with NodeRuntime() as runtime, NodeRuntime() as other:
+        node = runtime.add(Node("unguarded", context=runtime.context))
+        got = []
+
+        def callback(msg):
+            got.append(msg.data)
+            if msg.data == "boom":
+                raise RuntimeError("boom")
+
+        node.create_subscription(String, "/unguarded", callback, 10)
+        publisher = other.add(Node("unguarded_publisher", context=other.context)).create_publisher(String, "/unguarded", 10)
+        assert other.wait_until(lambda: publisher.get_subscription_count() > 0, 20.0)
+        time.sleep(0.5)
+        publisher.publish(String(data="boom"))
+        assert runtime.wait_until(lambda: runtime.spin_failures == 1, 10.0)
+        publisher.publish(String(data="after"))
+        assert runtime.wait_until(lambda: "after" in got, 10.0), got
+    assert "RuntimeError: boom" in runtime.last_spin_failure
