@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +26,7 @@ from rclpy.utilities import remove_ros_args
 from w2r2_ros.ros.grounding_node import NODE_NAME as GROUNDING_NODE
 from w2r2_ros.ros.grounding_node import GroundingNode
 from w2r2_ros.ros.lifecycle_support import LifecycleError
-from w2r2_ros.ros.node_runtime import NodeRuntime
+from w2r2_ros.ros.node_runtime import NodeRuntime, stop_on_signals, wait_for
 from w2r2_ros.ros.params import ParamsFileError, check_declared, default_params_file, node_params, parameter_overrides
 from w2r2_ros.ros.scene_memory_node import SceneMemoryNode
 
@@ -117,14 +114,7 @@ def drain(scene: SceneMemoryNode, grounding: GroundingNode, quiet_s: float = 0.5
     Returns False if ``timeout_s`` ran out."""
     if scene.lifecycle_state == "active":
         scene.trigger_deactivate()
-    grounding.begin_shutdown()
-    deadline = time.monotonic() + timeout_s
-    while not grounding.drained(quiet_s):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return grounding.lifecycle_state == "unconfigured" or grounding.wait_results_delivered(
-        max(0.1, deadline - time.monotonic()))
+    return grounding.drain(quiet_s, timeout_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,20 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     options = vars(args)
     runtime = NodeRuntime(args=[argv[0], *ros_arguments(args.params, options, args.unconfigured), *argv[1:]])
-    # Ctrl-C (SIGINT) and SIGTERM (what ros2 launch sends after SIGINT) set an event that the main thread
-    # waits on, rather than relying on KeyboardInterrupt: whoever installed SIGINT's handler last, this
-    # process then stops (a CI run once saw SIGINT ignored and the process wait out a 60 s timeout).
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         scene, grounding = start_nodes(runtime, values, str(args.params), as_overrides=False)
         runtime.start()
         states = f"{scene.lifecycle_state}, {grounding.lifecycle_state}"
         print(f"w2r2-bringup: scene_memory_node and grounding_node running ({states}) in namespace "
               f"'{scene.get_namespace()}' with {args.params}; Ctrl-C stops them", flush=True)
-        while runtime.context.ok() and not stop.wait(1.0):
-            pass
+        wait_for(stop, runtime)
         drain(scene, grounding)
         return 0
     except (ValueError, ParameterException, LifecycleError) as error:  # a params-file problem, a value a node refuses

@@ -57,14 +57,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
@@ -94,6 +92,7 @@ from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_s
 from w2r2_ros.ros.markers import debug_image, result_markers
 from w2r2_ros.ros.node_diagnostics import DiagnosticsPublisher, status
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
+from w2r2_ros.ros.node_runtime import NodeRuntime, stop_on_signals, wait_for
 from w2r2_ros.ros.params import DEFAULT_CHECKPOINT, resolve_package_path
 from w2r2_ros.ros.query_text import excerpt, loggable
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
@@ -693,6 +692,18 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
         transit when shutdown began have then been taken and answered)."""
         return self._queue.unfinished_tasks == 0 and time.monotonic() - self._last_query >= quiet_s
 
+    def drain(self, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bool:
+        """Graceful stop (the executor still spinning): new queries get BUSY "shutting down", the queued ones
+        are answered, and queries still in DDS's queues when this began are taken until none has arrived for
+        ``quiet_s``; then the results are delivered (acknowledged). False if ``timeout_s`` ran out."""
+        self.begin_shutdown()
+        deadline = time.monotonic() + timeout_s
+        while not self.drained(quiet_s):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return self.lifecycle_state == "unconfigured" or self.wait_results_delivered(max(0.1, deadline - time.monotonic()))
+
     def wait_results_delivered(self, timeout_s: float) -> bool:
         """Wait until every reader has acknowledged the results published so far (reliable QoS)."""
         return bool(self._result_pub.wait_for_all_acked(Duration(seconds=timeout_s)))
@@ -720,17 +731,18 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point (``grounding_node``): alone, it reads the scene memory node's keyframe and proposal topics."""
-    rclpy.init(args=args)
+    """Entry point (``grounding_node``): alone, it reads the scene memory node's keyframe and proposal topics.
+    SIGINT/SIGTERM: every query received is answered before it exits (:meth:`GroundingNode.drain`)."""
+    stop = stop_on_signals()
+    runtime = NodeRuntime(args=args)
     try:
-        node = GroundingNode()
+        node = runtime.add(GroundingNode(context=runtime.context))
     except (ValueError, ParameterException, LifecycleError) as error:
-        rclpy.try_shutdown()
+        runtime.shutdown()
         raise SystemExit(f"grounding_node: {error}") from None
     try:
-        rclpy.spin(node, executor=SingleThreadedExecutor())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        runtime.start()
+        wait_for(stop, runtime)
+        node.drain()
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        runtime.shutdown()

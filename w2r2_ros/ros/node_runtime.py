@@ -11,6 +11,7 @@ pretending to be the robot talk over real DDS, as two processes would).
 """
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Callable, Sequence, TypeVar
@@ -118,3 +119,23 @@ class NodeRuntime:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGINT (Ctrl-C) and SIGTERM (what ``ros2 launch`` sends after SIGINT) set; call from the
+    main thread, before anything slow (a model load), so that a signal never arrives unhandled.
+
+    A program waits on it rather than relying on KeyboardInterrupt: whoever installed SIGINT's handler last,
+    the process then stops (a CI run once saw SIGINT ignored and the process wait out a 60 s timeout), and it
+    can stop gracefully (finish answering, then shut the runtime down).
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def wait_for(stop: threading.Event, runtime: NodeRuntime) -> None:
+    """Block until ``stop`` is set or the runtime's context shuts down."""
+    while runtime.context.ok() and not stop.wait(1.0):
+        pass
