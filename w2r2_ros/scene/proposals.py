@@ -1,16 +1,29 @@
-"""Class-agnostic 3D object proposals from the fused scene cloud.
+"""Class-agnostic 3D object proposals from the fused scene cloud, for any map yaw and any number of rooms.
 
 The grounding model scores proposals, so its Acc@k can never beat the fraction
 of objects that have a proposal at IoU >= k (W2R2.md, ScanRefer protocol).
-Indoor structure makes this a geometry problem: ``map`` is z up with the floor
-near z = 0, so the floor is the lowest dominant horizontal plane, the ceiling
-the highest, and walls are dominant vertical planes at the map's x/y extent.
-With those removed, what is left are objects; they are clustered as connected
-components of the occupied voxels (26-neighbourhood, a sparse graph).
+Steps (each in its own module, each measured in docs/PROPOSALS.md):
+
+1. Voxel graph and normals (``voxel_graph.py``, ``surface_normals.py``); isolated
+   voxels (stray returns) take no part in anything.
+2. Floor as a plane (``floor_plane.py``): gravity from the horizontal surfaces,
+   a few degrees of tilt tolerated and levelled; heights above the floor
+   replace z from here on.
+3. Walls and ceilings as large planar segments (``structure.py``), in any
+   direction, not at the map's bounding edges.
+4. The rest into objects (``object_parts.py``): smooth one-colour parts joined
+   by support relations, so touching furniture stays apart; then objects
+   standing on a surface split off it and fragments hidden under an overhang
+   merged (this module).
+5. Boxes: gravity-aligned, turned in yaw to the minimum-area rectangle of the
+   object's footprint, bottom snapped to the floor or the surface it stands on.
+
+What went wrong on the way (no floor, a tilted map, only structure) comes back
+as :class:`ProposalReport` reasons for the node to log; proposals are still made.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -18,8 +31,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull
 
-from w2r2_ros.geometry.boxes import Box3D
-from w2r2_ros.scene.voxel_map import pack_voxel_keys, unpack_voxel_keys, voxel_index_valid
+from w2r2_ros.geometry.boxes import Box3D, min_area_rectangle
+from w2r2_ros.scene.floor_plane import FloorConfig, FloorPlane, find_floor, levelling_rotation
+from w2r2_ros.scene.object_parts import PartConfig, group_parts, split_parts
+from w2r2_ros.scene.structure import StructureConfig, StructurePlane, find_structure, planar_segments
+from w2r2_ros.scene.surface_normals import estimate_normals
+from w2r2_ros.scene.voxel_graph import VoxelGraph, mean_by_label, voxel_graph
+from w2r2_ros.scene.voxel_map import voxel_index_valid
 
 
 @dataclass(frozen=True)
@@ -27,24 +45,17 @@ class ProposalConfig:
     """Parameters of :func:`propose_objects` (metres unless named otherwise)."""
 
     voxel_size: float = 0.05
-    # A plane is "dominant" when its histogram bin holds this fraction of the points of the strongest bin.
-    plane_min_fraction: float = 0.2
-    # Points closer than this to the floor, ceiling or a wall plane belong to that plane.
+    floor: FloorConfig = field(default_factory=FloorConfig)
+    structure: StructureConfig = field(default_factory=StructureConfig)
+    parts: PartConfig = field(default_factory=PartConfig)
+    # Points closer than this to the floor belong to it; a noisy sensor's floor is thicker: plane_sigma_k
+    # robust standard deviations of the heights within plane_window_m of it (never below plane_margin_m).
     plane_margin_m: float = 0.03
-    # The floor is searched for this high above the lowest point, walls this far inside the extent.
-    plane_search_m: float = 0.5
-    # Noisy sensors: a plane is plane_sigma_k robust standard deviations thick, measured on the points
-    # within plane_window_m of it (the margin never drops below plane_margin_m).
     plane_sigma_k: float = 3.0
     plane_window_m: float = 0.1
-    remove_ceiling: bool = True
-    ceiling_min_height_m: float = 1.8
-    ceiling_min_extent_m: float = 2.0
     remove_walls: bool = True
-    # Clusters with fewer occupied voxels than this are noise; fragments smaller than min_fragment_voxels
-    # are dropped even before parts of one object are merged.
+    # Clusters with fewer occupied voxels than this are noise.
     min_cluster_voxels: int = 8
-    min_fragment_voxels: int = 3
     # A cluster whose bottom lies within this above the floor (or the surface it stands on) is extended
     # down to it (the plane margin cut its lowest centimetres off, and its underside is never seen).
     floor_snap_m: float = 0.08
@@ -58,9 +69,11 @@ class ProposalConfig:
     # Neighbouring voxels above a surface belong to different objects when their chromaticity
     # (r, g) / (r + g + b) differs by more than this.
     max_chroma_step: float = 0.05
-    # Only clusters up to this wide (x or y) are searched for objects standing on them (furniture).
+    # Only clusters up to this wide are searched for objects standing on them (furniture).
     max_support_m: float = 4.0
-    # Boxes are at least this big along every axis (a cluster of coplanar voxel centres is one voxel thick).
+    # Voxel centres stop half a voxel short of the surface they sample: boxes grow by this many voxels.
+    box_pad_voxels: float = 0.5
+    # Boxes are at least this big along every axis.
     min_box_size_m: float = 0.05
 
 
@@ -73,176 +86,37 @@ class Proposal:
 
 
 @dataclass(frozen=True)
-class RoomPlanes:
-    """Where the floor, ceiling and walls were found (None: not found)."""
+class ProposalReport:
+    """What the segmentation found, and why it may be wrong (one sentence per reason, naming the
+    parameter to change)."""
 
-    floor_z: float | None
-    ceiling_z: float | None
-    wall_x: tuple[float | None, float | None]
-    wall_y: tuple[float | None, float | None]
-    # Points this close to a plane belong to it: config.plane_margin_m, or wider for a noisy sensor.
-    margin: float = 0.03
-
-
-def _dominant_level(values: np.ndarray, lo: float, hi: float, bin_m: float, min_count: int, pick: str) -> float | None:
-    """The lowest (``pick="low"``) or highest dense histogram bin of ``values`` within [lo, hi], refined to
-    the median of its points; None when no bin holds ``min_count`` points."""
-    inside = values[(values >= lo) & (values <= hi)]
-    if len(inside) == 0:
-        return None
-    edges = np.arange(lo, hi + bin_m, bin_m)
-    if len(edges) < 2:
-        return None
-    counts, edges = np.histogram(inside, bins=edges)
-    dense = np.flatnonzero(counts >= max(min_count, 1))
-    if len(dense) == 0:
-        return None
-    # Among the dense bins, the strongest one in the direction asked for: scan from that end and keep
-    # the best of the first contiguous run of dense bins.
-    order = dense if pick == "low" else dense[::-1]
-    run = [order[0]]
-    for b in order[1:]:
-        if abs(b - run[-1]) > 1:
-            break
-        run.append(b)
-    best = max(run, key=lambda b: counts[b])
-    in_bin = inside[(inside >= edges[best]) & (inside <= edges[best + 1])]
-    return float(np.median(in_bin))
+    floor: FloorPlane | None
+    structure: tuple[StructurePlane, ...]
+    reasons: tuple[str, ...]
+    n_voxels: int
+    n_isolated: int
 
 
-def find_room_planes(points: np.ndarray, config: ProposalConfig) -> RoomPlanes:
-    """Floor, ceiling and wall planes of a z-up room scan (histograms of z, then x and y)."""
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    bin_m = config.plane_margin_m
-    n = len(points)
-
-    def level(axis: int, values: np.ndarray, pick: str) -> float | None:
-        if pick == "low":
-            a, b = lo[axis], lo[axis] + config.plane_search_m
-        else:
-            a, b = hi[axis] - config.plane_search_m, hi[axis]
-        counts_all = np.histogram(values, bins=max(1, int(np.ceil((hi[axis] - lo[axis]) / bin_m))))[0]
-        min_count = int(config.plane_min_fraction * counts_all.max()) if n else 0
-        return _dominant_level(values, a, b, bin_m, min_count, pick)
-
-    floor_z = level(2, points[:, 2], "low")
-    margin = config.plane_margin_m
-    if floor_z is not None:
-        margin = max(margin, _plane_margin(points[:, 2], floor_z, config))
-    walls: list[tuple[float | None, float | None]] = []
-    above_floor = points[:, 2] > (floor_z if floor_z is not None else lo[2]) + margin
-    for axis in (0, 1):
-        if not config.remove_walls:
-            walls.append((None, None))
-            continue
-        values = points[above_floor, axis]
-        walls.append((level(axis, values, "low"), level(axis, values, "high")))
-        for wall in walls[-1]:
-            if wall is not None:
-                margin = max(margin, _plane_margin(values, wall, config))
-    ceiling_z = None
-    if config.remove_ceiling:
-        # Without the walls: the tops of the walls in view would otherwise pass for a ceiling.
-        inner = ~structure_mask(points, RoomPlanes(None, None, walls[0], walls[1], margin))
-        if inner.any():
-            ceiling_z = _find_ceiling(points[inner], floor_z, config)
-    return RoomPlanes(floor_z, ceiling_z, walls[0], walls[1], margin)
+@dataclass(frozen=True)
+class ProposalResult:
+    proposals: list[Proposal]
+    report: ProposalReport
 
 
-def _plane_margin(values: np.ndarray, level: float, config: ProposalConfig) -> float:
-    """How thick a plane at ``level`` is (coordinate ``values`` along its normal): ``plane_sigma_k``
-    robust standard deviations (MAD) of the points within ``plane_window_m`` of it, so a noisy
-    sensor's floor is removed whole rather than leaving speckle that joins every object into one."""
-    near = values[np.abs(values - level) <= config.plane_window_m]
+def _floor_margin(heights: np.ndarray, config: ProposalConfig) -> float:
+    """How thick the floor is: ``plane_sigma_k`` robust standard deviations (MAD) of the heights within
+    ``plane_window_m`` of it, so a noisy sensor's floor is removed whole rather than leaving speckle
+    that joins every object into one."""
+    near = heights[np.abs(heights) <= config.plane_window_m]
     if len(near) < 10:
-        return 0.0
-    return float(config.plane_sigma_k * 1.4826 * np.median(np.abs(near - level)))
+        return config.plane_margin_m
+    return max(config.plane_margin_m, float(config.plane_sigma_k * 1.4826 * np.median(np.abs(near))))
 
 
-def _find_ceiling(points: np.ndarray, floor_z: float | None, config: ProposalConfig) -> float | None:
-    """The highest horizontal plane, if it is a ceiling: at least ``ceiling_min_height_m`` above the
-    floor and ``ceiling_min_extent_m`` wide. A camera at eye height sees little of the ceiling, so its
-    density is judged against the points near the top of the map only, not against the floor."""
-    z = points[:, 2]
-    top = z.max()
-    window = z >= top - config.plane_search_m
-    bins = np.arange(top - config.plane_search_m, top + config.plane_margin_m, config.plane_margin_m)
-    counts, edges = np.histogram(z[window], bins=bins)
-    best = int(np.argmax(counts))
-    in_bin = window & (z >= edges[best]) & (z <= edges[best + 1])
-    ceiling_z = float(np.median(z[in_bin]))
-    extent = points[in_bin, :2].max(axis=0) - points[in_bin, :2].min(axis=0)
-    base = floor_z if floor_z is not None else z.min()
-    if ceiling_z - base < config.ceiling_min_height_m or extent.max() < config.ceiling_min_extent_m:
-        return None
-    return ceiling_z
+def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: ProposalConfig = ProposalConfig()) -> ProposalResult:
+    """Object proposals (ids 0..N-1, largest first) and a report, from a fused cloud in ``map``.
 
-
-def structure_mask(points: np.ndarray, planes: RoomPlanes) -> np.ndarray:
-    """True for points on the floor, ceiling or walls (or beyond them)."""
-    margin = planes.margin
-    mask = np.zeros(len(points), dtype=bool)
-    if planes.floor_z is not None:
-        mask |= points[:, 2] <= planes.floor_z + margin
-    if planes.ceiling_z is not None:
-        mask |= points[:, 2] >= planes.ceiling_z - margin
-    for axis, (low, high) in ((0, planes.wall_x), (1, planes.wall_y)):
-        if low is not None:
-            mask |= points[:, axis] <= low + margin
-        if high is not None:
-            mask |= points[:, axis] >= high - margin
-    return mask
-
-
-# Half of the 26 neighbours of a voxel: each adjacent pair is found once.
-_HALF_NEIGHBOURS = np.array(
-    [(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1) if (dx, dy, dz) > (0, 0, 0)]
-)
-
-
-def cluster_voxels(
-    points: np.ndarray, voxel_size: float, features: np.ndarray | None = None, max_feature_step: float = np.inf
-) -> np.ndarray:
-    """Connected components (26-connectivity) of the voxels occupied by ``points``: a label per point.
-
-    With ``features`` (N, F), two neighbouring voxels are only joined when their mean features differ
-    by at most ``max_feature_step`` (Euclidean). The adjacency is found by looking up each voxel's
-    neighbours among the sorted voxel keys, so memory grows with the number of occupied voxels, not
-    with the cloud's extent.
-    """
-    keys, inverse = np.unique(pack_voxel_keys(np.floor(points / voxel_size)), return_inverse=True)
-    inverse = inverse.reshape(-1)
-    cells = unpack_voxel_keys(keys)
-    voxel_features = None
-    if features is not None:
-        counts = np.bincount(inverse, minlength=len(keys))[:, None]
-        voxel_features = np.stack(
-            [np.bincount(inverse, weights=f, minlength=len(keys)) for f in np.asarray(features, float).T], axis=1
-        ) / counts
-    rows, cols = [], []
-    for offset in _HALF_NEIGHBOURS:
-        neighbour = pack_voxel_keys(cells + offset)
-        at = np.minimum(np.searchsorted(keys, neighbour), len(keys) - 1)
-        hit = keys[at] == neighbour
-        row, col = np.flatnonzero(hit), at[hit]
-        if voxel_features is not None:
-            similar = np.linalg.norm(voxel_features[row] - voxel_features[col], axis=1) <= max_feature_step
-            row, col = row[similar], col[similar]
-        rows.append(row)
-        cols.append(col)
-    row, col = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(row), dtype=np.int8), (row, col)), shape=(len(keys), len(keys)))
-    _, labels = connected_components(graph, directed=False)
-    return labels[inverse]
-
-
-def propose_objects(points: np.ndarray, colors: np.ndarray | None, config: ProposalConfig = ProposalConfig()) -> list[Proposal]:
-    """Object proposals (ids 0..N-1, largest first) from a fused cloud, e.g. the voxel map's centres.
-
-    ``points`` (N, 3) in ``map`` (z up, floor near 0), ``colors`` (N, 3) uint8 or None.
-    Steps: remove floor, ceiling and walls; connected components; split objects standing on a
-    component's top surface off it; merge parts hidden under an overhang (a lamp's pole under its shade);
-    drop tiny clusters; box each cluster, its bottom snapped to the floor or surface it stands on.
+    ``points`` (N, 3) (e.g. the voxel map's centres), ``colors`` (N, 3) uint8 or None.
     """
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
@@ -252,27 +126,94 @@ def propose_objects(points: np.ndarray, colors: np.ndarray | None, config: Propo
         raise ValueError(f"propose_objects colors: shape {colors.shape} does not match points {points.shape}")
     valid = voxel_index_valid(points, config.voxel_size)  # finite, and within the voxel key range
     points, colors = points[valid], colors[valid]
+    empty = ProposalReport(None, (), (), 0, 0)
     if len(points) < config.min_cluster_voxels:
-        return []
-    planes = find_room_planes(points, config)
-    objects = ~structure_mask(points, planes)
-    points, colors = points[objects], colors[objects]
-    if len(points) == 0:
-        return []
-    labels = cluster_voxels(points, config.voxel_size)
+        return ProposalResult([], empty)
+    voxel = config.voxel_size
+    graph = voxel_graph(points, voxel)
+    n = graph.n_voxels
+    centres = mean_by_label(graph.inverse, points, n)
+    rgb = mean_by_label(graph.inverse, colors, n)
+    surface = estimate_normals(centres, graph)
+    usable = ~surface.isolated
+    reasons: list[str] = []
+
+    floor = find_floor(centres, surface.normals, usable, config.floor)
+    if floor is None:
+        base = float(np.percentile(centres[usable, 2], 1)) if usable.any() else float(centres[:, 2].min())
+        reasons.append(
+            f"no floor plane found (no horizontal level of {config.floor.min_voxels} voxels or more): objects are "
+            f"measured from the lowest points at z = {base:.2f} m; if the floor is in view, lower "
+            f"proposals.floor.min_voxels, or check that gravity is along -z of the map frame"
+        )
+        floor_plane = FloorPlane(np.array([0.0, 0.0, 1.0]), base, 0)
+    else:
+        floor_plane = floor
+        if floor.tilt_deg > config.floor.max_tilt_deg:
+            reasons.append(
+                f"the floor is tilted {floor.tilt_deg:.1f} deg from the map's x-y plane (more than "
+                f"proposals.floor.max_tilt_deg = {config.floor.max_tilt_deg}): gravity is not along -z of the map "
+                f"frame (a tilted camera pose?); proposals are levelled on the floor found"
+            )
+    rotation = levelling_rotation(floor_plane.normal)
+    level = centres @ rotation.T
+    normals = surface.normals @ rotation.T
+    heights = level[:, 2] - floor_plane.offset
+    margin = _floor_margin(heights[usable & (np.abs(normals[:, 2]) > 0.9)], config) if floor is not None else 0.0
+    keep = usable & (heights > margin)
+
+    planes: list[StructurePlane] = []
+    if config.remove_walls and keep.any():
+        segments = planar_segments(level, normals, surface.curvature, graph, keep, voxel, config.structure)
+        planes, taken = find_structure(heights, level, segments, voxel, config.structure)
+        keep &= ~taken
+    if not keep.any():
+        if len(planes) > 0 or floor is not None:
+            reasons.append(
+                "the map holds only floor and wall/ceiling planes, no objects yet; if objects are in view, raise "
+                "proposals.structure.wall_min_length_m / wall_min_height_m"
+            )
+        return ProposalResult([], ProposalReport(floor, tuple(planes), tuple(reasons), n, int((~usable).sum())))
+
+    index = np.flatnonzero(keep)
+    sub = graph.subgraph(keep)
+    levelled = np.column_stack([level[index, :2], heights[index]])  # x, y levelled; z = height above the floor
+    parts = split_parts(normals[index], surface.curvature[index], rgb[index], sub, config.parts)
+    objects = group_parts(parts, heights[index], normals[index], sub, voxel, config.parts)
     clusters: list[_Cluster] = []
-    for member in _split_by_label(labels):
-        if len(member) >= config.min_fragment_voxels:
-            clusters.extend(split_stacked(points, colors, member, config))
-    clusters = merge_overhangs(points, clusters, config.voxel_size)
-    snap = config.floor_snap_m + planes.margin - config.plane_margin_m  # the floor took a thicker slice
+    for member in _split_by_label(objects):
+        clusters.extend(split_stacked(levelled, rgb[index], member, config))
+    clusters = merge_overhangs(levelled, clusters, voxel)
+    snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
     proposals = [
-        _box_of(points[c.member], colors[c.member], planes.floor_z if c.support_z is None else c.support_z, snap, config)
+        _box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation, floor_plane.offset, config)
         for c in clusters
         if len(c.member) >= config.min_cluster_voxels
     ]
     proposals.sort(key=lambda p: -p.n_points)
-    return [Proposal(i, p.box, p.n_points, p.mean_rgb) for i, p in enumerate(proposals)]
+    report = ProposalReport(floor, tuple(planes), tuple(reasons), n, int((~usable).sum()))
+    return ProposalResult([Proposal(i, p.box, p.n_points, p.mean_rgb) for i, p in enumerate(proposals)], report)
+
+
+def propose_objects(points: np.ndarray, colors: np.ndarray | None, config: ProposalConfig = ProposalConfig()) -> list[Proposal]:
+    """Object proposals (ids 0..N-1, largest first) from a fused cloud; :func:`segment_scene` without the report."""
+    return segment_scene(points, colors, config).proposals
+
+
+def cluster_voxels(
+    points: np.ndarray, voxel_size: float, features: np.ndarray | None = None, max_feature_step: float = np.inf
+) -> np.ndarray:
+    """Connected components (26-connectivity) of the voxels occupied by ``points``: a label per point.
+
+    With ``features`` (N, F), two neighbouring voxels are only joined when their mean features differ
+    by at most ``max_feature_step`` (Euclidean).
+    """
+    graph = voxel_graph(points, voxel_size)
+    keep = None
+    if features is not None:
+        voxel_features = mean_by_label(graph.inverse, features, graph.n_voxels)
+        keep = np.linalg.norm(voxel_features[graph.rows] - voxel_features[graph.cols], axis=1) <= max_feature_step
+    return graph.components(keep)[graph.inverse]
 
 
 @dataclass
@@ -414,14 +355,28 @@ def merge_overhangs(points: np.ndarray, clusters: list[_Cluster], voxel: float) 
 
 
 def _box_of(
-    points: np.ndarray, colors: np.ndarray, support_z: float | None, snap_m: float, config: ProposalConfig
+    points: np.ndarray,
+    colors: np.ndarray,
+    support_z: float,
+    snap_m: float,
+    rotation: np.ndarray,
+    floor_offset: float,
+    config: ProposalConfig,
 ) -> Proposal:
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    if support_z is not None and 0 < lo[2] - support_z <= snap_m:
-        lo[2] = support_z
+    """The gravity-aligned box of an object's levelled voxels (x, y, height), turned in yaw to the
+    minimum-area rectangle of their footprint, back in ``map``."""
+    pad = config.box_pad_voxels * config.voxel_size
+    centre_xy, size_xy, yaw = min_area_rectangle(points[:, :2])
+    lo, hi = points[:, 2].min() - pad, points[:, 2].max() + pad
+    if 0 < lo - support_z <= snap_m:
+        lo = support_z
+    size = np.maximum(np.r_[size_xy + 2 * pad, hi - lo], config.min_box_size_m)
+    centre_level = np.r_[centre_xy, (lo + hi) / 2 + floor_offset]
+    centre = rotation.T @ centre_level
+    axis = rotation.T @ np.array([np.cos(yaw), np.sin(yaw), 0.0])
     return Proposal(
         proposal_id=-1,
-        box=Box3D(center=(lo + hi) / 2, size=np.maximum(hi - lo, config.min_box_size_m)),
+        box=Box3D(center=centre, size=size, yaw=float(np.arctan2(axis[1], axis[0]))),
         n_points=len(points),
         mean_rgb=colors.mean(axis=0),
     )
