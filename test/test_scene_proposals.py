@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from w2r2_ros.geometry.boxes import Box3D, box_iou_matrix
+from w2r2_ros.geometry.boxes import Box3D, box_iou_matrix, oriented_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.scene.proposal_recall import best_iou_per_object, stream_synthetic_scene
-from w2r2_ros.scene.proposals import ProposalConfig, cluster_voxels, find_room_planes, propose_objects
+from w2r2_ros.scene.proposals import cluster_voxels, propose_objects, segment_scene
 from w2r2_ros.scene.voxel_map import VoxelMap
 
 
@@ -84,31 +84,49 @@ def _floor_lamp(x, y, rgb=(230, 200, 40)):
 
 
 def _best_iou(proposals, box):
-    return float(box_iou_matrix(box.as_array(), np.stack([p.box.as_array() for p in proposals])).max())
+    """Best oriented IoU of ``box`` with any proposal."""
+    return float(oriented_iou_matrix(box.as_oriented_array(), np.stack([p.box.as_oriented_array() for p in proposals])).max())
 
 
-def test_room_planes_are_found_and_removed():
-    points, colors = _fused(_room())
-    planes = find_room_planes(points.astype(float), ProposalConfig())
-    assert planes.floor_z == pytest.approx(0.0, abs=0.01)
-    assert planes.ceiling_z == pytest.approx(2.6, abs=0.02)
-    assert planes.wall_x == pytest.approx((-3.0, 3.0), abs=0.02)
-    assert planes.wall_y == pytest.approx((-2.5, 2.5), abs=0.02)
-    assert propose_objects(points, colors) == []
+def _turned(parts, yaw_deg, tilt_deg=0.0):
+    """(points, colours) parts turned about z by ``yaw_deg``, then about x by ``tilt_deg``."""
+    yaw, tilt = np.radians(yaw_deg), np.radians(tilt_deg)
+    rz = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
+    return [(p @ (rx @ rz).T, c) for p, c in parts]
 
 
-def test_furniture_becomes_one_proposal_each_with_tight_boxes():
+def _turned_box(box, yaw_deg):
+    yaw = np.radians(yaw_deg)
+    rz = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+    return Box3D(rz @ box.center, box.size, yaw)
+
+
+@pytest.mark.parametrize("yaw_deg", [0.0, 30.0, 77.0])
+def test_room_planes_are_found_and_removed_at_any_yaw(yaw_deg):
+    points, colors = _fused(_turned(_room(), yaw_deg))
+    result = segment_scene(points, colors)
+    assert result.proposals == []
+    assert result.report.floor is not None and result.report.floor.tilt_deg < 0.5
+    assert abs(result.report.floor.offset) < 0.03
+    kinds = sorted(plane.kind for plane in result.report.structure)
+    assert kinds == ["ceiling", "wall", "wall", "wall", "wall"]
+
+
+@pytest.mark.parametrize("yaw_deg", [0.0, 30.0, 45.0])
+def test_furniture_becomes_one_proposal_each_with_tight_boxes(yaw_deg):
+    """Boxes turn with the room: a room at 30 degrees to the map gets the same tight boxes."""
     table, table_box = _table(0.0, 0.0)
     chair, chair_box = _chair(1.2, 1.0)
     # A cabinet against the wall (5 cm gap), which must survive wall removal.
     cabinet, cabinet_box = _solid([2.35, -1.0, 0.0], [2.95, -0.2, 1.0], (50, 150, 60))
     lamp, lamp_box = _floor_lamp(-2.0, 1.5)
-    points, colors = _fused(_room() + table + chair + cabinet + lamp)
+    points, colors = _fused(_turned(_room() + table + chair + cabinet + lamp, yaw_deg))
     proposals = propose_objects(points, colors)
     assert len(proposals) == 4
     assert [p.proposal_id for p in proposals] == [0, 1, 2, 3]
     for box in (table_box, chair_box, cabinet_box, lamp_box):
-        assert _best_iou(proposals, box) > 0.8
+        assert _best_iou(proposals, _turned_box(box, yaw_deg)) > 0.75
     green = max(proposals, key=lambda p: p.mean_rgb[1] - p.mean_rgb[0])
     assert np.allclose(green.mean_rgb, (50, 150, 60), atol=1)
 
@@ -166,3 +184,67 @@ def test_rendered_scenes_recover_their_objects():
     assert len(ious) >= 10
     assert np.mean(ious >= 0.25) >= 0.8
     assert np.mean(ious >= 0.5) >= 0.75
+
+
+def _furnished_room():
+    table, table_box = _table(0.0, 0.0)
+    chair, chair_box = _chair(1.2, 1.0)
+    cabinet, cabinet_box = _solid([2.35, -1.0, 0.0], [2.95, -0.2, 1.0], (50, 150, 60))
+    lamp, lamp_box = _floor_lamp(-2.0, 1.5)
+    return _room() + table + chair + cabinet + lamp, [table_box, chair_box, cabinet_box, lamp_box]
+
+
+@pytest.mark.parametrize("n_outliers", [1, 10, 100])
+def test_stray_points_above_and_below_do_not_move_the_floor_or_merge_objects(n_outliers):
+    """Issue 16, finding 4: one valid map point at z = -2 m took the proposals from 10 to 1."""
+    parts, boxes = _furnished_room()
+    points, colors = _fused(parts)
+    clean = propose_objects(points, colors)
+    rng = np.random.default_rng(n_outliers)
+    for z in (-2.0, 5.0):
+        stray = np.column_stack([rng.uniform(-2.5, 2.5, (n_outliers, 2)), np.full(n_outliers, z) + rng.normal(0, 0.3, n_outliers)])
+        noisy_points = np.concatenate([points, stray])
+        noisy_colors = np.concatenate([colors, np.full((n_outliers, 3), 128, np.uint8)])
+        result = segment_scene(noisy_points, noisy_colors)
+        assert abs(result.report.floor.offset) < 0.02
+        assert len(result.proposals) == len(clean) == 4
+        for box in boxes:
+            assert _best_iou(result.proposals, box) > 0.75
+
+
+def test_a_tilted_map_is_levelled_and_reported():
+    """Gravity 8 degrees off the map's z: the floor is found tilted, proposals still made, and the
+    report names the cause and the parameter."""
+    parts, boxes = _furnished_room()
+    points, colors = _fused(_turned(parts, 0.0, tilt_deg=8.0))
+    result = segment_scene(points, colors)
+    assert result.report.floor.tilt_deg == pytest.approx(8.0, abs=0.5)
+    (reason,) = result.report.reasons
+    assert "tilted 8." in reason and "proposals.floor.max_tilt_deg" in reason
+    assert len(result.proposals) == 4
+    level = segment_scene(*_fused(parts))
+    assert not level.report.reasons
+
+
+def test_a_map_of_only_a_wall_gives_no_proposals_and_says_why():
+    wall = [_surface([-2.0, 1.0, 0.3], [2.0, 1.0, 2.4], (200, 200, 190))]
+    result = segment_scene(*_fused(wall))
+    assert result.proposals == []
+    assert [p.kind for p in result.report.structure] == ["wall"]
+    assert any("no floor plane found" in r and "proposals.floor.min_voxels" in r for r in result.report.reasons)
+    assert any("only floor and wall" in r for r in result.report.reasons)
+
+
+def test_touching_furniture_stays_apart():
+    """A chair pushed under a table (its back against the table top's edge) and a counter against the
+    wall with a wall cabinet above it: each its own proposal."""
+    table, table_box = _table(0.0, 0.0, w=1.4, d=0.8)
+    # Pushed in: the seat under the top, the back (turned to +y) flush with the top's long edge.
+    chair, chair_box = _chair(0.0, 0.15, rgb=(120, 75, 40))
+    chair = [(np.column_stack([p[:, 0], 2 * 0.15 - p[:, 1], p[:, 2]]), c) for p, c in chair]
+    counter, counter_box = _solid([-1.5, -2.5, 0.0], [0.5, -1.9, 0.9], (230, 230, 220))
+    upper, upper_box = _solid([-1.5, -2.5, 1.5], [0.5, -2.15, 2.2], (230, 230, 220))
+    points, colors = _fused(_room() + table + chair + counter + upper)
+    proposals = propose_objects(points, colors)
+    for box in (table_box, chair_box, counter_box, upper_box):
+        assert _best_iou(proposals, box) > 0.6, box

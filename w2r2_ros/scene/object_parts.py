@@ -12,12 +12,12 @@ a table top, a seat, a counter top, a shelf board):
 
 - a part that hangs under the surface, inside its footprint, is the same
   object (legs, a counter's front, a cabinet's sides);
-- a part that rises from the surface's rim, touching it with its bottom, is the
-  same object (a chair's back, a sofa's arm);
+- a part that rises from the surface's rim is the same object (a chair's back,
+  a sofa's arm); when it meets several rims (the back of a chair pushed under
+  a table leans on the table top's edge) it joins the surface nearest its
+  bottom (the seat);
 - a part that touches the surface from above inside its footprint stands on it
   (a monitor, a mug): a different object;
-- a part that touches the surface's rim with its middle (the back of a chair
-  pushed under a table) is a different object;
 - two supports at the same height that touch are one surface.
 
 Parts that touch no surface join the object they touch most, but never bridge
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from w2r2_ros.scene.voxel_graph import VoxelGraph, grow_into
+from w2r2_ros.scene.voxel_graph import VoxelGraph, connected_components_of, grow_into, mean_by_label
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,18 @@ class PartConfig:
     normal_deg: float = 25.0
     colour_step: float = 0.12
     # Voxels of higher surface variation (edges, corners) are not grown through; they join the part
-    # beside them afterwards.
+    # beside them afterwards. The bound is max_curvature or, on a noisy map (a real Kinect map's
+    # surfaces are ~10 cm thick after fusion: median variation 0.13 against ~0 on renders), the
+    # curvature_quantile of the map's own voxels, whichever is larger: edges stand out of the noise.
     max_curvature: float = 0.05
+    curvature_quantile: float = 0.6
+    # Region merging (merge_coplanar_parts): parts of at least coplanar_min_voxels whose planes agree.
+    coplanar_deg: float = 15.0
+    coplanar_voxels: float = 1.5
+    coplanar_min_voxels: int = 5
+    # A part under one surface and on another's rim joins both only if it runs along this share of
+    # the upper surface (a sofa's arm side does, a chair back under a table's edge does not).
+    span_fraction: float = 0.7
     # A horizontal part (median |normal z| above cos(horizontal_deg)) of this area is a support surface.
     horizontal_deg: float = 25.0
     support_min_area_m2: float = 0.05
@@ -83,16 +93,66 @@ class _UnionFind:
         return a
 
 
+def _spans(part_cells: np.ndarray, support_cells: np.ndarray, fraction: float) -> bool:
+    """Whether a part runs along at least ``fraction`` of a support's extent, measured along the
+    part's own main horizontal direction."""
+    xy = part_cells.astype(np.float64)
+    centred = xy - xy.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    along = support_cells @ vt[0]
+    return np.ptp(xy @ vt[0]) + 1 >= fraction * (np.ptp(along) + 1)
+
+
 def split_parts(normals: np.ndarray, curvature: np.ndarray, colours: np.ndarray, graph: VoxelGraph, config: PartConfig) -> np.ndarray:
     """Part label per voxel: smooth patches of one colour, grown from the flat voxels, then the edge
     voxels given to the patch beside them."""
     r, c = graph.rows, graph.cols
-    flat = curvature <= config.max_curvature
+    bound = max(config.max_curvature, float(np.quantile(curvature, config.curvature_quantile))) if len(curvature) else 0.0
+    flat = curvature <= bound
     smooth = np.abs(np.sum(normals[r] * normals[c], axis=1)) >= np.cos(np.radians(config.normal_deg))
     rgb = np.asarray(colours, dtype=np.float64) / 255.0
     similar = np.linalg.norm(rgb[r] - rgb[c], axis=1) <= config.colour_step
     labels = graph.components(smooth & similar & flat[r] & flat[c])
-    return grow_into(labels, flat, graph)
+    return grow_into(labels, flat, graph, keep=similar)
+
+
+def merge_coplanar_parts(
+    parts: np.ndarray, centres: np.ndarray, normals: np.ndarray, colours: np.ndarray, graph: VoxelGraph, voxel: float, config: PartConfig
+) -> np.ndarray:
+    """Region merging: neighbouring parts on one plane, of one colour, become one part.
+
+    Region growing stops at edge voxels, so a face is cut wherever something touches it (the back of a
+    chair pushed under a table is cut along the table top's edge into a piece below the top, which
+    would then "hang" under it, and a piece above). Each part's plane is its centroid and the
+    principal direction of its normals; two touching parts merge when their normals agree within
+    ``coplanar_deg`` and each centroid lies within ``coplanar_voxels`` of the other's plane.
+    """
+    n_parts = int(parts.max()) + 1 if len(parts) else 0
+    if n_parts < 2:
+        return parts
+    counts = np.bincount(parts, minlength=n_parts)
+    centroid = mean_by_label(parts, centres, n_parts)
+    rgb = mean_by_label(parts, colours, n_parts) / 255.0
+    scatter = mean_by_label(parts, (normals[:, :, None] * normals[:, None, :]).reshape(-1, 9), n_parts).reshape(-1, 3, 3)
+    _, vectors = np.linalg.eigh(scatter)
+    plane_normal = vectors[:, :, -1]
+    r, c = graph.rows, graph.cols
+    pa, pb = parts[r], parts[c]
+    across = pa != pb
+    pairs = np.unique(np.stack([np.minimum(pa[across], pb[across]), np.maximum(pa[across], pb[across])], axis=1), axis=0)
+    if len(pairs) == 0:
+        return parts
+    a, b = pairs[:, 0], pairs[:, 1]
+    delta = centroid[b] - centroid[a]
+    limit = config.coplanar_voxels * voxel
+    merge = (
+        (np.minimum(counts[a], counts[b]) >= config.coplanar_min_voxels)
+        & (np.abs(np.sum(plane_normal[a] * plane_normal[b], axis=1)) >= np.cos(np.radians(config.coplanar_deg)))
+        & (np.abs(np.sum(delta * plane_normal[a], axis=1)) <= limit)
+        & (np.abs(np.sum(delta * plane_normal[b], axis=1)) <= limit)
+        & (np.linalg.norm(rgb[a] - rgb[b], axis=1) <= config.colour_step)
+    )
+    return connected_components_of(a[merge], b[merge], n_parts)[parts]
 
 
 def _footprint(cells: np.ndarray, origin: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -147,6 +207,8 @@ def group_parts(
     tol = config.height_tolerance_voxels * voxel
     union = _UnionFind(n_parts)
     generic: list[tuple[int, int, int]] = []
+    hangs: dict[int, list[int]] = {}
+    rims: dict[int, list[tuple[float, bool, int]]] = {}  # part -> (distance of its bottom to the rim, at its bottom, support)
     for key, start, count in zip(unique_keys, starts, pair_counts):
         a, b = divmod(int(key), n_parts)
         edges = pair_order[start : start + count]
@@ -165,14 +227,28 @@ def group_parts(
         if op.top <= sp.level + tol:  # below the surface
             o_cells = cells[members[o]] - origin
             if near[o_cells[:, 0], o_cells[:, 1]].mean() >= config.hanging_fraction:
-                union.union(s, o)
+                hangs.setdefault(o, []).append(s)
             continue
         contact = side[o]
         contact_cells = cells[contact] - origin
-        on_interior = interior[contact_cells[:, 0], contact_cells[:, 1]].mean() > config.interior_fraction
+        if interior[contact_cells[:, 0], contact_cells[:, 1]].mean() > config.interior_fraction:
+            continue  # stands on the surface: another object
         at_bottom = np.median(heights[contact]) <= op.bottom + config.bottom_voxels * voxel
-        if op.bottom >= sp.level - tol and at_bottom and not on_interior:
-            union.union(s, o)  # rises from the rim
+        rims.setdefault(o, []).append((abs(op.bottom - sp.level), bool(at_bottom), s))
+    # A part hangs under every surface it is under (a leg under a top). At a rim it joins one surface:
+    # the one its bottom is nearest (a chair's back, posts included, joins its seat, not the table top
+    # it leans on), and only if it hangs under none, or meets that rim with its bottom (a sofa's arm
+    # under the arm's top and on the seat's rim; not a table leg beside a chair's seat).
+    for o in set(hangs) | set(rims):
+        rim = min(rims[o]) if o in rims else None
+        for s in hangs.get(o, []):
+            # Under one surface and on another's rim with its bottom: one side of a sofa's arm (under
+            # the arm's top along all of it, on the seat), or the back of a chair pushed under a table
+            # (under a stretch of the table top's edge, on its seat). Only the first joins both.
+            if rim is None or not rim[1] or _spans(cells[members[o]], cells[members[s]], config.span_fraction):
+                union.union(s, o)
+        if rim is not None and (o not in hangs or rim[1]):
+            union.union(rim[2], o)
     anchored = np.array([p.support for p in info])
     for _, a, b in sorted(generic, reverse=True):
         ra, rb = union.find(a), union.find(b)

@@ -33,8 +33,8 @@ from scipy.spatial import ConvexHull
 
 from w2r2_ros.geometry.boxes import Box3D, min_area_rectangle
 from w2r2_ros.scene.floor_plane import FloorConfig, FloorPlane, find_floor, levelling_rotation
-from w2r2_ros.scene.object_parts import PartConfig, group_parts, split_parts
-from w2r2_ros.scene.structure import StructureConfig, StructurePlane, find_structure, planar_segments
+from w2r2_ros.scene.object_parts import PartConfig, group_parts, merge_coplanar_parts, split_parts
+from w2r2_ros.scene.structure import StructureConfig, StructurePlane, find_structure
 from w2r2_ros.scene.surface_normals import estimate_normals
 from w2r2_ros.scene.voxel_graph import VoxelGraph, mean_by_label, voxel_graph
 from w2r2_ros.scene.voxel_map import voxel_index_valid
@@ -71,8 +71,9 @@ class ProposalConfig:
     max_chroma_step: float = 0.05
     # Only clusters up to this wide are searched for objects standing on them (furniture).
     max_support_m: float = 4.0
-    # Voxel centres stop half a voxel short of the surface they sample: boxes grow by this many voxels.
-    box_pad_voxels: float = 0.5
+    # Boxes grow by this many voxels beyond the voxel means (0: a voxel map keeps the mean of the
+    # points in each voxel, which lies on the surface; a grid of cell centres would want 0.5).
+    box_pad_voxels: float = 0.0
     # Boxes are at least this big along every axis.
     min_box_size_m: float = 0.05
 
@@ -101,6 +102,9 @@ class ProposalReport:
 class ProposalResult:
     proposals: list[Proposal]
     report: ProposalReport
+    # Per input point: the index of its proposal in ``proposals``, -1 for floor, structure, noise and
+    # clusters too small to propose (what each proposal is made of, for pictures and tests).
+    point_labels: np.ndarray
 
 
 def _floor_margin(heights: np.ndarray, config: ProposalConfig) -> float:
@@ -128,7 +132,7 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     points, colors = points[valid], colors[valid]
     empty = ProposalReport(None, (), (), 0, 0)
     if len(points) < config.min_cluster_voxels:
-        return ProposalResult([], empty)
+        return ProposalResult([], empty, np.full(len(valid), -1))
     voxel = config.voxel_size
     graph = voxel_graph(points, voxel)
     n = graph.n_voxels
@@ -164,8 +168,7 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
 
     planes: list[StructurePlane] = []
     if config.remove_walls and keep.any():
-        segments = planar_segments(level, normals, surface.curvature, graph, keep, voxel, config.structure)
-        planes, taken = find_structure(heights, level, segments, voxel, config.structure)
+        planes, taken = find_structure(heights, level, normals, graph, keep, config.structure)
         keep &= ~taken
     if not keep.any():
         if len(planes) > 0 or floor is not None:
@@ -173,26 +176,32 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
                 "the map holds only floor and wall/ceiling planes, no objects yet; if objects are in view, raise "
                 "proposals.structure.wall_min_length_m / wall_min_height_m"
             )
-        return ProposalResult([], ProposalReport(floor, tuple(planes), tuple(reasons), n, int((~usable).sum())))
+        report = ProposalReport(floor, tuple(planes), tuple(reasons), n, int((~usable).sum()))
+        return ProposalResult([], report, np.full(len(valid), -1))
 
     index = np.flatnonzero(keep)
     sub = graph.subgraph(keep)
     levelled = np.column_stack([level[index, :2], heights[index]])  # x, y levelled; z = height above the floor
     parts = split_parts(normals[index], surface.curvature[index], rgb[index], sub, config.parts)
+    parts = merge_coplanar_parts(parts, level[index], normals[index], rgb[index], sub, voxel, config.parts)
     objects = group_parts(parts, heights[index], normals[index], sub, voxel, config.parts)
     clusters: list[_Cluster] = []
     for member in _split_by_label(objects):
         clusters.extend(split_stacked(levelled, rgb[index], member, config))
-    clusters = merge_overhangs(levelled, clusters, voxel)
+    clusters = merge_overhangs(levelled, clusters, voxel, config.max_support_m)
     snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
+    clusters = sorted((c for c in clusters if len(c.member) >= config.min_cluster_voxels), key=lambda c: -len(c.member))
     proposals = [
         _box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation, floor_plane.offset, config)
         for c in clusters
-        if len(c.member) >= config.min_cluster_voxels
     ]
-    proposals.sort(key=lambda p: -p.n_points)
+    voxel_labels = np.full(n, -1)
+    for i, c in enumerate(clusters):
+        voxel_labels[index[c.member]] = i
+    point_labels = np.full(len(valid), -1)
+    point_labels[valid] = voxel_labels[graph.inverse]
     report = ProposalReport(floor, tuple(planes), tuple(reasons), n, int((~usable).sum()))
-    return ProposalResult([Proposal(i, p.box, p.n_points, p.mean_rgb) for i, p in enumerate(proposals)], report)
+    return ProposalResult([Proposal(i, p.box, p.n_points, p.mean_rgb) for i, p in enumerate(proposals)], report, point_labels)
 
 
 def propose_objects(points: np.ndarray, colors: np.ndarray | None, config: ProposalConfig = ProposalConfig()) -> list[Proposal]:
@@ -320,29 +329,51 @@ def _pieces_by_colour(points: np.ndarray, colors: np.ndarray, config: ProposalCo
     return pieces
 
 
-def merge_overhangs(points: np.ndarray, clusters: list[_Cluster], voxel: float) -> list[_Cluster]:
+def merge_overhangs(
+    points: np.ndarray, clusters: list[_Cluster], voxel: float, max_container_m: float, max_fragment_share: float = 0.25
+) -> list[_Cluster]:
     """Merge a cluster into the one right above it when its footprint hides under that one's
-    (a lamp's pole under its shade, a plant's pot under its leaves), and a cluster into a bigger one
+    (a lamp's pole under its shade, a plant's pot under its leaves), and a smaller cluster into one
     whose box contains it (a table leg): the surfaces that joined them (the shade's or the table
     top's underside) are seldom seen by a camera above them. The price: a small object under a
-    table merges into the table."""
+    table merges into the table. Footprints are the clusters' minimum-area rectangles (turned with
+    the furniture, so a turned room does not widen them), a container is at most
+    ``max_container_m`` wide (a leftover strip of wall holds everything in its axis-aligned box),
+    and a contained fragment has at most ``max_fragment_share`` of its container's voxels (a leg, not
+    a chair pushed under a table).
+    """
     if len(clusters) < 2:
         return clusters
-    lo = np.array([np.floor(points[c.member].min(axis=0) / voxel) for c in clusters])
-    hi = np.array([np.floor(points[c.member].max(axis=0) / voxel) for c in clusters])
-    # [below, upper] pairs, vectorised: the top of one within a voxel of the bottom of the other,
-    # and its xy extent inside the other's (one voxel of slack).
-    touches = (hi[:, None, 2] + 1 >= lo[None, :, 2]) & (hi[:, None, 2] <= lo[None, :, 2] + 1)
-    starts_lower = lo[:, None, 2] < lo[None, :, 2]
-    hidden = np.all((lo[:, None, :2] >= lo[None, :, :2] - 1) & (hi[:, None, :2] <= hi[None, :, :2] + 1), axis=-1)
-    # A fragment inside another cluster's box (a far table leg, seen under the top that joins it);
-    # never what was just split off the surface it stands on.
-    inside = np.all((lo[:, None] >= lo[None] - 1) & (hi[:, None] <= hi[None] + 1), axis=-1)
+    boxes = [_footprint_box(points[c.member]) for c in clusters]
+    n = len(clusters)
     sizes = np.array([len(c.member) for c in clusters])
     loose = np.array([c.support_z is None for c in clusters])
-    fragment = inside & (sizes[:, None] < sizes[None, :]) & loose[:, None]
-    below, upper = np.nonzero((touches & starts_lower & hidden) | fragment)
-    n = len(clusters)
+    z_lo = np.array([points[c.member, 2].min() for c in clusters])
+    z_hi = np.array([points[c.member, 2].max() for c in clusters])
+    # For each cluster, the one it merges into: the cluster it hangs right under, else the smallest
+    # one that contains it (a chair's leg under a table top belongs to the chair, not to both).
+    choice: dict[int, tuple[int, int]] = {}
+    choice_target: dict[int, int] = {}
+    for j, (centre, size, yaw) in enumerate(boxes):
+        if size.max() > max_container_m:
+            continue
+        c, s = np.cos(yaw), np.sin(yaw)
+        for i in range(n):
+            if i == j or sizes[i] >= sizes[j] and not z_lo[i] < z_lo[j]:
+                continue
+            rel = points[clusters[i].member, :2] - centre
+            local = np.abs(np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1]], axis=1))
+            if not np.all(local <= size / 2 + voxel):
+                continue
+            hangs = z_lo[i] < z_lo[j] and abs(z_hi[i] - z_lo[j]) <= voxel
+            contained = loose[i] and sizes[i] <= max_fragment_share * sizes[j] and z_lo[i] >= z_lo[j] - voxel and z_hi[i] <= z_hi[j] + voxel
+            if hangs or contained:
+                rank = (0 if hangs else 1, int(sizes[j]))
+                if i not in choice or rank < choice[i]:
+                    choice[i] = rank
+                    choice_target[i] = j
+    below = list(choice_target)
+    upper = [choice_target[i] for i in below]
     graph = coo_matrix((np.ones(len(below), dtype=np.int8), (below, upper)), shape=(n, n))
     _, group = connected_components(graph, directed=False)
     merged = []
@@ -352,6 +383,10 @@ def merge_overhangs(points: np.ndarray, clusters: list[_Cluster], voxel: float) 
             _Cluster(np.concatenate([clusters[i].member for i in indices]), min(supports) if supports else None)
         )
     return merged
+
+
+def _footprint_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    return min_area_rectangle(points[:, :2])
 
 
 def _box_of(

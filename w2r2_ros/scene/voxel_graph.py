@@ -78,13 +78,15 @@ def mean_by_label(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return sums / counts
 
 
-def grow_into(labels: np.ndarray, labelled: np.ndarray, graph: VoxelGraph, rounds: int = 4) -> np.ndarray:
-    """Give unlabelled voxels the label of a labelled neighbour, ``rounds`` rings deep (the edge and
-    corner voxels that region growing left out join a segment beside them); what is still unlabelled
-    after that becomes components of its own."""
+def grow_into(labels: np.ndarray, labelled: np.ndarray, graph: VoxelGraph, rounds: int = 4, keep: np.ndarray | None = None) -> np.ndarray:
+    """Give unlabelled voxels the label of a labelled neighbour, ``rounds`` rings deep, along the edges
+    where ``keep`` is True (all without): the edge and corner voxels that region growing left out join
+    a segment beside them; what is still unlabelled after that becomes components of its own."""
     labels = labels.copy()
     labelled = labelled.copy()
     r, c = graph.rows, graph.cols
+    if keep is not None:
+        r, c = r[keep], c[keep]
     for _ in range(rounds):
         into_c = labelled[r] & ~labelled[c]
         into_r = labelled[c] & ~labelled[r]
@@ -95,7 +97,7 @@ def grow_into(labels: np.ndarray, labelled: np.ndarray, graph: VoxelGraph, round
         labelled[c[into_c]] = True
         labelled[r[into_r]] = True
     if not labelled.all():
-        rest = graph.components(~labelled[r] & ~labelled[c])
+        rest = connected_components_of(r[~labelled[r] & ~labelled[c]], c[~labelled[r] & ~labelled[c]], graph.n_voxels)
         labels[~labelled] = labels.max(initial=-1) + 1 + rest[~labelled]
     _, labels = np.unique(labels, return_inverse=True)
     return labels.reshape(-1)
