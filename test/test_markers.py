@@ -1,5 +1,6 @@
 """Markers and debug image built from a GroundingResult: what RViz shows of an answer."""
 import numpy as np
+import pytest
 from visualization_msgs.msg import Marker
 
 from w2r2_ros.geometry.boxes import Box3D, box_corners
@@ -91,3 +92,26 @@ def test_box_corners_span_the_box():
     assert corners.shape == (8, 3) and len({tuple(c) for c in corners}) == 8
     np.testing.assert_allclose(corners.min(axis=0), box.min_corner)
     np.testing.assert_allclose(corners.max(axis=0), box.max_corner)
+
+
+def test_a_turned_box_keeps_its_yaw_through_the_messages():
+    """A proposal turned by its yaw goes out in ObjectProposal.yaw and as the candidate pose's rotation
+    about z; the markers draw the turned edges and the axis-aligned bounds contain them."""
+    from std_msgs.msg import Header
+
+    from w2r2_ros.model.grounder import GroundingCandidate as RankedCandidate
+    from w2r2_ros.ros.grounding_node import GroundingNode
+    from w2r2_ros.ros.keyframe_messages import array_to_proposals
+    from w2r2_ros.ros.proposal_markers import proposals_to_array
+    from w2r2_ros.scene.proposals import Proposal
+
+    box = Box3D(center=np.array([1.0, 2.0, 0.4]), size=np.array([1.2, 0.5, 0.8]), yaw=0.6)
+    (back,) = array_to_proposals(proposals_to_array([Proposal(4, box, 100, np.array([10.0, 20.0, 30.0]))], Header(), 1, 100))
+    assert back.box.yaw == 0.6 and np.allclose(back.box.size, box.size)
+    ranked = RankedCandidate(proposal_id=4, box=box, score=0.9, label="table", label_score=0.9)
+    assert candidate_box(GroundingNode._candidate(ranked)).yaw == pytest.approx(0.6)
+    corners = box_corners(box)
+    np.testing.assert_allclose(corners.min(axis=0), box.min_corner)
+    np.testing.assert_allclose(corners.max(axis=0), box.max_corner)
+    edge = corners[1] - corners[0]  # along the box's own x axis
+    assert np.arctan2(edge[1], edge[0]) == pytest.approx(0.6)

@@ -220,7 +220,8 @@ def test_a_tilted_map_is_levelled_and_reported():
     result = segment_scene(points, colors)
     assert result.report.floor.tilt_deg == pytest.approx(8.0, abs=0.5)
     (reason,) = result.report.reasons
-    assert "tilted 8." in reason and "proposals.floor.max_tilt_deg" in reason
+    assert reason.kind == "tilted_floor"
+    assert "tilted 8." in reason.message and "proposals.floor.max_tilt_deg" in reason.message
     assert len(result.proposals) == 4
     level = segment_scene(*_fused(parts))
     assert not level.report.reasons
@@ -231,8 +232,9 @@ def test_a_map_of_only_a_wall_gives_no_proposals_and_says_why():
     result = segment_scene(*_fused(wall))
     assert result.proposals == []
     assert [p.kind for p in result.report.structure] == ["wall"]
-    assert any("no floor plane found" in r and "proposals.floor.min_voxels" in r for r in result.report.reasons)
-    assert any("only floor and wall" in r for r in result.report.reasons)
+    assert [r.kind for r in result.report.reasons] == ["no_floor", "only_structure"]
+    assert "no floor plane found" in result.report.reasons[0].message
+    assert "proposals.floor.min_voxels" in result.report.reasons[0].message
 
 
 def test_touching_furniture_stays_apart():

@@ -61,7 +61,7 @@ def array_to_proposals(msg: ObjectProposalArray) -> tuple[Proposal, ...]:
     return tuple(
         Proposal(
             int(p.proposal_id),
-            Box3D(np.array([p.center.x, p.center.y, p.center.z]), np.array([p.size.x, p.size.y, p.size.z])),
+            Box3D(np.array([p.center.x, p.center.y, p.center.z]), np.array([p.size.x, p.size.y, p.size.z]), float(p.yaw)),
             int(p.num_points),
             np.array([p.mean_color.r, p.mean_color.g, p.mean_color.b], dtype=np.float64) * 255.0,
         )

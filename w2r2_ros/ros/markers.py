@@ -43,9 +43,9 @@ DEBUG_IMAGE_MAX_SIDE = 1280
 
 
 def candidate_box(candidate: GroundingCandidate) -> Box3D:
-    """The axis-aligned box of a candidate (its pose orientation is identity by contract)."""
-    p, s = candidate.pose.position, candidate.size
-    return Box3D(center=np.array([p.x, p.y, p.z]), size=np.array([s.x, s.y, s.z]))
+    """The box of a candidate (its pose orientation is a rotation about z by contract: the box's yaw)."""
+    p, s, q = candidate.pose.position, candidate.size, candidate.pose.orientation
+    return Box3D(center=np.array([p.x, p.y, p.z]), size=np.array([s.x, s.y, s.z]), yaw=float(2.0 * np.arctan2(q.z, q.w)))
 
 
 def answer_label(result: GroundingResult) -> str:

@@ -19,7 +19,7 @@ def _rgba(rgb_0_255: np.ndarray, alpha: float) -> ColorRGBA:
 
 
 def box_edges_marker(box: Box3D, marker_id: int, ns: str, header: Header, color: ColorRGBA, line_width: float = 0.02) -> Marker:
-    """A LINE_LIST marker drawing the 12 edges of an axis-aligned box."""
+    """A LINE_LIST marker drawing the 12 edges of a box (turned by its yaw)."""
     corners = box_corners(box)
     marker = Marker(header=header, ns=ns, id=marker_id, type=Marker.LINE_LIST, action=Marker.ADD, color=color)
     marker.pose.orientation.w = 1.0
@@ -55,6 +55,7 @@ def proposals_to_array(proposals: Sequence[Proposal], header: Header, num_keyfra
         item = ObjectProposal(proposal_id=int(proposal.proposal_id), num_points=int(proposal.n_points))
         item.center.x, item.center.y, item.center.z = (float(v) for v in proposal.box.center)
         item.size.x, item.size.y, item.size.z = (float(v) for v in proposal.box.size)
+        item.yaw = float(proposal.box.yaw)
         item.mean_color = _rgba(proposal.mean_rgb, 1.0)
         msg.proposals.append(item)
     return msg

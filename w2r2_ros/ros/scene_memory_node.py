@@ -852,6 +852,8 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
     def _publish_outputs(self) -> None:
         started = time.perf_counter(), time.thread_time()
         self._report_backlog()
+        for warning in self._memory.proposal_warnings():
+            self.warnings.warn(f"proposals_{warning.kind}", f"proposals: {warning.message}")
         cloud_wanted = self._cloud_pub.get_subscription_count() > 0
         snapshot = self._memory.snapshot(include_cloud=cloud_wanted)
         proposals = snapshot.proposals

@@ -35,7 +35,7 @@ import numpy as np
 from w2r2_ros.geometry.boxes import box_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
 from w2r2_ros.scene.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
-from w2r2_ros.scene.proposals import Proposal, ProposalConfig, propose_objects
+from w2r2_ros.scene.proposals import Proposal, ProposalConfig, ProposalWarning, segment_scene
 from w2r2_ros.scene.sync import DropReason, SyncedFrame, SyncOutcome, TimestampSync
 
 _CloudJob = tuple[float, np.ndarray, "np.ndarray | None"]  # stamp, map-frame points, colours
@@ -200,6 +200,7 @@ class SceneMemory:
         self._voxels = VoxelMap(config.voxel_size, config.max_voxels)
         self._proposals: tuple[Proposal, ...] = ()
         self._next_proposal_id = 0
+        self._proposal_warnings: tuple[ProposalWarning, ...] = ()
         self._last_fused_stamp = -np.inf
         self._stamp: float | None = None
         self._dropped: Counter[DropReason] = Counter()
@@ -352,13 +353,21 @@ class SceneMemory:
         with self._voxel_lock:
             points = self._voxels.points(self.config.proposal_min_hits)
             colors = self._voxels.colors(self.config.proposal_min_hits)
-        current = (run or _call)(propose_objects, points, colors, self.config.proposals)
+        result = (run or _call)(segment_scene, points, colors, self.config.proposals)
+        current = result.proposals
         with self._lock:
+            self._proposal_warnings = result.report.reasons
             matched, self._next_proposal_id = match_proposal_ids(
                 list(self._proposals), current, self.config.proposal_match_iou, self._next_proposal_id
             )
             self._proposals = tuple(matched)
             return self._proposals
+
+    def proposal_warnings(self) -> tuple[ProposalWarning, ...]:
+        """Why the last proposals may be wrong (no floor, a tilted map, only structure): for the node to
+        log, rate limited; empty when all was well."""
+        with self._lock:
+            return self._proposal_warnings
 
     def reset(self) -> None:
         """Forget every pose, frame, keyframe, voxel and proposal, as if just created.
@@ -375,6 +384,7 @@ class SceneMemory:
             self._to_fuse.clear()
             self._map_version += 1
             self._proposals = ()
+            self._proposal_warnings = ()
             self._last_fused_stamp = -np.inf
             self._stamp = None
             self._dropped.clear()

@@ -87,13 +87,22 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class ProposalWarning:
+    """Why proposals may be wrong: a stable ``kind`` (for rate limiting) and one sentence that names the
+    cause and the parameter to change."""
+
+    kind: str  # "no_floor", "tilted_floor" or "only_structure"
+    message: str
+
+
+@dataclass(frozen=True)
 class ProposalReport:
     """What the segmentation found, and why it may be wrong (one sentence per reason, naming the
     parameter to change)."""
 
     floor: FloorPlane | None
     structure: tuple[StructurePlane, ...]
-    reasons: tuple[str, ...]
+    reasons: tuple[ProposalWarning, ...]
     n_voxels: int
     n_isolated: int
 
@@ -140,25 +149,25 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     rgb = mean_by_label(graph.inverse, colors, n)
     surface = estimate_normals(centres, graph)
     usable = ~surface.isolated
-    reasons: list[str] = []
+    reasons: list[ProposalWarning] = []
 
     floor = find_floor(centres, surface.normals, usable, config.floor)
     if floor is None:
         base = float(np.percentile(centres[usable, 2], 1)) if usable.any() else float(centres[:, 2].min())
-        reasons.append(
+        reasons.append(ProposalWarning("no_floor",
             f"no floor plane found (no horizontal level of {config.floor.min_voxels} voxels or more): objects are "
             f"measured from the lowest points at z = {base:.2f} m; if the floor is in view, lower "
             f"proposals.floor.min_voxels, or check that gravity is along -z of the map frame"
-        )
+        ))
         floor_plane = FloorPlane(np.array([0.0, 0.0, 1.0]), base, 0)
     else:
         floor_plane = floor
         if floor.tilt_deg > config.floor.max_tilt_deg:
-            reasons.append(
+            reasons.append(ProposalWarning("tilted_floor",
                 f"the floor is tilted {floor.tilt_deg:.1f} deg from the map's x-y plane (more than "
                 f"proposals.floor.max_tilt_deg = {config.floor.max_tilt_deg}): gravity is not along -z of the map "
                 f"frame (a tilted camera pose?); proposals are levelled on the floor found"
-            )
+            ))
     rotation = levelling_rotation(floor_plane.normal)
     level = centres @ rotation.T
     normals = surface.normals @ rotation.T
@@ -172,10 +181,10 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
         keep &= ~taken
     if not keep.any():
         if len(planes) > 0 or floor is not None:
-            reasons.append(
+            reasons.append(ProposalWarning("only_structure",
                 "the map holds only floor and wall/ceiling planes, no objects yet; if objects are in view, raise "
                 "proposals.structure.wall_min_length_m / wall_min_height_m"
-            )
+            ))
         report = ProposalReport(floor, tuple(planes), tuple(reasons), n, int((~usable).sum()))
         return ProposalResult([], report, np.full(len(valid), -1))
 
