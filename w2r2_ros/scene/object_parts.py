@@ -18,7 +18,8 @@ a table top, a seat, a counter top, a shelf board):
   bottom (the seat);
 - a part that touches the surface from above inside its footprint stands on it
   (a monitor, a mug): a different object;
-- two supports at the same height that touch are one surface.
+- two supports that touch stay apart: two tables pushed together (one surface
+  of one colour is one part already, or merged as coplanar parts).
 
 Parts that touch no surface join the object they touch most, but never bridge
 two objects that each have a surface.
@@ -215,9 +216,7 @@ def group_parts(
         side = {a: r[edges], b: c[edges]}  # contact voxels on each side
         pa_, pb_ = info[a], info[b]
         if pa_.support and pb_.support:
-            if abs(pa_.level - pb_.level) <= tol:
-                union.union(a, b)
-            continue
+            continue  # two surfaces of different colour (one colour would have merged as coplanar parts)
         if not (pa_.support or pb_.support):
             generic.append((int(count), a, b))
             continue
