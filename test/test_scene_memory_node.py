@@ -8,6 +8,7 @@ import yaml
 from visualization_msgs.msg import Marker
 
 from scene_memory_harness import scene_memory_harness
+from w2r2_ros.geometry.boxes import Box3D
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.ros.conversions import cloud_to_xyz_rgb, seconds_to_stamp, stamp_to_seconds
 from w2r2_ros.ros.rgbd_stream_publisher import rgbd_messages
@@ -63,7 +64,9 @@ def test_streamed_scene_gives_cloud_on_surfaces_and_proposals_on_objects(recordi
         with h.probe.lock:
             array, markers, cloud = h.probe.arrays[-1], h.probe.markers, h.probe.cloud
 
-    boxes = np.array([[p.center.x, p.center.y, p.center.z, p.size.x, p.size.y, p.size.z] for p in array.proposals])
+    # Axis-aligned bounds of the boxes turned by their yaw: what the markers' edges span.
+    boxes = np.array([Box3D(np.array([p.center.x, p.center.y, p.center.z]), np.array([p.size.x, p.size.y, p.size.z]), p.yaw).as_array()
+                      for p in array.proposals])
     best_iou = best_iou_per_object(boxes, scene.boxes())
     assert np.mean(best_iou >= 0.25) >= 0.8, f"recall@0.25 {np.mean(best_iou >= 0.25):.2f}, best IoUs {np.round(best_iou, 2)}"
     assert array.header.frame_id == "map" and array.num_keyframes == outcomes["keyframe"] and array.num_voxels > 1000

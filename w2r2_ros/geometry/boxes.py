@@ -172,13 +172,18 @@ def oriented_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return iou
 
 
-def min_area_rectangle(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def min_area_rectangle(
+    xy: np.ndarray, preferred_yaws: np.ndarray | None = None, tolerance: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, float]:
     """The minimum-area rectangle around 2D points: ``(center (2,), size (2,), yaw)``.
 
     One side of the optimal rectangle lies on an edge of the convex hull (Freeman & Shapira 1975), so
-    every hull edge direction is tried. ``yaw`` is folded into [-pi/4, pi/4) so that a box turning a
-    little between two updates keeps its axes (x stays x). Degenerate input (fewer than 3 distinct
-    points, or collinear) gets the axis-aligned rectangle.
+    every hull edge direction is tried. A rectangle turned by one of ``preferred_yaws`` wins when its
+    area is within ``tolerance`` (a fraction) of the minimum: furniture stands square to its room's
+    walls, and a footprint seen only in part (an L of seat and back, a blob) has a diagonal minimum
+    that fits the object worse. ``yaw`` is folded into [-pi/4, pi/4) so that a box turning a little
+    between two updates keeps its axes (x stays x). Degenerate input (fewer than 3 distinct points,
+    or collinear) gets the axis-aligned rectangle.
     """
     xy = np.asarray(xy, dtype=np.float64)
     lo, hi = xy.min(axis=0), xy.max(axis=0)
@@ -188,11 +193,18 @@ def min_area_rectangle(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         return (lo + hi) / 2, hi - lo, 0.0
     edges = np.roll(hull, -1, axis=0) - hull
     angles = np.unique(np.mod(np.arctan2(edges[:, 1], edges[:, 0]), np.pi / 2))
+    n_hull = len(angles)
+    if preferred_yaws is not None and len(preferred_yaws):
+        angles = np.r_[angles, np.mod(np.asarray(preferred_yaws, dtype=np.float64), np.pi / 2)]
     c, s = np.cos(angles), np.sin(angles)
     u = hull @ np.stack([c, s])  # (H, A): coordinate along each candidate x axis
     v = hull @ np.stack([-s, c])
     areas = (u.max(0) - u.min(0)) * (v.max(0) - v.min(0))
     k = int(np.argmin(areas))
+    if len(angles) > n_hull:
+        preferred = n_hull + int(np.argmin(areas[n_hull:]))
+        if areas[preferred] <= (1.0 + tolerance) * areas[k]:
+            k = preferred
     yaw = float(angles[k])
     u_mid, v_mid = (u[:, k].max() + u[:, k].min()) / 2, (v[:, k].max() + v[:, k].min()) / 2
     size = np.array([u[:, k].max() - u[:, k].min(), v[:, k].max() - v[:, k].min()])

@@ -74,6 +74,9 @@ class ProposalConfig:
     # Boxes grow by this many voxels beyond the voxel means (0: a voxel map keeps the mean of the
     # points in each voxel, which lies on the surface; a grid of cell centres would want 0.5).
     box_pad_voxels: float = 0.0
+    # A box turned square to the walls found wins over the footprint's minimum-area rectangle when its
+    # area is within this fraction of the minimum (furniture stands square to its room).
+    wall_aligned_tolerance: float = 0.15
     # Boxes are at least this big along every axis.
     min_box_size_m: float = 0.05
 
@@ -200,8 +203,10 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     clusters = merge_overhangs(levelled, clusters, voxel, config.max_support_m)
     snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
     clusters = sorted((c for c in clusters if len(c.member) >= config.min_cluster_voxels), key=lambda c: -len(c.member))
+    wall_yaws = np.array([np.arctan2(p.normal[1], p.normal[0]) for p in planes if p.kind == "wall"])
     proposals = [
-        _box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation, floor_plane.offset, config)
+        _box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation,
+                floor_plane.offset, wall_yaws, config)
         for c in clusters
     ]
     voxel_labels = np.full(n, -1)
@@ -405,12 +410,13 @@ def _box_of(
     snap_m: float,
     rotation: np.ndarray,
     floor_offset: float,
+    wall_yaws: np.ndarray,
     config: ProposalConfig,
 ) -> Proposal:
     """The gravity-aligned box of an object's levelled voxels (x, y, height), turned in yaw to the
-    minimum-area rectangle of their footprint, back in ``map``."""
+    minimum-area rectangle of their footprint (square to the walls when nearly as small), back in ``map``."""
     pad = config.box_pad_voxels * config.voxel_size
-    centre_xy, size_xy, yaw = min_area_rectangle(points[:, :2])
+    centre_xy, size_xy, yaw = min_area_rectangle(points[:, :2], wall_yaws, config.wall_aligned_tolerance)
     lo, hi = points[:, 2].min() - pad, points[:, 2].max() + pad
     if 0 < lo - support_z <= snap_m:
         lo = support_z

@@ -38,8 +38,8 @@ class StructureConfig:
     # Planes are searched until the best one has fewer voxels than this, or max_planes were taken.
     min_plane_voxels: int = 150
     max_planes: int = 40
-    hypotheses: int = 256
-    score_sample: int = 4000
+    hypotheses: int = 128
+    score_sample: int = 3000
     # A wall: vertical within vertical_deg and at least wall_min_length_m long. A plane with (almost)
     # nothing behind it (at most boundary_fraction of what is in front, within boundary_depth_m) bounds
     # the map: a wall as soon as it is boundary_min_height_m tall and reaches boundary_min_top_m (a
