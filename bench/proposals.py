@@ -65,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--seed", type=int, default=500, help="scenes use seeds seed..seed+scenes-1 (not the training seeds)")
     parser.add_argument("--conditions", nargs="*", default=list(CONDITIONS), choices=list(CONDITIONS))
+    parser.add_argument("--min-hits", type=int, default=SceneMemoryConfig().proposal_min_hits,
+                        help="SceneMemoryConfig.proposal_min_hits: voxels hit fewer times are left out of proposals")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true", help="print every object below IoU 0.5")
     args = parser.parse_args(argv)
     intrinsics = Intrinsics.from_fov(args.width, args.height, 70.0)
-    config = SceneMemoryConfig()
+    config = SceneMemoryConfig(proposal_min_hits=args.min_hits)
     rows = []
     for name in args.conditions:
         scenes = [run_scene(f"bench_{i:03d}", args.seed + i, CONDITIONS[name], args.frames, intrinsics, config) for i in range(args.scenes)]

@@ -72,10 +72,11 @@ class SceneMemoryConfig:
     max_coordinate_m: float = 1000.0
     # Frames that are not keyframes are fused at most this often (fusion costs tens of ms per frame).
     min_fuse_interval_s: float = 0.2
-    # Voxels hit by fewer points than this are left out of proposals. 1 keeps objects seen only from
-    # afar; for a noisy sensor 3 removes the speckle that depth noise scatters around surfaces
-    # (measured on noisy renders, docs in proposal_recall.py).
-    proposal_min_hits: int = 1
+    # Voxels hit by fewer points than this are left out of proposals: flying pixels and depth noise
+    # scatter single hits that join every object into one (structured-light renders: proposal
+    # recall@0.5 0.12 with 1, 0.85 with 2, 0.77 with 3; ideal depth loses ~nothing with 2:
+    # bench/proposals.py --min-hits, docs/PROPOSALS.md).
+    proposal_min_hits: int = 2
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     # A new proposal inherits the id of the previous proposal it overlaps most, if by at least this IoU.
     proposal_match_iou: float = 0.25

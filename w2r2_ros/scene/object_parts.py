@@ -18,8 +18,9 @@ a table top, a seat, a counter top, a shelf board):
   bottom (the seat);
 - a part that touches the surface from above inside its footprint stands on it
   (a monitor, a mug): a different object;
-- two supports that touch stay apart: two tables pushed together (one surface
-  of one colour is one part already, or merged as coplanar parts).
+- two supports that touch at the same height (within ``same_surface_m``) are
+  one surface in several colours (a table top with a runner or placemats on
+  it); at different heights they stay apart (two tables pushed together).
 
 Parts that touch no surface join the object they touch most, but never bridge
 two objects that each have a surface.
@@ -56,6 +57,9 @@ class PartConfig:
     # A horizontal part (median |normal z| above cos(horizontal_deg)) of this area is a support surface.
     horizontal_deg: float = 25.0
     support_min_area_m2: float = 0.05
+    # Touching supports whose levels differ by at most this (metres) are one surface. Kept tight: a
+    # runner on a dining table lies within a centimetre of it, two tables pushed together seldom do.
+    same_surface_m: float = 0.025
     # Relations are judged with this tolerance in height, in voxels.
     height_tolerance_voxels: float = 1.5
     # A hanging part lies with at least this share of its voxels inside the support's footprint.
@@ -216,7 +220,9 @@ def group_parts(
         side = {a: r[edges], b: c[edges]}  # contact voxels on each side
         pa_, pb_ = info[a], info[b]
         if pa_.support and pb_.support:
-            continue  # two surfaces of different colour (one colour would have merged as coplanar parts)
+            if abs(pa_.level - pb_.level) <= config.same_surface_m:
+                union.union(a, b)  # one surface in several colours: a table with a runner on it
+            continue
         if not (pa_.support or pb_.support):
             generic.append((int(count), a, b))
             continue

@@ -358,22 +358,28 @@ def merge_overhangs(
     """
     if len(clusters) < 2:
         return clusters
-    boxes = [_footprint_box(points[c.member]) for c in clusters]
     n = len(clusters)
     sizes = np.array([len(c.member) for c in clusters])
     loose = np.array([c.support_z is None for c in clusters])
-    z_lo = np.array([points[c.member, 2].min() for c in clusters])
-    z_hi = np.array([points[c.member, 2].max() for c in clusters])
+    lo = np.array([points[c.member].min(axis=0) for c in clusters])
+    hi = np.array([points[c.member].max(axis=0) for c in clusters])
+    z_lo, z_hi = lo[:, 2], hi[:, 2]
+    # Only pairs whose axis-aligned bounds meet are looked at (a noisy map has thousands of specks).
+    meets = np.all((lo[:, None, :2] <= hi[None, :, :2] + voxel) & (lo[None, :, :2] <= hi[:, None, :2] + voxel), axis=-1)
+    meets &= (z_lo[:, None] <= z_hi[None, :] + voxel) & (z_lo[None, :] <= z_hi[:, None] + voxel)
+    np.fill_diagonal(meets, False)
+    containers = np.flatnonzero(meets.any(axis=0) & (np.max(hi[:, :2] - lo[:, :2], axis=1) <= max_container_m))
+    boxes = {j: _footprint_box(points[clusters[j].member]) for j in containers}
     # For each cluster, the one it merges into: the cluster it hangs right under, else the smallest
     # one that contains it (a chair's leg under a table top belongs to the chair, not to both).
     choice: dict[int, tuple[int, int]] = {}
     choice_target: dict[int, int] = {}
-    for j, (centre, size, yaw) in enumerate(boxes):
+    for j, (centre, size, yaw) in boxes.items():
         if size.max() > max_container_m:
             continue
         c, s = np.cos(yaw), np.sin(yaw)
-        for i in range(n):
-            if i == j or sizes[i] >= sizes[j] and not z_lo[i] < z_lo[j]:
+        for i in np.flatnonzero(meets[:, j]):
+            if sizes[i] >= sizes[j] and not z_lo[i] < z_lo[j]:
                 continue
             rel = points[clusters[i].member, :2] - centre
             local = np.abs(np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1]], axis=1))
