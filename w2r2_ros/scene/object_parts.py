@@ -22,8 +22,10 @@ a table top, a seat, a counter top, a shelf board):
   one surface in several colours (a table top with a runner or placemats on
   it); at different heights they stay apart (two tables pushed together).
 
-Parts that touch no surface join the object they touch most, but never bridge
-two objects that each have a surface.
+Parts that touch no surface join each other; such a group joins the object with
+a surface it touches most only if it is small or touches it along much of
+itself (a plant against a cabinet stays apart), and never bridges two objects
+that each have a surface.
 """
 from __future__ import annotations
 
@@ -60,6 +62,10 @@ class PartConfig:
     # Touching supports whose levels differ by at most this (metres) are one surface. Kept tight: a
     # runner on a dining table lies within a centimetre of it, two tables pushed together seldom do.
     same_surface_m: float = 0.025
+    # A group of parts with no surface joins the object it touches most when it has fewer voxels than
+    # free_group_min_voxels or touches it with at least attach_fraction contacts per voxel of its own.
+    free_group_min_voxels: int = 40
+    attach_fraction: float = 0.3
     # Relations are judged with this tolerance in height, in voxels.
     height_tolerance_voxels: float = 1.5
     # A hanging part lies with at least this share of its voxels inside the support's footprint.
@@ -167,7 +173,7 @@ def _footprint(cells: np.ndarray, origin: np.ndarray, shape: tuple[int, int]) ->
 
 
 def group_parts(
-    parts: np.ndarray, heights: np.ndarray, normals: np.ndarray, graph: VoxelGraph, voxel: float, config: PartConfig
+    parts: np.ndarray, heights: np.ndarray, normals: np.ndarray, colours: np.ndarray, graph: VoxelGraph, voxel: float, config: PartConfig
 ) -> np.ndarray:
     """Object label per voxel from part labels ``parts`` (see the module docstring for the rules)."""
     n_parts = int(parts.max()) + 1 if len(parts) else 0
@@ -176,6 +182,7 @@ def group_parts(
     order = np.argsort(parts, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(parts, minlength=n_parts))]
     members = [order[bounds[i] : bounds[i + 1]] for i in range(n_parts)]
+    part_rgb = mean_by_label(parts, colours, n_parts) / 255.0
     cos_h = np.cos(np.radians(config.horizontal_deg))
     support_min = config.support_min_area_m2 / voxel**2
     info = []
@@ -248,19 +255,47 @@ def group_parts(
         rim = min(rims[o]) if o in rims else None
         for s in hangs.get(o, []):
             # Under one surface and on another's rim with its bottom: one side of a sofa's arm (under
-            # the arm's top along all of it, on the seat), or the back of a chair pushed under a table
-            # (under a stretch of the table top's edge, on its seat). Only the first joins both.
-            if rim is None or not rim[1] or _spans(cells[members[o]], cells[members[s]], config.span_fraction):
+            # the arm's top along all of it, on the seat of the same colour), the back of a chair pushed
+            # under a table (under a stretch of the table top's edge, on its seat), or the side of a
+            # cabinet a table abuts (under the cabinet's top, on the table's rim, another colour).
+            # Only the first joins both; the others join the surface they hang under... or their seat.
+            if rim is None or not rim[1]:
                 union.union(s, o)
+            elif _spans(cells[members[o]], cells[members[s]], config.span_fraction):
+                union.union(s, o)
+                if np.linalg.norm(part_rgb[s] - part_rgb[rim[2]]) > config.colour_step:
+                    rim = None  # another object's surface at its foot
         if rim is not None and (o not in hangs or rim[1]):
             union.union(rim[2], o)
-    anchored = np.array([p.support for p in info])
-    for _, a, b in sorted(generic, reverse=True):
-        ra, rb = union.find(a), union.find(b)
-        if ra == rb or (anchored[ra] and anchored[rb]):
-            continue
-        root = union.union(ra, rb)
-        anchored[root] = anchored[ra] or anchored[rb]
+    # Parts that touch no surface first join each other (a plant's leaves and pot, a bin's sides);
+    # such a free group then joins the object with a surface it touches most, if it is small (an edge
+    # strip, a stray fragment) or touches it along much of itself. A plant or a bin standing against a
+    # cabinet touches it along a strip only and stays an object of its own.
+    anchored = np.array([union.find(i) != i or p.support for i, p in enumerate(info)])
+    anchored = np.array([anchored[i] or anchored[union.find(i)] for i in range(n_parts)])
+    roots_now = np.array([union.find(i) for i in range(n_parts)])
+    anchored_root = np.zeros(n_parts, dtype=bool)
+    anchored_root[roots_now[anchored]] = True
+    free = ~anchored_root[roots_now]
+    for _, a, b in generic:
+        if free[a] and free[b]:
+            union.union(a, b)
+    contact: dict[tuple[int, int], int] = {}
+    for count, a, b in generic:
+        if free[a] != free[b]:
+            f, s = (a, b) if free[a] else (b, a)
+            key = (union.find(f), union.find(s))
+            contact[key] = contact.get(key, 0) + count
+    group_size: dict[int, int] = {}
+    for i in np.flatnonzero(free):
+        group_size[union.find(i)] = group_size.get(union.find(i), 0) + len(members[i])
+    best: dict[int, tuple[int, int]] = {}
+    for (f, s), count in contact.items():
+        if f not in best or count > best[f][0]:
+            best[f] = (count, s)
+    for f, (count, s) in best.items():
+        if group_size[f] < config.free_group_min_voxels or count >= config.attach_fraction * group_size[f]:
+            union.union(s, f)
     # Every part under its root, roots renumbered 0..K-1.
     roots = np.array([union.find(i) for i in range(n_parts)])
     _, object_of_part = np.unique(roots, return_inverse=True)

@@ -196,7 +196,7 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     levelled = np.column_stack([level[index, :2], heights[index]])  # x, y levelled; z = height above the floor
     parts = split_parts(normals[index], surface.curvature[index], rgb[index], sub, config.parts)
     parts = merge_coplanar_parts(parts, level[index], normals[index], rgb[index], sub, voxel, config.parts)
-    objects = group_parts(parts, heights[index], normals[index], sub, voxel, config.parts)
+    objects = group_parts(parts, heights[index], normals[index], rgb[index], sub, voxel, config.parts)
     clusters: list[_Cluster] = []
     for member in _split_by_label(objects):
         clusters.extend(split_stacked(levelled, rgb[index], member, config))
