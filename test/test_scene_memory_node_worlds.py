@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from scene_memory_harness import scene_memory_harness
-from w2r2_ros.geometry.boxes import box_iou_matrix
+from w2r2_ros.geometry.boxes import oriented_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.ros.rgbd_stream_publisher import rgbd_messages
 from w2r2_ros.sim.conditions import CONDITIONS
@@ -14,13 +14,6 @@ from w2r2_ros.sim.world import generate_scene
 
 K = Intrinsics.from_fov(320, 240, 70.0)
 RECALL_TARGET = 0.90  # issue 13: recall@0.5 >= 0.90 in every condition
-NEEDS_NEW_PROPOSALS = pytest.mark.xfail(
-    strict=False,
-    reason="needs proposals that hold for any map yaw and several rooms (issue 13, branch i13-proposals); "
-    "today's axis-aligned clustering merges walls with furniture",
-)
-
-
 def _record(condition: str, scene_id: str, n_frames: int) -> Recording:
     world = CONDITIONS[condition]
     return record_scene(generate_scene(scene_id, 3, world.scene), n_frames=n_frames, intrinsics=K, render_config=world.render)
@@ -48,11 +41,12 @@ def _stream(recording: Recording, repeat_last: int = 0) -> dict:
 
 
 def _boxes(array) -> np.ndarray:
-    return np.array([[p.center.x, p.center.y, p.center.z, p.size.x, p.size.y, p.size.z] for p in array.proposals]).reshape(-1, 6)
+    """(N, 7) boxes turned by their yaw."""
+    return np.array([[p.center.x, p.center.y, p.center.z, p.size.x, p.size.y, p.size.z, p.yaw] for p in array.proposals]).reshape(-1, 7)
 
 
 def _recall_at_half(array, recording: Recording) -> float:
-    best = box_iou_matrix(recording.scene.boxes(), _boxes(array)).max(axis=1) if len(array.proposals) else np.zeros(1)
+    best = oriented_iou_matrix(recording.scene.oriented_boxes(), _boxes(array)).max(axis=1) if len(array.proposals) else np.zeros(1)
     return float(np.mean(best >= 0.5))
 
 
@@ -78,17 +72,15 @@ def test_proposal_ids_stay_while_nothing_moves(turned_room):
     kept = set(before) & set(after)
     assert len(kept) >= 0.9 * len(before)
     for proposal_id in kept:
-        assert box_iou_matrix(before[proposal_id], after[proposal_id])[0, 0] > 0.8, proposal_id
+        assert oriented_iou_matrix(before[proposal_id], after[proposal_id])[0, 0] > 0.8, proposal_id
 
 
-@NEEDS_NEW_PROPOSALS
 def test_a_room_turned_30_degrees_in_the_map(turned_room):
     recording, arrays = turned_room
     recall = _recall_at_half(arrays["first"], recording)
     assert recall >= RECALL_TARGET, f"recall@0.5 {recall:.2f} over {len(recording.scene.objects)} objects"
 
 
-@NEEDS_NEW_PROPOSALS
 def test_two_rooms_joined_by_a_doorway(two_rooms):
     recording, arrays = two_rooms
     recall = _recall_at_half(arrays["first"], recording)

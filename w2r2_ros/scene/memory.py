@@ -75,7 +75,8 @@ class SceneMemoryConfig:
     # Voxels hit by fewer points than this are left out of proposals: flying pixels and depth noise
     # scatter single hits that join every object into one (structured-light renders: proposal
     # recall@0.5 0.12 with 1, 0.85 with 2, 0.77 with 3; ideal depth loses ~nothing with 2:
-    # bench/proposals.py --min-hits, docs/PROPOSALS.md).
+    # bench/proposals.py --min-hits, docs/PROPOSALS.md). Never more than half the map's median hits
+    # (a sparse map keeps its single hits: SceneMemory._effective_min_hits).
     proposal_min_hits: int = 2
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     # A new proposal inherits the id of the previous proposal it overlaps most, if by at least this IoU.
@@ -352,8 +353,9 @@ class SceneMemory:
         """
         self.fuse_pending()
         with self._voxel_lock:
-            points = self._voxels.points(self.config.proposal_min_hits)
-            colors = self._voxels.colors(self.config.proposal_min_hits)
+            min_hits = self._effective_min_hits()
+            points = self._voxels.points(min_hits)
+            colors = self._voxels.colors(min_hits)
         result = (run or _call)(segment_scene, points, colors, self.config.proposals)
         current = result.proposals
         with self._lock:
@@ -363,6 +365,15 @@ class SceneMemory:
             )
             self._proposals = tuple(matched)
             return self._proposals
+
+    def _effective_min_hits(self) -> int:
+        """``proposal_min_hits``, lowered to half the median hits of the map's voxels when that is less: in
+        a sparse map (a low-resolution camera, few frames: median 2 hits) a single hit is the norm, not a
+        stray return, and dropping them lost half the objects of two rooms seen in 32 frames at 320x240."""
+        hits = self._voxels.hits()
+        if len(hits) == 0:
+            return self.config.proposal_min_hits
+        return int(min(self.config.proposal_min_hits, max(1, np.floor(0.5 * np.median(hits)))))
 
     def proposal_warnings(self) -> tuple[ProposalWarning, ...]:
         """Why the last proposals may be wrong (no floor, a tilted map, only structure): for the node to
