@@ -203,6 +203,7 @@ class SceneMemory:
         self._proposals: tuple[Proposal, ...] = ()
         self._next_proposal_id = 0
         self._proposal_warnings: tuple[ProposalWarning, ...] = ()
+        self._min_hits_decision: tuple[int, int | None] = (0, None)  # (voxels then, min hits): _effective_min_hits
         self._last_fused_stamp = -np.inf
         self._stamp: float | None = None
         self._dropped: Counter[DropReason] = Counter()
@@ -369,11 +370,19 @@ class SceneMemory:
     def _effective_min_hits(self) -> int:
         """``proposal_min_hits``, lowered to half the median hits of the map's voxels when that is less: in
         a sparse map (a low-resolution camera, few frames: median 2 hits) a single hit is the norm, not a
-        stray return, and dropping them lost half the objects of two rooms seen in 32 frames at 320x240."""
-        hits = self._voxels.hits()
-        if len(hits) == 0:
-            return self.config.proposal_min_hits
-        return int(min(self.config.proposal_min_hits, max(1, np.floor(0.5 * np.median(hits)))))
+        stray return, and dropping them lost half the objects of two rooms seen in 32 frames at 320x240.
+        Decided again only when the map has grown by a fifth (or shrunk by half) since: seeing the same
+        room again raises every hit count, and a threshold that followed would reshape the proposals
+        (and their ids) while nothing moved. Called with the voxel lock held."""
+        n = len(self._voxels)
+        last_n, last_hits = self._min_hits_decision
+        if last_hits is None or n > 1.2 * last_n or n < 0.5 * last_n:
+            hits = self._voxels.hits()
+            decided = self.config.proposal_min_hits if n == 0 else int(
+                min(self.config.proposal_min_hits, max(1, np.floor(0.5 * np.median(hits)))))
+            self._min_hits_decision = (n, decided)
+            return decided
+        return last_hits
 
     def proposal_warnings(self) -> tuple[ProposalWarning, ...]:
         """Why the last proposals may be wrong (no floor, a tilted map, only structure): for the node to
@@ -397,6 +406,7 @@ class SceneMemory:
             self._map_version += 1
             self._proposals = ()
             self._proposal_warnings = ()
+            self._min_hits_decision = (0, None)
             self._last_fused_stamp = -np.inf
             self._stamp = None
             self._dropped.clear()
