@@ -85,13 +85,14 @@ def test_answers_as_detections_in_map_and_in_a_target_frame(memory, tmp_path):
         assert detection.bbox.center == candidate.pose and detection.bbox.size == candidate.size
         assert detection.results[0].pose.pose == candidate.pose
 
-    # The same answer in base_link: the centre moved by the inverse transform, the box turned by -90 degrees.
+    # The same answer in base_link: the centre moved by the inverse transform, the box turned by another -90 degrees.
     centre = np.array([in_map.best.pose.position.x, in_map.best.pose.position.y, in_map.best.pose.position.z, 1.0])
     moved = in_base.best.pose
     np.testing.assert_allclose([moved.position.x, moved.position.y, moved.position.z],
                                (np.linalg.inv(BASE_IN_MAP) @ centre)[:3], atol=1e-6)
-    q = moved.orientation
-    assert Rotation.from_quat([q.x, q.y, q.z, q.w]).as_euler("xyz", degrees=True)[2] == pytest.approx(-90.0, abs=1e-4)
+    q, q_map = moved.orientation, in_map.best.pose.orientation
+    yaw_in_map = Rotation.from_quat([q_map.x, q_map.y, q_map.z, q_map.w]).as_euler("xyz", degrees=True)[2]  # the box's own yaw
+    assert Rotation.from_quat([q.x, q.y, q.z, q.w]).as_euler("xyz", degrees=True)[2] == pytest.approx(yaw_in_map - 90.0, abs=1e-4)
     assert in_base.header.frame_id == "base_link" and in_base.best.size == in_map.best.size
     assert by_frame["base_link"].detections[0].bbox.center == moved
 
