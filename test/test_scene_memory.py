@@ -214,3 +214,19 @@ def test_snapshot_can_leave_the_cloud_out():
     assert len(full.cloud_points) > 0 and full.n_voxels == len(full.cloud_points) == light.n_voxels
     assert light.cloud_points.shape == (0, 3) and light.cloud_colors.shape == (0, 3)
     assert len(light.keyframes) == len(full.keyframes) == 1 and light.stamp == full.stamp
+
+
+def test_flying_pixels_at_depth_edges_are_not_fused():
+    """A foreground edge over a far wall, with readings in between (flying pixels): those are dropped,
+    the surfaces are kept, and so is a pole one pixel wide in front of the wall."""
+    from w2r2_ros.scene.depth_edges import drop_depth_edges
+
+    depth = np.full((20, 20), 3.0, np.float32)
+    depth[:, :10] = 1.0
+    depth[5:15, 10] = 2.0  # between the two surfaces
+    depth[:, 15] = 1.5  # a pole
+    out = drop_depth_edges(depth, ratio=0.04)
+    assert np.isnan(out[5:15, 10]).all() and np.isfinite(out[:, :10]).all()
+    assert np.isfinite(out[:, 15]).all() and np.isnan(out[:, 14]).all() and np.isnan(out[:, 16]).all()
+    assert np.isfinite(out[:, 12:14]).all() and np.isfinite(out[:, 17:]).all()
+    assert np.array_equal(drop_depth_edges(depth, ratio=0.0), depth)

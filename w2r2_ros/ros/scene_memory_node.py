@@ -175,7 +175,9 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "max_depth_m": ParamSpec(memory.max_depth_m, "farther depth is not fused", minimum=0.0),
         "max_coordinate_m": ParamSpec(memory.max_coordinate_m, "poses, cloud points and depths farther from the origin are not physical: dropped", minimum=0.0),
         "min_fuse_interval_s": ParamSpec(memory.min_fuse_interval_s, "non-keyframes are fused at most this often", minimum=0.0),
-        "proposal_min_hits": ParamSpec(memory.proposal_min_hits, "voxels hit fewer times are left out of proposals (flying pixels, depth noise)", minimum=1),
+        "proposal_min_hits": ParamSpec(memory.proposal_min_hits, "voxels hit fewer times are left out of proposals", minimum=1),
+        "depth_edge_ratio": ParamSpec(memory.depth_edge_ratio, "depth jumps over this share of the depth are flying pixels, not fused (0: off)",
+                                      minimum=0.0, maximum=1.0),
         "diagnostics_period_s": ParamSpec(1.0, "/diagnostics report period (input rates, drops by cause, memory); 0: off",
                                           minimum=0.0, maximum=3600.0),
         "proposal_min_cluster_voxels": ParamSpec(proposals.min_cluster_voxels, "smaller clusters are not proposals", minimum=1),
@@ -905,6 +907,7 @@ def _memory_config(p: dict[str, object]) -> SceneMemoryConfig:
         max_coordinate_m=float(p["max_coordinate_m"]),
         min_fuse_interval_s=float(p["min_fuse_interval_s"]),
         proposal_min_hits=int(p["proposal_min_hits"]),
+        depth_edge_ratio=float(p["depth_edge_ratio"]),
         max_fusion_backlog=int(p["max_fusion_backlog"]),
         # Clustering runs on the fusion grid: components are only connected at the voxel size they were fused at.
         proposals=dataclasses.replace(

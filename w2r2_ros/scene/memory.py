@@ -34,6 +34,7 @@ import numpy as np
 
 from w2r2_ros.geometry.boxes import box_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
+from w2r2_ros.scene.depth_edges import drop_depth_edges
 from w2r2_ros.scene.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
 from w2r2_ros.scene.proposals import Proposal, ProposalConfig, ProposalWarning, segment_scene
 from w2r2_ros.scene.sync import DropReason, SyncedFrame, SyncOutcome, TimestampSync
@@ -72,12 +73,13 @@ class SceneMemoryConfig:
     max_coordinate_m: float = 1000.0
     # Frames that are not keyframes are fused at most this often (fusion costs tens of ms per frame).
     min_fuse_interval_s: float = 0.2
-    # Voxels hit by fewer points than this are left out of proposals: flying pixels and depth noise
-    # scatter single hits that join every object into one (structured-light renders: proposal
-    # recall@0.5 0.12 with 1, 0.85 with 2, 0.77 with 3; ideal depth loses ~nothing with 2:
-    # bench/proposals.py --min-hits, docs/PROPOSALS.md). Never more than half the map's median hits
-    # (a sparse map keeps its single hits: SceneMemory._effective_min_hits).
-    proposal_min_hits: int = 2
+    # Voxels hit by fewer points than this are left out of proposals. 1 keeps thin parts (a lamp's
+    # pole, chair legs) seen by a low-resolution camera; flying pixels are dropped before fusion
+    # instead (depth_edge_ratio).
+    proposal_min_hits: int = 1
+    # Depth pixels that differ from a neighbour by more than this share of their depth (and 5 cm) are
+    # flying pixels at a discontinuity and are not fused (scene/depth_edges.py); 0: fuse them.
+    depth_edge_ratio: float = 0.04
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     # A new proposal inherits the id of the previous proposal it overlaps most, if by at least this IoU.
     proposal_match_iou: float = 0.25
@@ -203,7 +205,6 @@ class SceneMemory:
         self._proposals: tuple[Proposal, ...] = ()
         self._next_proposal_id = 0
         self._proposal_warnings: tuple[ProposalWarning, ...] = ()
-        self._min_hits_decision: tuple[int, int | None] = (0, None)  # (voxels then, min hits): _effective_min_hits
         self._last_fused_stamp = -np.inf
         self._stamp: float | None = None
         self._dropped: Counter[DropReason] = Counter()
@@ -354,9 +355,8 @@ class SceneMemory:
         """
         self.fuse_pending()
         with self._voxel_lock:
-            min_hits = self._effective_min_hits()
-            points = self._voxels.points(min_hits)
-            colors = self._voxels.colors(min_hits)
+            points = self._voxels.points(self.config.proposal_min_hits)
+            colors = self._voxels.colors(self.config.proposal_min_hits)
         result = (run or _call)(segment_scene, points, colors, self.config.proposals)
         current = result.proposals
         with self._lock:
@@ -366,23 +366,6 @@ class SceneMemory:
             )
             self._proposals = tuple(matched)
             return self._proposals
-
-    def _effective_min_hits(self) -> int:
-        """``proposal_min_hits``, lowered to half the median hits of the map's voxels when that is less: in
-        a sparse map (a low-resolution camera, few frames: median 2 hits) a single hit is the norm, not a
-        stray return, and dropping them lost half the objects of two rooms seen in 32 frames at 320x240.
-        Decided again only when the map has grown by a fifth (or shrunk by half) since: seeing the same
-        room again raises every hit count, and a threshold that followed would reshape the proposals
-        (and their ids) while nothing moved. Called with the voxel lock held."""
-        n = len(self._voxels)
-        last_n, last_hits = self._min_hits_decision
-        if last_hits is None or n > 1.2 * last_n or n < 0.5 * last_n:
-            hits = self._voxels.hits()
-            decided = self.config.proposal_min_hits if n == 0 else int(
-                min(self.config.proposal_min_hits, max(1, np.floor(0.5 * np.median(hits)))))
-            self._min_hits_decision = (n, decided)
-            return decided
-        return last_hits
 
     def proposal_warnings(self) -> tuple[ProposalWarning, ...]:
         """Why the last proposals may be wrong (no floor, a tilted map, only structure): for the node to
@@ -406,7 +389,6 @@ class SceneMemory:
             self._map_version += 1
             self._proposals = ()
             self._proposal_warnings = ()
-            self._min_hits_decision = (0, None)
             self._last_fused_stamp = -np.inf
             self._stamp = None
             self._dropped.clear()
@@ -507,7 +489,7 @@ class SceneMemory:
 
     def _frame_points(self, frame: SyncedFrame) -> tuple[np.ndarray, np.ndarray]:
         """Map-frame points (N, 3) of a frame's depth within [min_depth_m, max_depth_m], and their colours."""
-        depth = frame.depth.astype(np.float32, copy=True)
+        depth = drop_depth_edges(frame.depth, self.config.depth_edge_ratio)
         with np.errstate(invalid="ignore"):
             depth[~((depth >= self.config.min_depth_m) & (depth <= self.config.max_depth_m))] = np.nan
         points, pixels = backproject_depth(depth, frame.intrinsics, frame.cam_to_world, self.config.depth_stride)

@@ -347,9 +347,10 @@ def merge_overhangs(
     points: np.ndarray, clusters: list[_Cluster], voxel: float, max_container_m: float, max_fragment_share: float = 0.25
 ) -> list[_Cluster]:
     """Merge a cluster into the one right above it when its footprint hides under that one's
-    (a lamp's pole under its shade, a plant's pot under its leaves), and a smaller cluster into one
-    whose box contains it (a table leg): the surfaces that joined them (the shade's or the table
-    top's underside) are seldom seen by a camera above them. The price: a small object under a
+    (a lamp's pole under its shade, a plant's pot under its leaves), a smaller cluster into one
+    whose box contains it (a table leg), and a small one anywhere beneath another's footprint (the
+    pieces of a thin pole a low-resolution camera sees with gaps): the surfaces that joined them (the
+    shade's or the table top's underside) are seldom seen by a camera above them. The price: a small object under a
     table merges into the table. Footprints are the clusters' minimum-area rectangles (turned with
     the furniture, so a turned room does not widen them), a container is at most
     ``max_container_m`` wide (a leftover strip of wall holds everything in its axis-aligned box),
@@ -364,9 +365,8 @@ def merge_overhangs(
     lo = np.array([points[c.member].min(axis=0) for c in clusters])
     hi = np.array([points[c.member].max(axis=0) for c in clusters])
     z_lo, z_hi = lo[:, 2], hi[:, 2]
-    # Only pairs whose axis-aligned bounds meet are looked at (a noisy map has thousands of specks).
+    # Only pairs whose axis-aligned footprints meet are looked at (a noisy map has thousands of specks).
     meets = np.all((lo[:, None, :2] <= hi[None, :, :2] + voxel) & (lo[None, :, :2] <= hi[:, None, :2] + voxel), axis=-1)
-    meets &= (z_lo[:, None] <= z_hi[None, :] + voxel) & (z_lo[None, :] <= z_hi[:, None] + voxel)
     np.fill_diagonal(meets, False)
     containers = np.flatnonzero(meets.any(axis=0) & (np.max(hi[:, :2] - lo[:, :2], axis=1) <= max_container_m))
     boxes = {j: _footprint_box(points[clusters[j].member]) for j in containers}
@@ -386,9 +386,11 @@ def merge_overhangs(
             if not np.all(local <= size / 2 + voxel):
                 continue
             hangs = z_lo[i] < z_lo[j] and abs(z_hi[i] - z_lo[j]) <= voxel
-            contained = loose[i] and sizes[i] <= max_fragment_share * sizes[j] and z_lo[i] >= z_lo[j] - voxel and z_hi[i] <= z_hi[j] + voxel
-            if hangs or contained:
-                rank = (0 if hangs else 1, int(sizes[j]))
+            small = loose[i] and sizes[i] <= max_fragment_share * sizes[j]
+            contained = small and z_lo[i] >= z_lo[j] - voxel and z_hi[i] <= z_hi[j] + voxel
+            beneath = small and z_hi[i] <= z_lo[j] + voxel  # a piece of a lamp's pole seen in pieces
+            if hangs or contained or beneath:
+                rank = (0 if hangs else 1 if contained else 2, int(sizes[j]))
                 if i not in choice or rank < choice[i]:
                     choice[i] = rank
                     choice_target[i] = j
