@@ -174,7 +174,7 @@ def test_fusion_matches_backprojecting_every_stride_th_pixel():
     intrinsics = Intrinsics.from_fov(160, 120, 70.0)
     pose = orbit_trajectory(scene, 4, 0)[0]
     frame = render_rgbd(scene, intrinsics, pose)
-    memory = SceneMemory(SceneMemoryConfig(depth_stride=3, max_depth_m=20.0))
+    memory = SceneMemory(SceneMemoryConfig(depth_stride=3, max_depth_m=20.0, depth_edge_ratio=0.0))
     memory.add_rgbd(0.0, frame.rgb, frame.depth, intrinsics, cam_to_world=pose)
     points, pixels = backproject_depth(frame.depth, intrinsics, pose, stride=3)
     expected = VoxelMap()
@@ -230,3 +230,28 @@ def test_flying_pixels_at_depth_edges_are_not_fused():
     assert np.isfinite(out[:, 15]).all() and np.isnan(out[:, 14]).all() and np.isnan(out[:, 16]).all()
     assert np.isfinite(out[:, 12:14]).all() and np.isfinite(out[:, 17:]).all()
     assert np.array_equal(drop_depth_edges(depth, ratio=0.0), depth)
+
+
+def test_proposal_ids_stay_when_the_same_frames_come_again():
+    """A room turned 30 degrees in the map, then its last frames again, later, from the same poses:
+    every proposal keeps its id and its box."""
+    from w2r2_ros.geometry.boxes import oriented_iou_matrix
+    from w2r2_ros.sim.conditions import CONDITIONS
+    from w2r2_ros.sim.recording import record_scene
+
+    intrinsics = Intrinsics.from_fov(320, 240, 70.0)
+    world = CONDITIONS["yaw30"]
+    recording = record_scene(generate_scene("node_turned_room", 3, world.scene), n_frames=24, intrinsics=intrinsics,
+                             render_config=world.render)
+    memory = SceneMemory(SceneMemoryConfig())
+    for frame, pose, stamp in zip(recording.frames, recording.poses, recording.stamps):
+        memory.add_rgbd(float(stamp), frame.rgb, frame.depth, intrinsics, pose)
+    before = {p.proposal_id: p.box.as_oriented_array() for p in memory.update_proposals()}
+    stamp = float(recording.stamps[-1])
+    for frame, pose in zip(recording.frames[-3:], recording.poses[-3:]):
+        stamp += 1.0
+        memory.add_rgbd(stamp, frame.rgb, frame.depth, intrinsics, pose)
+    after = {p.proposal_id: p.box.as_oriented_array() for p in memory.update_proposals()}
+    assert len(before) > 8 and set(after) == set(before)
+    for proposal_id, box in before.items():
+        assert oriented_iou_matrix(box, after[proposal_id])[0, 0] > 0.95, proposal_id

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from w2r2_ros.geometry.boxes import box_iou_matrix
+from w2r2_ros.geometry.boxes import oriented_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
 from w2r2_ros.scene.depth_edges import drop_depth_edges
 from w2r2_ros.scene.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
@@ -149,19 +149,33 @@ def _call(function: Callable[..., Any], *args: Any) -> Any:
     return function(*args)
 
 
-def match_proposal_ids(previous: list[Proposal], current: list[Proposal], min_iou: float, next_id: int) -> tuple[list[Proposal], int]:
-    """Give ``current`` the ids of the ``previous`` proposals they overlap most (greedy by IoU), new ids
-    from ``next_id`` to the rest. Returns the renumbered proposals and the next free id."""
+def match_proposal_ids(
+    previous: list[Proposal], current: list[Proposal], min_iou: float, next_id: int, max_centre_shift: float = 0.5
+) -> tuple[list[Proposal], int]:
+    """Give ``current`` the ids of the ``previous`` proposals they overlap most (greedy by oriented IoU),
+    then, among those left, of the previous proposal whose centre is nearest if within
+    ``max_centre_shift`` of the smaller box's largest side (a small object whose few voxels changed
+    its box more than its place); new ids from ``next_id`` to the rest. Returns the renumbered
+    proposals and the next free id."""
     ids = [-1] * len(current)
     if previous and current:
-        iou = box_iou_matrix(
-            np.stack([p.box.as_array() for p in current]), np.stack([p.box.as_array() for p in previous])
-        )
+        now = np.stack([p.box.as_oriented_array() for p in current])
+        before = np.stack([p.box.as_oriented_array() for p in previous])
+        iou = oriented_iou_matrix(now, before)
         taken: set[int] = set()
         for flat in np.argsort(-iou, axis=None):
             i, j = np.unravel_index(flat, iou.shape)
             if iou[i, j] < min_iou:
                 break
+            if ids[i] < 0 and j not in taken:
+                ids[i] = previous[j].proposal_id
+                taken.add(j)
+        shift = np.linalg.norm(now[:, None, :3] - before[None, :, :3], axis=-1)
+        reach = max_centre_shift * np.minimum(now[:, None, 3:6].max(-1), before[None, :, 3:6].max(-1))
+        for flat in np.argsort(shift, axis=None):
+            i, j = np.unravel_index(flat, shift.shape)
+            if shift[i, j] > reach[i, j]:
+                continue
             if ids[i] < 0 and j not in taken:
                 ids[i] = previous[j].proposal_id
                 taken.add(j)
