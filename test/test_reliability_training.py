@@ -1,16 +1,16 @@
 """Issue 16 findings 7-9 on the training side, with real tiny runs of ``w2r2-train``.
 
-- A run killed at any rename of its run directory (``run_files.RENAME_HOOK`` ends a forked
-  child there with ``os._exit``, which like SIGKILL runs no cleanup) is finished by ``--resume``
+- A run killed at any rename of its run directory (``run_files.RENAME_HOOK`` ends a child
+  interpreter there with ``os._exit``, which like SIGKILL runs no cleanup: ``train_in_child.py``) is finished by ``--resume``
   or a fresh start, with the same weights and losses as an uninterrupted run.
 - Split names and scene ids cannot write outside the dataset directory.
 - Every failure a user can cause ends in one line and exit 2 (their input) or 1 (the
   environment: a full or read-only filesystem, made real with small tmpfs mounts when root).
 """
 import json
-import os
 import shutil
 import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from w2r2_training.train_cli import main
 
 pytestmark = pytest.mark.slow
 
+CHILD = Path(__file__).with_name("train_in_child.py")
 SHORT = ["steps=1", "eval_every=1"]  # state saves at step 0 and 1, validation and best/ at step 1
 
 
@@ -37,26 +38,10 @@ def one_error_line(capsys) -> str:
 
 
 def in_child(args: list[str], kill_at: int | None = None, record: Path | None = None) -> int:
-    """``w2r2-train args`` in a forked child; ``kill_at``: end it at that rename (1-based); ``record``: list renames there."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 99
-        try:
-            renames = []
-
-            def hook(source: Path, target: Path) -> None:
-                renames.append([source.name, target.name])
-                if record is not None:
-                    record.write_text(json.dumps(renames))
-                if len(renames) == kill_at:
-                    os._exit(137)
-
-            run_files.RENAME_HOOK = hook
-            code = main(args)
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    """``w2r2-train args`` in a child interpreter (``train_in_child.py``); ``kill_at``: end it at that
+    rename (1-based); ``record``: list the renames there."""
+    child = [sys.executable, str(CHILD), str(kill_at or 0), str(record) if record else "-", "--", *args]
+    return subprocess.run(child, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode
 
 
 @pytest.fixture(scope="module")
