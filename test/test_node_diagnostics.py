@@ -79,6 +79,8 @@ def test_grounding_node_reports_model_state_and_last_latency(tmp_path):
         name = "grounding_node: grounding"
         assert listener_runtime.wait_until(lambda: listener.get(name)[0] is not None, TIMEOUT_S)
         status, values = listener.get(name)
+        assert listener.count_publishers("/diagnostics") == 1  # one publisher per node: progress and state together
+        assert any(s.endswith(": progress") for s in listener.latest)  # the watchdog's status in the same arrays
         assert status.level == DiagnosticStatus.ERROR and "missing" in status.message
         assert values["model"].startswith("not loaded") and values["last query latency (ms)"] == "none yet"
         publisher = listener.create_publisher(GroundingQuery, "w2r2/query", 10)

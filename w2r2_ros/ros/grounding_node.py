@@ -90,7 +90,7 @@ from w2r2_ros.ros.interfaces import (
 from w2r2_ros.ros.keyframe_messages import array_to_proposals, msg_to_keyframe
 from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_step
 from w2r2_ros.ros.markers import debug_image, result_markers
-from w2r2_ros.ros.node_diagnostics import DiagnosticsPublisher, status
+from w2r2_ros.ros.node_diagnostics import status
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.node_runtime import NodeRuntime, stop_on_signals, wait_for
 from w2r2_ros.ros.params import DEFAULT_CHECKPOINT, resolve_package_path
@@ -247,8 +247,7 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
         self.warnings = RateLimitedWarner(self.get_logger().warning)
         self.tf_buffer = make_transform_buffer(self.params.tf_backend)
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
-        self.diagnostics = DiagnosticsPublisher(self, self.diagnostic_statuses, self.params.diagnostics_period_s)
-        self.start_watchdog(self.params.watchdog_stall_s, self.params.diagnostics_period_s)
+        self.start_watchdog(self.params.watchdog_stall_s, self.params.diagnostics_period_s, self.diagnostic_statuses)
         if self.params.autostart:
             bring_up(self)
 

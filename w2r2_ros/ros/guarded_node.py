@@ -52,11 +52,13 @@ class GuardedCallbacks:
         name = f"service {self.resolve_service_name(srv_name)}"
         return super().create_service(srv_type, srv_name, self.guard.wrap(name, callback, fallback), *args, **kwargs)
 
-    def start_watchdog(self, stall_s: float, period_s: float = 1.0) -> "DiagnosticsWatchdog":
-        """Publish this node's progress on /diagnostics every ``period_s`` until the node is destroyed
-        (``stall_s`` or ``period_s`` <= 0: no watchdog, no publisher)."""
-        self._watchdog = DiagnosticsWatchdog(self, self.guard, stall_s, period_s)
-        if stall_s > 0 and period_s > 0:
+    def start_watchdog(
+        self, stall_s: float, period_s: float = 1.0, statuses: Callable[[], list[DiagnosticStatus]] | None = None
+    ) -> "DiagnosticsWatchdog":
+        """Publish this node's progress (``stall_s`` <= 0: not watched) and its own ``statuses()`` (node_diagnostics)
+        on /diagnostics every ``period_s`` until the node is destroyed (``period_s`` <= 0: no publisher)."""
+        self._watchdog = DiagnosticsWatchdog(self, self.guard, stall_s, period_s, statuses)
+        if period_s > 0 and (stall_s > 0 or statuses is not None):
             self._watchdog.start()
         return self._watchdog
 
@@ -67,10 +69,13 @@ class GuardedCallbacks:
 
 
 class DiagnosticsWatchdog:
-    """Publishes ``node``'s progress (from ``guard``) on /diagnostics from a thread of its own."""
+    """Publishes ``node``'s progress (from ``guard``) and its ``statuses()`` on /diagnostics from a thread of its own:
+    the node's one /diagnostics publisher."""
 
-    def __init__(self, node: Any, guard: CallbackGuard, stall_s: float, period_s: float = 1.0) -> None:
+    def __init__(self, node: Any, guard: CallbackGuard, stall_s: float, period_s: float = 1.0,
+                 statuses: Callable[[], list[DiagnosticStatus]] | None = None) -> None:
         self.node, self.guard, self.stall_s, self.period_s = node, guard, stall_s, period_s
+        self._statuses = statuses
         self._publisher: Any = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{node.get_name()}-watchdog", daemon=True)
@@ -103,12 +108,19 @@ class DiagnosticsWatchdog:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
-            status = self.status()
-            stalled = {name for name, _ in self.guard.stalled(self.stall_s)}
-            for name in sorted(stalled - self._was_stalled):  # once per stall, when it starts
-                self.node.get_logger().error(f"watchdog: {name} has made no progress for {self.stall_s:g} s")
-            self._was_stalled = stalled
-            array = DiagnosticArray(status=[status])
+            reports = []
+            if self.stall_s > 0:
+                reports.append(self.status())
+                stalled = {name for name, _ in self.guard.stalled(self.stall_s)}
+                for name in sorted(stalled - self._was_stalled):  # once per stall, when it starts
+                    self.node.get_logger().error(f"watchdog: {name} has made no progress for {self.stall_s:g} s")
+                self._was_stalled = stalled
+            if self._statuses is not None:
+                try:
+                    reports += self._statuses()
+                except Exception as error:  # a report must not stop the watchdog
+                    self.guard.report("diagnostics", error)
+            array = DiagnosticArray(status=reports)
             array.header.stamp = self.node.get_clock().now().to_msg()
             try:
                 self._publisher.publish(array)

@@ -2,16 +2,17 @@
 
 Each node builds its own ``diagnostic_msgs/DiagnosticStatus`` (what
 ``rqt_robot_monitor`` and ``diagnostic_aggregator`` read) from counters it keeps
-anyway; :class:`DiagnosticsPublisher` publishes them every ``period_s`` on
-``/diagnostics`` (absolute, as every ROS diagnostic source does). Values are
-strings, as the message defines them. Rates are measured between two reports.
+anyway; the node's watchdog (``guarded_node.DiagnosticsWatchdog``, its one
+/diagnostics publisher) sends them with its progress status every
+``diagnostics_period_s``. Values are strings, as the message defines them.
+Rates are measured between two reports.
 """
 from __future__ import annotations
 
 import time
 from typing import Callable, Mapping
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
@@ -40,19 +41,3 @@ def status(node: Node, topic: str, level: int, message: str, values: Mapping[str
     name = node.get_fully_qualified_name().lstrip("/")
     return DiagnosticStatus(level=level, name=f"{name}: {topic}", message=message, hardware_id=name,
                             values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()])
-
-
-class DiagnosticsPublisher:
-    """Publishes ``statuses()`` on /diagnostics every ``period_s`` from a timer of ``node`` (``period_s`` <= 0: off)."""
-
-    def __init__(self, node: Node, statuses: Callable[[], list[DiagnosticStatus]], period_s: float) -> None:
-        self._node, self._statuses = node, statuses
-        self._publisher = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10) if period_s > 0 else None
-        self._timer = node.create_timer(period_s, self.publish) if period_s > 0 else None
-
-    def publish(self) -> None:
-        if self._publisher is None:
-            return
-        array = DiagnosticArray(status=self._statuses())
-        array.header.stamp = self._node.get_clock().now().to_msg()
-        self._publisher.publish(array)

@@ -98,7 +98,7 @@ from w2r2_ros.ros.guarded_node import GuardedCallbacks
 from w2r2_ros.ros.input_watchdog import InputWatchdog
 from w2r2_ros.ros.interfaces import ObjectProposalArray, SceneKeyframe
 from w2r2_ros.ros.keyframe_messages import keyframe_to_msg
-from w2r2_ros.ros.node_diagnostics import DiagnosticsPublisher, RateMeter, status
+from w2r2_ros.ros.node_diagnostics import RateMeter, status
 from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_step
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.proposal_markers import proposals_to_array, proposals_to_marker_array
@@ -224,7 +224,6 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
         self.guard.warnings.period_s = p["warning_period_s"]
         self._stamps = StampCheck(StampCheckConfig(float(p["max_future_stamp_s"]), float(p["clock_jump_reset_s"])))
         self.memory_resets = 0
-        self.start_watchdog(float(p["watchdog_stall_s"]), float(p["diagnostics_period_s"]))
         self._active_entities: list[Any] = []  # subscriptions, publishers and the timer of the active state
         self._timer = None
         self._reset_service = None
@@ -257,7 +256,7 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
         on_live_change(self, parameter_specs(), self._apply_live_parameters)
         self._rates = RateMeter()
         self._drops_reported: dict[str, int] = {}
-        self.diagnostics = DiagnosticsPublisher(self, self.diagnostic_statuses, p["diagnostics_period_s"])
+        self.start_watchdog(float(p["watchdog_stall_s"]), float(p["diagnostics_period_s"]), self.diagnostic_statuses)
         if p["autostart"]:
             bring_up(self)
 
