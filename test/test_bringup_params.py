@@ -141,19 +141,24 @@ def test_rviz_config_shows_the_nodes_topics_in_map():
     }
 
 
+def start_bringup(*args: str) -> tuple[subprocess.Popen, list[str]]:
+    """The w2r2-bringup console script with ``args``, and its output up to the line saying it runs."""
+    bringup = Path(sys.executable).with_name("w2r2-bringup")
+    process = subprocess.Popen([str(bringup), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "running" in line:
+            break
+    return process, seen
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_bringup_runs_until_ctrl_c(tmp_path, signum):
     """The console script starts both nodes, says so, and exits 0 on SIGINT (what Ctrl-C sends) or SIGTERM."""
-    bringup = Path(sys.executable).with_name("w2r2-bringup")
-    process = subprocess.Popen([str(bringup), "--checkpoint", str(tmp_path / "no-model")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, seen = start_bringup("--checkpoint", str(tmp_path / "no-model"))
     try:
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if "running" in line:
-                break
         assert any("w2r2-bringup: scene_memory_node and grounding_node running" in line for line in seen), "".join(seen)
         assert any("model not loaded" in line and "no-model" in line for line in seen)
         process.send_signal(signum)
@@ -167,16 +172,9 @@ def test_bringup_runs_until_ctrl_c(tmp_path, signum):
 def test_namespaced_bringup_takes_the_command_line_parameters(tmp_path):
     """The issue's command, in a namespace: `w2r2-bringup --ros-args -p publish_rate_hz:=4.0 -p top_k:=2` used to run
     at 1 Hz with top_k 5. Read back over DDS as `ros2 param get` does; the interfaces live under the namespace."""
-    bringup = Path(sys.executable).with_name("w2r2-bringup")
-    process = subprocess.Popen([str(bringup), "--checkpoint", str(tmp_path / "no-model"), "--ros-args", "-r", "__ns:=/robot3",
-                                "-p", "publish_rate_hz:=4.0", "-p", "top_k:=2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, seen = start_bringup("--checkpoint", str(tmp_path / "no-model"), "--ros-args", "-r", "__ns:=/robot3",
+                                  "-p", "publish_rate_hz:=4.0", "-p", "top_k:=2")
     try:
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if "running" in line:
-                break
         assert any("running (active, active) in namespace '/robot3'" in line for line in seen), "".join(seen)
         with NodeRuntime() as runtime:
             manager = runtime.add(Manager(runtime))

@@ -335,11 +335,8 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
         self.model_problem = "the node was cleaned up (lifecycle state 'unconfigured')"
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        def shut_down() -> None:
-            self._deactivate()
-            self._cleanup()
-
-        return lifecycle_step(self, "shutdown", shut_down)
+        """Deactivate and clean up."""
+        return lifecycle_step(self, "shutdown", self._deactivate, self._cleanup)
 
     def _apply_live_parameters(self, changes: dict[str, Any]) -> str:
         """``ros2 param set`` of score_threshold, top_k, max_frames, max_query_length: the next query uses them."""

@@ -15,10 +15,11 @@ class LifecycleError(RuntimeError):
     """A transition the node refused; the message names the node and the transition."""
 
 
-def lifecycle_step(node: LifecycleNode, transition: str, step: Callable[[], None]) -> TransitionCallbackReturn:
-    """Run ``step`` as the body of ``transition``; an exception is logged and reported as FAILURE."""
+def lifecycle_step(node: LifecycleNode, transition: str, *steps: Callable[[], None]) -> TransitionCallbackReturn:
+    """Run ``steps`` in order as the body of ``transition``; an exception is logged and reported as FAILURE."""
     try:
-        step()
+        for step in steps:
+            step()
     except Exception as error:  # the node stays in its previous state; the log says why
         node.get_logger().error(f"{transition} failed: {error}")
         return TransitionCallbackReturn.FAILURE

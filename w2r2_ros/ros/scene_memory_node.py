@@ -381,11 +381,8 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
         self._sent_keyframes = {}
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        def shut_down() -> None:
-            self._deactivate()
-            self._cleanup()
-
-        return lifecycle_step(self, "shutdown", shut_down)
+        """Deactivate and clean up."""
+        return lifecycle_step(self, "shutdown", self._deactivate, self._cleanup)
 
     def _apply_live_parameters(self, changes: dict[str, Any]) -> str:
         """``ros2 param set`` of publish_rate_hz (the timer is remade) and warning_period_s."""
