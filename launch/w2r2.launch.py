@@ -47,6 +47,9 @@ TOPIC_ARGUMENTS = {
     ],
 }
 
+# The image transports' sub-topics (scene_memory_node rgb_transport / depth_transport), remapped with their topic.
+TRANSPORT_SUFFIXES = {"rgb_topic": ("compressed",), "depth_topic": ("compressedDepth",)}
+
 GENERAL_ARGUMENTS = [
     DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([FindPackageShare("w2r2_ros"), "config", "w2r2.yaml"]),
                           description="ROS 2 params file with scene_memory_node and grounding_node sections"),
@@ -71,8 +74,14 @@ def _node_setup(context, node_name: str) -> tuple[dict, list[tuple[str, str]]]:
         value = context.launch_configurations[argument.name]
         if value:
             overrides[argument.name] = value
-    remaps = [(file_values[a.name], context.launch_configurations[a.name])
-              for a in TOPIC_ARGUMENTS.get(node_name, []) if context.launch_configurations[a.name]]
+    remaps = []
+    for argument in TOPIC_ARGUMENTS.get(node_name, []):
+        target = context.launch_configurations[argument.name]
+        if target:
+            source = file_values[argument.name]
+            remaps.append((source, target))
+            # A compressed image transport subscribes to <topic>/compressed or <topic>/compressedDepth.
+            remaps += [(f"{source}/{suffix}", f"{target}/{suffix}") for suffix in TRANSPORT_SUFFIXES.get(argument.name, ())]
     return overrides, remaps
 
 
