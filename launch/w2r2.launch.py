@@ -1,5 +1,6 @@
 """ros2 launch w2r2_ros w2r2.launch.py [params_file:=FILE] [namespace:=robot1] [use_sim_time:=true]
                                      [two_processes:=true] [autostart:=false] [checkpoint:=DIR] [device:=cuda]
+                                     [dtype:=bfloat16]
                                      [rgb_topic:=/robot/rgb ...]
 
 Starts scene_memory_node and grounding_node with config/w2r2.yaml as their
@@ -11,7 +12,7 @@ and ``w2r2/scene/proposal_array`` topics). Either way the nodes are lifecycle
 nodes that activate themselves unless ``autostart:=false``.
 
 Arguments, as yolo_ros passes them: ``namespace`` and ``use_sim_time`` go to
-every node; ``checkpoint``/``device`` become parameters when not empty (empty:
+every node; ``checkpoint``/``device``/``dtype`` become parameters when not empty (empty:
 the params file's value); each ``<x>_topic`` argument, when not empty, remaps
 the node's relative topic (its params-file name) to the given name. Names and
 params-file entries agree (test/test_bringup_params.py reads this file with ast).
@@ -27,6 +28,7 @@ NODE_ARGUMENTS = {
     "grounding_node": [
         DeclareLaunchArgument("checkpoint", default_value="", description="model directory; empty: the params file's (the shipped model)"),
         DeclareLaunchArgument("device", default_value="", description="torch device (cpu, cuda); empty: the params file's"),
+        DeclareLaunchArgument("dtype", default_value="", description="weights' dtype (float32, bfloat16, float16); empty: the params file's"),
     ],
 }
 

@@ -78,7 +78,8 @@ def test_command_line_outranks_the_params_file_and_the_options(tmp_path):
     sections["scene_memory_node"]["publish_rate_hz"] = 2.0
     sections["grounding_node"]["score_threshold"] = 0.3
     params.write_text(yaml.safe_dump({node: {"ros__parameters": values} for node, values in sections.items()}))
-    args = build_parser().parse_args(["--params", str(params), "--rgb-topic", "/robot/rgb", "--checkpoint", ""])
+    args = build_parser().parse_args(["--params", str(params), "--rgb-topic", "/robot/rgb", "--checkpoint", "",
+                                      "--dtype", "bfloat16"])
     command_line = ["--ros-args", "-p", "top_k:=2", "-p", "scene_memory_node:publish_rate_hz:=4.0"]
     with NodeRuntime(args=["w2r2-bringup", *ros_arguments(args.params, vars(args)), *command_line]) as runtime:
         scene, grounding = start_nodes(runtime, node_values(args.params, vars(args)), str(params), as_overrides=False)
@@ -86,6 +87,7 @@ def test_command_line_outranks_the_params_file_and_the_options(tmp_path):
         assert scene.params["publish_rate_hz"] == 4.0  # node-specific -p beats the file
         assert grounding.params.score_threshold == 0.3  # from the file
         assert scene.get_parameter("rgb_topic").value == "/robot/rgb"  # from the option
+        assert grounding.params.dtype == "bfloat16"  # from the option (the file says float32)
         assert scene.get_parameter("depth_topic").value == "camera/depth/image_raw"
         assert grounding.memory is scene.memory  # shared in-process
         assert grounding.grounder is None and "empty" in grounding.model_problem

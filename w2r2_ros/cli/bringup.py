@@ -2,7 +2,7 @@
 
 Parameters take rclpy's own path: the params file (``--params``, default
 config/w2r2.yaml) is the first ``--params-file`` of the process, then the
-convenience options (``--checkpoint``, ``--device``, one ``--<param>`` per topic
+convenience options (``--checkpoint``, ``--device``, ``--dtype``, one ``--<param>`` per topic
 parameter) as ``-p``, then the command line's own ``--ros-args`` (``-p``,
 ``--params-file``, ``-r`` remaps, ``-r __ns:=/robot1``), so the command line
 wins: ``w2r2-bringup --ros-args -p top_k:=2`` answers with two candidates.
@@ -34,7 +34,7 @@ SCENE_MEMORY_NODE = "scene_memory_node"
 # The parameters with a convenience option, per node: the launch file's arguments of the same names.
 NODE_OPTIONS: dict[str, tuple[str, ...]] = {
     SCENE_MEMORY_NODE: ("rgb_topic", "depth_topic", "camera_info_topic", "pose_topic", "odom_topic", "cloud_topic"),
-    GROUNDING_NODE: ("checkpoint", "device", "query_topic", "query_text_topic", "result_topic"),
+    GROUNDING_NODE: ("checkpoint", "device", "dtype", "query_topic", "query_text_topic", "result_topic"),
 }
 
 
