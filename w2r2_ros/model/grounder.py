@@ -23,8 +23,8 @@ import torch
 
 from w2r2_ros.geometry.boxes import Box3D
 from w2r2_ros.model.checkpoint import load_checkpoint
-from w2r2_ros.model.grounding_model import SceneTokens, W2R2GroundingModel
-from w2r2_ros.model.inputs import KeyframeLike, PreparedKeyframe, assemble_inputs, prepare_keyframe
+from w2r2_ros.model.grounding_model import SceneTokens, W2R2GroundingModel, centred_geometry, scene_centre
+from w2r2_ros.model.inputs import GroundingInputs, KeyframeLike, PreparedKeyframe, assemble_inputs, prepare_keyframe
 from w2r2_ros.model.text import QueryTokenizer
 
 
@@ -97,6 +97,9 @@ class Grounder:
         self.device = torch.device(device)
         self.cache_size = cache_size
         self._cache: OrderedDict[float, tuple[PreparedKeyframe, torch.Tensor]] = OrderedDict()
+        # The video LLM's Where encodings per keyframe (same keys and eviction as _cache), with the scene centre
+        # they were computed for (ModelConfig.center_xy): reused while it is unchanged.
+        self._where: dict[float, tuple[bytes, torch.Tensor]] = {}
         self._scene_key: tuple[tuple[float, ...], bytes] | None = None
         self._scene_tokens: SceneTokens | None = None
         self._lock = threading.Lock()
@@ -127,6 +130,7 @@ class Grounder:
         """Forget every cached keyframe and the cached scene tokens."""
         with self._lock:
             self._cache.clear()
+            self._where.clear()
             self._scene_key, self._scene_tokens = None, None
 
     def ground(
@@ -153,7 +157,9 @@ class Grounder:
             prepared_at = time.perf_counter()
 
             if inputs is not None:
-                self._scene_tokens = self.model.scene_tokens(inputs, self._patch_features(chosen, prepared))
+                features = self._patch_features(chosen, prepared)
+                cached_where = {"patch_where": self._patch_where(chosen, inputs)} if hasattr(self.model, "patch_where") else {}
+                self._scene_tokens = self.model.scene_tokens(inputs, features, **cached_where)
                 self._scene_key = scene_key
             output = self.model(None, text_ids.to(self.device), text_mask.to(self.device), scene=self._scene_tokens)
             probabilities = torch.softmax(output.logits[0].float(), dim=-1).cpu().numpy()
@@ -204,8 +210,29 @@ class Grounder:
                 prepared[i] = (prepared[i][0], fresh[row])
                 self._cache[float(keyframes[i].stamp)] = prepared[i]
             while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+                evicted, _ = self._cache.popitem(last=False)
+                self._where.pop(evicted, None)
         if not prepared:
             cfg = self.model.config
             return torch.zeros((1, 0, cfg.patches_per_frame, cfg.hidden_size), device=self.device)
         return torch.stack([features for _, features in prepared]).unsqueeze(0)
+
+    def _patch_where(self, keyframes: Sequence[StampedKeyframe], inputs: GroundingInputs) -> torch.Tensor:
+        """(1, K, P, D) the video LLM's Where encodings of ``inputs``' visual tokens, encoding only the keyframes
+        without one cached for this scene centre. With ``center_xy`` (default) a new keyframe moves the centre and
+        every keyframe is re-encoded; new proposals alone, or ``center_xy`` off, reuse the cached ones."""
+        batched = inputs.batched()
+        patch_xyz, _ = centred_geometry(batched, self.model.config.center_xy)
+        centre = scene_centre(batched).cpu().numpy().tobytes() if self.model.config.center_xy else b""
+        stamps = [float(keyframe.stamp) for keyframe in keyframes]
+        if not stamps:
+            return patch_xyz.new_zeros((1, 0, self.model.config.patches_per_frame, self.model.config.hidden_size))
+        where = [self._where[stamp][1] if self._where.get(stamp, (None,))[0] == centre else None for stamp in stamps]
+        missing = [i for i, encoding in enumerate(where) if encoding is None]
+        if missing:
+            fresh = self.model.patch_where(patch_xyz[0, missing], batched.patch_valid[0, missing])
+            for row, i in enumerate(missing):
+                where[i] = fresh[row]
+                if stamps[i] in self._cache:  # kept (and evicted) with its visual tokens
+                    self._where[stamps[i]] = (centre, fresh[row])
+        return torch.stack(where).unsqueeze(0)

@@ -95,15 +95,20 @@ def video_pool_matrix(config: ModelConfig) -> torch.Tensor:
     return matrix / matrix.sum(dim=1, keepdim=True)
 
 
+def scene_centre(inputs: GroundingInputs) -> torch.Tensor:
+    """(B, 3) the mean valid patch (x, y) of each scene of batched ``inputs``, z = 0 (``ModelConfig.center_xy``)."""
+    valid = inputs.patch_valid.unsqueeze(-1).to(inputs.patch_xyz.dtype)
+    count = valid.sum(dim=(1, 2)).clamp_min(1.0)
+    centre = (inputs.patch_xyz * valid).sum(dim=(1, 2)) / count
+    return centre * centre.new_tensor([1.0, 1.0, 0.0])
+
+
 def centred_geometry(inputs: GroundingInputs, center_xy: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Patch xyz and boxes of batched ``inputs`` with the scene's mean valid patch (x, y) subtracted
     (``ModelConfig.center_xy``; unchanged when it is off)."""
     if not center_xy:
         return inputs.patch_xyz, inputs.boxes
-    valid = inputs.patch_valid.unsqueeze(-1).to(inputs.patch_xyz.dtype)
-    count = valid.sum(dim=(1, 2)).clamp_min(1.0)
-    centre = (inputs.patch_xyz * valid).sum(dim=(1, 2)) / count
-    centre = centre * centre.new_tensor([1.0, 1.0, 0.0])
+    centre = scene_centre(inputs)
     boxes = torch.cat([inputs.boxes[..., :3] - centre[:, None], inputs.boxes[..., 3:]], dim=-1)
     return inputs.patch_xyz - centre[:, None, None], boxes
 

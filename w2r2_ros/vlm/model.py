@@ -254,10 +254,18 @@ class W2R2VideoLLM(nn.Module):
             out = self._qwen.get_image_features(pixel_values.to(visual.dtype), grid, return_dict=True)
         return torch.cat(out.pooler_output).view(f, p, -1)
 
+    def patch_where(self, patch_xyz: torch.Tensor, patch_valid: torch.Tensor) -> torch.Tensor:
+        """Where encodings (..., P, D) of visual tokens from their centred world points (``centred_geometry``):
+        one keyframe's depends only on its own points and the scene centre, so ``Grounder`` caches it per keyframe."""
+        with self._autocast():
+            return self.where.points(patch_xyz, patch_valid)
+
     def _scene_embeddings(
-        self, inputs: GroundingInputs, patch_features: torch.Tensor, ablate_3d: bool
+        self, inputs: GroundingInputs, patch_features: torch.Tensor, ablate_3d: bool,
+        patch_where: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Visual tokens (B, K, P, D) with Where added, and object tokens (B, N, D)."""
+        """Visual tokens (B, K, P, D) with Where added (``patch_where`` (B, K, P, D) when given, as cached by
+        ``Grounder``), and object tokens (B, N, D)."""
         patch_xyz, boxes = centred_geometry(inputs, self.config.center_xy)
         weights = inputs.box_patch_weights.flatten(2).to(patch_features.dtype)
         total = weights.sum(-1, keepdim=True)
@@ -265,7 +273,9 @@ class W2R2VideoLLM(nn.Module):
         objects = torch.where(total > 0, pooled, self.unseen_object.to(pooled.dtype)) + self.object_embedding.to(pooled.dtype)
         visual = patch_features
         if not ablate_3d:
-            visual = visual + self.where.points(patch_xyz, inputs.patch_valid).to(visual.dtype)
+            if patch_where is None:
+                patch_where = self.where.points(patch_xyz, inputs.patch_valid)
+            visual = visual + patch_where.to(visual.dtype)
             objects = objects + self.box_where.boxes(boxes).to(objects.dtype)
         return visual, objects
 
@@ -346,16 +356,19 @@ class W2R2VideoLLM(nn.Module):
     # --- the model's interface ---------------------------------------------------------------
 
     def scene_tokens(
-        self, inputs: GroundingInputs, patch_features: torch.Tensor | None = None, ablate_3d: bool = False
+        self, inputs: GroundingInputs, patch_features: torch.Tensor | None = None, ablate_3d: bool = False,
+        patch_where: torch.Tensor | None = None,
     ) -> VLMScene:
-        """Run one scene's prefix (header, frames, objects) once and keep it (``VLMScene``) for its queries."""
+        """Run one scene's prefix (header, frames, objects) once and keep it (``VLMScene``) for its queries;
+        ``patch_features`` and ``patch_where`` (1, K, P, D), when given, are the keyframes' cached visual tokens and
+        their Where encodings (``Grounder``)."""
         inputs = inputs.batched()
         if inputs.frames.shape[0] != 1:
             raise ValueError(f"W2R2VideoLLM.scene_tokens: one scene at a time, got {inputs.frames.shape[0]}")
         with self._autocast():
             if patch_features is None:
                 patch_features = self.encode_frames(inputs.frames[0]).unsqueeze(0)
-            visual, objects = self._scene_embeddings(inputs, patch_features, ablate_3d)
+            visual, objects = self._scene_embeddings(inputs, patch_features, ablate_3d, patch_where)
             layout = self._layout(inputs.frame_mask, inputs.object_mask, None)
             output, positions = self._run(layout, visual, inputs.frame_mask, objects, inputs.object_mask, use_cache=True)
         hidden = output.last_hidden_state
