@@ -173,6 +173,51 @@ def bench_training(model, tokenizer, device: str, frames: int, proposals: int, b
             "memory_kind": "GPU allocated" if cuda else "process RSS"}
 
 
+def video_pixels(frames: torch.Tensor, layout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames (F, 3, H, W), F even -> one video's pixel values and video_grid_thw (1, 3): consecutive keyframes
+    share a temporal patch (the Qwen2-VL video processor's layout: (t, gh/m, gw/m, m, m, C, T, p, p))."""
+    f, c, h, w = frames.shape
+    p, m, t = layout.patch_size, layout.merge_size, layout.temporal_patch_size
+    mean = frames.new_tensor(layout.image_mean).view(1, 3, 1, 1)
+    std = frames.new_tensor(layout.image_std).view(1, 3, 1, 1)
+    gh, gw = h // p, w // p
+    patches = ((frames - mean) / std).reshape(f // t, t, c, gh // m, m, p, gw // m, m, p)
+    patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return patches.reshape(f // t * gh * gw, c * t * p * p), torch.tensor([[f // t, gh, gw]], device=frames.device)
+
+
+def bench_vision_layouts(model, device: str, frame_counts: list[int], repeats: int) -> dict[int, dict[str, dict[str, float]]]:
+    """Vision tower only, per keyframe count: visual tokens per keyframe and p50 ms with keyframes as images (one
+    image per keyframe, what the model does) and as one video (temporal patch 2: pairs of keyframes share a token)."""
+    from w2r2_ros.vlm.frames import patchify_frames
+
+    qwen, layout = model._qwen, model.layout
+    rows = {}
+    for count in frame_counts:
+        frames = torch.rand(count, 3, model.config.image_height, model.config.image_width, device=device)
+        runs = {
+            "images": lambda: qwen.get_image_features(*patchify_frames(frames, layout), return_dict=True),
+            "video": lambda: qwen.get_video_features(*video_pixels(frames, layout), return_dict=True),
+        }
+        rows[count] = {}
+        for name, run in runs.items():
+            times = []
+            with torch.inference_mode():
+                for _ in range(repeats + 1):
+                    start = time.perf_counter()
+                    out = run()
+                    synchronise(device)
+                    times.append(time.perf_counter() - start)
+            tokens = sum(int(t.shape[0]) for t in out.pooler_output)
+            rows[count][name] = {"tokens_per_keyframe": tokens / count, "p50_ms": statistics.median(times[1:]) * 1e3}
+    return rows
+
+
+def synchronise(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -193,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the training row")
     parser.add_argument("--layers", type=int, default=0, help="override the text layers and vision blocks (a dry run; 0: as published)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--vision-layouts", action="store_true",
+                        help="only compare the vision tower with keyframes as images and as one video (docs/VLM.md)")
     parser.add_argument("--out", type=Path, help="JSON results (default bench/results/vlm_<device>_<arch>.json)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -202,6 +249,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as work:
         model, tokenizer = build_model(args.arch, args.device, (width, height), Path(work), args.checkpointing, args.layers)
+        if args.vision_layouts:
+            rows = bench_vision_layouts(model, args.device, args.frames, args.repeats)
+            print(f"{device_name(args.device)}; {args.arch}, {width}x{height} keyframes; vision tower only")
+            print(f"{'keyframes':>9} | {'images: tokens/kf, p50 ms':>26} | {'video: tokens/kf, p50 ms':>25}")
+            for n, row in rows.items():
+                cells = [f"{row[k]['tokens_per_keyframe']:.1f}, {row[k]['p50_ms']:.1f}" for k in ("images", "video")]
+                print(f"{n:>9} | {cells[0]:>26} | {cells[1]:>25}")
+            return 0
         parameters = sum(p.numel() for p in model.parameters())
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
         training = bench_training(model, tokenizer, args.device, args.train_frames, args.proposals, args.batch, args.steps)
