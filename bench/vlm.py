@@ -173,23 +173,10 @@ def bench_training(model, tokenizer, device: str, frames: int, proposals: int, b
             "memory_kind": "GPU allocated" if cuda else "process RSS"}
 
 
-def video_pixels(frames: torch.Tensor, layout) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames (F, 3, H, W), F even -> one video's pixel values and video_grid_thw (1, 3): consecutive keyframes
-    share a temporal patch (the Qwen2-VL video processor's layout: (t, gh/m, gw/m, m, m, C, T, p, p))."""
-    f, c, h, w = frames.shape
-    p, m, t = layout.patch_size, layout.merge_size, layout.temporal_patch_size
-    mean = frames.new_tensor(layout.image_mean).view(1, 3, 1, 1)
-    std = frames.new_tensor(layout.image_std).view(1, 3, 1, 1)
-    gh, gw = h // p, w // p
-    patches = ((frames - mean) / std).reshape(f // t, t, c, gh // m, m, p, gw // m, m, p)
-    patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
-    return patches.reshape(f // t * gh * gw, c * t * p * p), torch.tensor([[f // t, gh, gw]], device=frames.device)
-
-
 def bench_vision_layouts(model, device: str, frame_counts: list[int], repeats: int) -> dict[int, dict[str, dict[str, float]]]:
     """Vision tower only, per keyframe count: visual tokens per keyframe and p50 ms with keyframes as images (one
     image per keyframe, what the model does) and as one video (temporal patch 2: pairs of keyframes share a token)."""
-    from w2r2_ros.vlm.frames import patchify_frames
+    from w2r2_ros.vlm.frames import patchify_frames, patchify_video
 
     qwen, layout = model._qwen, model.layout
     rows = {}
@@ -197,7 +184,7 @@ def bench_vision_layouts(model, device: str, frame_counts: list[int], repeats: i
         frames = torch.rand(count, 3, model.config.image_height, model.config.image_width, device=device)
         runs = {
             "images": lambda: qwen.get_image_features(*patchify_frames(frames, layout), return_dict=True),
-            "video": lambda: qwen.get_video_features(*video_pixels(frames, layout), return_dict=True),
+            "video": lambda: qwen.get_video_features(*patchify_video(frames, layout), return_dict=True),
         }
         rows[count] = {}
         for name, run in runs.items():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from w2r2_ros.vlm.frames import VisionLayout, patchify_frames
+from w2r2_ros.vlm.frames import VisionLayout, patchify_frames, patchify_video
 
 LAYOUT = VisionLayout()
 
@@ -68,3 +68,20 @@ def test_each_merged_token_gets_its_own_28_pixel_square_in_row_major_order():
 def test_refuses_frames_that_are_not_a_multiple_of_the_token_size():
     with pytest.raises(ValueError, match="multiple of 28"):
         patchify_frames(torch.zeros(1, 3, 84, 100), LAYOUT)
+
+
+def test_a_video_of_repeated_frames_is_those_frames_as_still_images():
+    """bench/vlm.py --vision-layouts compares the two layouts: a temporal patch of two copies of a frame
+    must be exactly that frame as a still image, and two different frames must share one token."""
+    frames = torch.rand(2, 3, 84, 112, generator=torch.Generator().manual_seed(0))
+    stills, grid = patchify_frames(frames, VisionLayout())
+    video, video_grid = patchify_video(frames.repeat_interleave(2, dim=0), VisionLayout())
+    assert grid.tolist() == [[1, 6, 8]] * 2 and video_grid.tolist() == [[2, 6, 8]]
+    assert torch.equal(video, stills)
+    pair, pair_grid = patchify_video(frames, VisionLayout())
+    assert pair_grid.tolist() == [[1, 6, 8]] and pair.shape == stills[: 6 * 8].shape
+    t_slots = pair.view(6 * 8, 3, 2, 14 * 14)  # (tokens, C, T, p*p): slot 0 is frame 0, slot 1 frame 1
+    torch.testing.assert_close(t_slots[:, :, 0], stills[: 6 * 8].view(6 * 8, 3, 2, -1)[:, :, 0])
+    torch.testing.assert_close(t_slots[:, :, 1], stills[6 * 8:].view(6 * 8, 3, 2, -1)[:, :, 0])
+    with pytest.raises(ValueError, match="multiple of the temporal patch 2"):
+        patchify_video(frames[:1], VisionLayout())

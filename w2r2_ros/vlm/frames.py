@@ -50,17 +50,32 @@ def patchify_frames(frames: torch.Tensor, layout: VisionLayout) -> tuple[torch.T
     if frames.dim() != 4 or frames.shape[1] != 3:
         raise ValueError(f"patchify_frames: expected frames (F, 3, H, W), got {tuple(frames.shape)}")
     f, c, h, w = frames.shape
-    p, m, t = layout.patch_size, layout.merge_size, layout.temporal_patch_size
     if h % layout.token_pixels or w % layout.token_pixels:
         raise ValueError(f"patchify_frames: frame {w}x{h} is not a multiple of {layout.token_pixels} pixels (patch x merge)")
-    mean = frames.new_tensor(layout.image_mean).view(1, 3, 1, 1)
-    std = frames.new_tensor(layout.image_std).view(1, 3, 1, 1)
-    normalised = (frames - mean) / std
+    still = frames.unsqueeze(1).expand(f, layout.temporal_patch_size, c, h, w)  # a still image: T copies
+    return _patchify(still, layout), torch.tensor([[1, h // layout.patch_size, w // layout.patch_size]] * f,
+                                                  dtype=torch.long, device=frames.device).reshape(f, 3)
+
+
+def patchify_video(frames: torch.Tensor, layout: VisionLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames (F, 3, H, W) in [0, 1], F a multiple of the temporal patch -> one video's pixel values and
+    video_grid_thw (1, 3): consecutive frames share a temporal patch (the Qwen2-VL video processor's layout).
+    The model does not feed keyframes this way (docs/VLM.md); ``bench/vlm.py --vision-layouts`` measures it."""
+    f, c, h, w = frames.shape
+    t = layout.temporal_patch_size
+    if f % t:
+        raise ValueError(f"patchify_video: {f} frames is not a multiple of the temporal patch {t}")
+    grid = torch.tensor([[f // t, h // layout.patch_size, w // layout.patch_size]], dtype=torch.long, device=frames.device)
+    return _patchify(frames.reshape(f // t, t, c, h, w), layout), grid
+
+
+def _patchify(groups: torch.Tensor, layout: VisionLayout) -> torch.Tensor:
+    """(G, T, 3, H, W) in [0, 1] -> normalised (G * H/p * W/p, 3 * T * p * p) in ``patch_embed``'s order."""
+    g, t, c, h, w = groups.shape
+    p, m = layout.patch_size, layout.merge_size
+    mean = groups.new_tensor(layout.image_mean).view(1, 1, 3, 1, 1)
+    std = groups.new_tensor(layout.image_std).view(1, 1, 3, 1, 1)
     gh, gw = h // p, w // p
-    patches = normalised.reshape(f, c, gh // m, m, p, gw // m, m, p)
-    # -> (F, gh/m, gw/m, m, m, C, p, p): merge groups row-major, the m x m patches of a group contiguous.
-    patches = patches.permute(0, 2, 5, 3, 6, 1, 4, 7)
-    patches = patches.unsqueeze(6).expand(*patches.shape[:6], t, p, p)  # a still image: T copies
-    pixel_values = patches.reshape(f * gh * gw, c * t * p * p)
-    grid_thw = torch.tensor([[1, gh, gw]] * f, dtype=torch.long, device=frames.device).reshape(f, 3)
-    return pixel_values, grid_thw
+    patches = ((groups - mean) / std).reshape(g, t, c, gh // m, m, p, gw // m, m, p)
+    # -> (G, gh/m, gw/m, m, m, C, T, p, p): merge groups row-major, the m x m patches of a group contiguous.
+    return patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(g * gh * gw, c * t * p * p)
