@@ -21,6 +21,9 @@ from w2r2_ros.ros.node_runtime import NodeRuntime
 BURST = 30
 RUNS = 10
 SIGNAL_DELAYS_S = (0.0, 0.05)
+# Bounds for a process to start (torch, the model) or to drain and exit: generous, since a loaded 2-core
+# machine took over 60 s in full-suite runs here. The test checks what comes back, not how fast.
+STARTUP_S = 240.0
 
 
 def start(program: str, *args: str) -> subprocess.Popen:
@@ -40,15 +43,15 @@ def burst_then_signal(program: str, runs: int, *args: str) -> list[int]:
         for run in range(runs):
             process = start(program, *args)
             try:
-                assert runtime.wait_until(client.connected, timeout_s=60.0), f"{program} did not start"
+                assert runtime.wait_until(client.connected, timeout_s=STARTUP_S), f"{program} did not start"
                 handshake(client, runtime)
                 ids = [f"run{run}-{i}" for i in range(BURST)]
                 for query_id in ids:
                     client.send("the red chair", query_id)
                 time.sleep(SIGNAL_DELAYS_S[(run // 2) % 2])
                 process.send_signal(signal.SIGINT if run % 2 == 0 else signal.SIGTERM)
-                assert process.wait(timeout=60) == 0
-                runtime.wait_until(lambda: len(client.by_id().keys() & set(ids)) == BURST, timeout_s=5.0)
+                assert process.wait(timeout=STARTUP_S) == 0
+                runtime.wait_until(lambda: len(client.by_id().keys() & set(ids)) == BURST, timeout_s=30.0)
                 results = client.by_id()
                 counts.append(sum(len(results.get(query_id, [])) for query_id in ids))
                 statuses = {r.status for query_id in ids for r in results.get(query_id, [])}
