@@ -107,7 +107,7 @@ def _declared(node: SceneMemoryNode | GroundingNode) -> set[str]:
     return set(node.get_parameters_by_prefix("").keys())
 
 
-def drain(scene: SceneMemoryNode, grounding: GroundingNode, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bool:
+def drain(scene: SceneMemoryNode, grounding: GroundingNode, quiet_s: float = 1.0, timeout_s: float = 30.0) -> bool:
     """Graceful stop: no more sensor data (the scene node is deactivated), every query received answered
     (BUSY "shutting down" for those that arrive now), results delivered. Queries published just before the
     signal are still in DDS's queues, so the executor keeps spinning until none has arrived for ``quiet_s``.

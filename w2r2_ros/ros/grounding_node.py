@@ -680,15 +680,19 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
     # --- shutdown ----------------------------------------------------------------------------
 
     def begin_shutdown(self) -> None:
-        """From now on new queries are answered BUSY ("shutting down"); the queued ones are still answered."""
+        """From now on new queries are answered BUSY ("shutting down"); the queued ones are still answered.
+
+        The quiet spell that ends the drain counts from now at the earliest: a burst sent just before the
+        signal may not have reached this node yet, and the last query before it may be long past."""
         self._closing = True
+        self._last_query = time.monotonic()
 
     def drained(self, quiet_s: float) -> bool:
         """Whether every queued query is answered and none has arrived for ``quiet_s`` (those still in
         transit when shutdown began have then been taken and answered)."""
         return self._queue.unfinished_tasks == 0 and time.monotonic() - self._last_query >= quiet_s
 
-    def drain(self, quiet_s: float = 0.5, timeout_s: float = 30.0) -> bool:
+    def drain(self, quiet_s: float = 1.0, timeout_s: float = 30.0) -> bool:
         """Graceful stop (the executor still spinning): new queries get BUSY "shutting down", the queued ones
         are answered, and queries still in DDS's queues when this began are taken until none has arrived for
         ``quiet_s``; then the results are delivered (acknowledged). False if ``timeout_s`` ran out."""
