@@ -80,6 +80,20 @@ def run_node(conn, params: dict) -> None:
     runtime.shutdown()
 
 
+def start_in_child(target, args: tuple, what: str, timeout_s: float, daemon: bool):
+    """Start ``target(conn, *args)`` in a spawned process (no fork of a process that runs DDS) and wait for
+    its first message on ``conn``, its sign that it is up. Returns (the pipe's parent end, the process,
+    its psutil handle for RSS and CPU samples)."""
+    ctx = multiprocessing.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe()
+    child = ctx.Process(target=target, args=(child_conn, *args), daemon=daemon)
+    child.start()
+    if not parent_conn.poll(timeout_s):
+        raise SystemExit(f"{what} did not start within {timeout_s:.0f} s")
+    parent_conn.recv()
+    return parent_conn, child, psutil.Process(child.pid)
+
+
 def prerender(n_frames: int, width: int, height: int, sweep_deg: float, cloud_stride: int, seed: int, world, map_clouds: int):
     """Frames of one synthetic building along a smooth arc, as ready-to-publish messages, plus map-frame clouds:
     a few from that arc, or (``map_clouds`` > 0) that many 320x240 views on a loop through every room, which
@@ -157,17 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     frames, clouds, step_m = prerender(args.frames, args.width, args.height, args.sweep_deg, args.cloud_stride, args.seed, world, args.map_clouds)
     order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))  # ping-pong: no jump at the loop
 
-    ctx = multiprocessing.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe()
     node_params = {"publish_rate_hz": args.publish_rate_hz, "image_qos_depth": args.image_qos_depth, "pose_source": "pose"}
     node_params.update({k: v for k, v in (("voxel_size", args.voxel_size), ("max_voxels", args.max_voxels)) if v is not None})
     # Not daemonic: the node starts its own segmentation process, which a daemonic process may not.
-    child = ctx.Process(target=run_node, args=(child_conn, node_params), daemon=False)
-    child.start()
-    node_process = psutil.Process(child.pid)
-    if not parent_conn.poll(120):
-        raise SystemExit("scene_memory_node did not start within 120 s")
-    parent_conn.recv()
+    parent_conn, child, node_process = start_in_child(run_node, (node_params,), "scene_memory_node", 120, daemon=False)
 
     runtime = NodeRuntime()
     robot = runtime.add(RgbdStreamPublisher(context=runtime.context))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import sys
@@ -26,9 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
-
-from ingest import _percentiles, prerender
+from ingest import _percentiles, prerender, start_in_child
 from w2r2_ros.sim.conditions import WorldConfig
 
 DEFAULT_DOMAIN_ID = 103  # tests use 1..100, bench/ingest.py 101, bench/query.py 102: an hour-long soak hears none of them
@@ -93,14 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     frames, _, _ = prerender(args.frames, args.width, args.height, 30.0, 4, 0, WorldConfig(), 0)
     order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
 
-    ctx = multiprocessing.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe()
-    child = ctx.Process(target=run_nodes, args=(child_conn,), daemon=True)
-    child.start()
-    nodes_process = psutil.Process(child.pid)
-    if not parent_conn.poll(180):
-        raise SystemExit("the nodes did not start within 180 s")
-    parent_conn.recv()
+    parent_conn, child, nodes_process = start_in_child(run_nodes, (), "the nodes", 180, daemon=True)
 
     runtime = NodeRuntime()
     robot = runtime.add(RgbdStreamPublisher(context=runtime.context))
