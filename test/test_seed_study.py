@@ -1,0 +1,43 @@
+"""The seed study (training/seed_study.py): real w2r2-train and w2r2-eval subprocesses on the tiny recipe."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from w2r2_training.seed_study import EvalSet, format_summary, main, summarise
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "train_tiny.yaml"
+
+
+def test_two_seeds_are_trained_evaluated_summarised_and_not_redone(tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "study"
+    argv = ["--config", str(TINY), "--data", str(data), "--out", str(out), "--seeds", "0", "1", "--losses", "w2r2",
+            "--eval", f"test={data}:test", "--parallel", "2", "steps=2", "eval_every=2"]
+    assert main(argv) == 0
+    study = json.loads((out / "study.json").read_text())
+    cell = study["summary"]["test"]["w2r2"]["overall"]["acc@0.5"]
+    assert len(cell["values"]) == 2 and all(0.0 <= v <= 1.0 for v in cell["values"])
+    assert cell["mean"] == pytest.approx(sum(cell["values"]) / 2)
+    for seed in (0, 1):
+        config = (out / f"w2r2_s{seed}" / "config.yaml").read_text()
+        assert f"seed: {seed}" in config and "steps: 2" in config
+    # Rerunning finds every run and evaluation done: nothing is trained again.
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("w2r2_s*/best/*")}
+    assert main(argv) == 0
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("w2r2_s*/best/*")}
+    assert "test" in capsys.readouterr().out
+
+
+def test_summary_spread_and_table():
+    runs = {"w2r2": {s: {"t": {"normal": {c: {"acc@0.25": v, "acc@0.5": v / 2} for c in ("overall", "unique", "multiple")}}}
+                     for s, v in enumerate((0.6, 0.8))}}
+    summary = summarise(runs, [EvalSet("t", Path("d"), "test")])
+    cell = summary["t"]["w2r2"]["multiple"]["acc@0.25"]
+    assert cell["mean"] == pytest.approx(0.7) and cell["sd"] == pytest.approx(0.1414, abs=1e-3)
+    assert "70.0 ± 14.1" in format_summary(summary)
+
+
+def test_bad_eval_argument_is_refused():
+    with pytest.raises(SystemExit):
+        main(["--config", str(TINY), "--data", "d", "--out", "o", "--eval", "no-colon"])
