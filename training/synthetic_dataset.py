@@ -29,7 +29,7 @@ from w2r2_ros.scene.keyframes import Keyframe
 from w2r2_ros.scene.memory import SceneMemoryConfig
 from w2r2_ros.sim.conditions import WorldConfig, make_world
 from w2r2_ros.sim.recording import record_scene
-from w2r2_ros.sim.world import CATEGORIES, SceneSpec, generate_scene
+from w2r2_ros.sim.world import SceneSpec, catalogue_categories, generate_scene
 from w2r2_training.dataset_format import (
     DatasetError,
     DatasetWriter,
@@ -56,7 +56,8 @@ class SyntheticDatasetConfig:
 
     World switches (``sim.conditions.make_world``): ``yaw_deg`` range of the room yaw in the map,
     ``rooms`` range of connected rooms, ``touching`` furniture, ``sensor`` (``ideal`` or
-    ``structured_light``). The defaults build the original world. ``splits``: the splits to build;
+    ``structured_light``), ``catalogue`` (``classic`` or ``scannet``: its class list is the
+    dataset's categories). The defaults build the original world. ``splits``: the splits to build;
     the others keep their scene ids (numbering is unchanged) but are not built, so e.g. the test split
     can be rebuilt in another world with the same scenes as the full dataset's test split."""
 
@@ -74,6 +75,7 @@ class SyntheticDatasetConfig:
     rooms: tuple[int, int] = (1, 1)
     touching: bool = False
     sensor: str = "ideal"
+    catalogue: str = "classic"
     splits: tuple[str, ...] = ("train", "val", "test")
     referring: ReferringConfig = field(default_factory=ReferringConfig)
     memory: SceneMemoryConfig = field(default_factory=every_frame_memory)
@@ -93,7 +95,7 @@ class SyntheticDatasetConfig:
 
     def world(self) -> WorldConfig:
         """The scene generator's and renderer's settings these switches describe."""
-        return make_world(tuple(self.yaw_deg), tuple(self.rooms), bool(self.touching), str(self.sensor))
+        return make_world(tuple(self.yaw_deg), tuple(self.rooms), bool(self.touching), str(self.sensor), str(self.catalogue))
 
     def scene_ids(self) -> dict[str, list[str]]:
         """Scene ids per split: one running index, so no id is in two splits."""
@@ -206,4 +208,5 @@ def build_synthetic_dataset(
             bar.update()
     bar.close()
     split_samples = {split: [s for scene_id in ids for s in samples[scene_id]] for split, ids in split_ids.items()}
-    return writer.finish_splits("synthetic", config.model, CATEGORIES, split_ids, split_samples, generator)
+    categories = catalogue_categories(config.catalogue)
+    return writer.finish_splits("synthetic", config.model, categories, split_ids, split_samples, generator)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from w2r2_ros.sim.render import RenderConfig
-from w2r2_ros.sim.world import SceneConfig
+from w2r2_ros.sim.world import CATALOGUES, SceneConfig
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,17 @@ TOUCHING = {
 
 
 def make_world(
-    yaw_deg: tuple[float, float] = (0.0, 0.0), rooms: tuple[int, int] = (1, 1), touching: bool = False, sensor: str = "ideal"
+    yaw_deg: tuple[float, float] = (0.0, 0.0),
+    rooms: tuple[int, int] = (1, 1),
+    touching: bool = False,
+    sensor: str = "ideal",
+    catalogue: str = "classic",
 ) -> WorldConfig:
-    """A world from the four switches; ``sensor`` is ``ideal`` or ``structured_light``."""
+    """A world from the five switches; ``sensor`` is ``ideal`` or ``structured_light``, ``catalogue`` ``classic``
+    or ``scannet`` (``world.CATALOGUES``)."""
     if sensor not in SENSORS:
         raise ValueError(f"unknown sensor {sensor!r} (known: {', '.join(SENSORS)})")
-    scene = SceneConfig(yaw_deg=tuple(yaw_deg), n_rooms=tuple(rooms), **(TOUCHING if touching else {}))
+    scene = SceneConfig(yaw_deg=tuple(yaw_deg), n_rooms=tuple(rooms), catalogue=catalogue, **(TOUCHING if touching else {}))
     return WorldConfig(scene=scene, render=SENSORS[sensor]())
 
 
@@ -91,6 +96,9 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
                        help="furniture that touches: chairs under tables, furniture against walls and each other")
     group.add_argument("--sensor", choices=sorted(SENSORS), default=None,
                        help="depth sensor model (structured_light: range noise, holes, flying pixels)")
+    group.add_argument("--world-catalogue", choices=CATALOGUES, default=None,
+                       help="objects of the world: classic (10 uniform categories) or scannet (ScanNet's 18 classes "
+                            "and small objects, textured, wall objects, room types, per-scene light)")
 
 
 def world_from_args(args: argparse.Namespace) -> WorldConfig:
@@ -105,4 +113,6 @@ def world_from_args(args: argparse.Namespace) -> WorldConfig:
         scene = dataclasses.replace(scene, **TOUCHING)
     if args.sensor is not None:
         render = SENSORS[args.sensor]()
+    if getattr(args, "world_catalogue", None) is not None:
+        scene = dataclasses.replace(scene, catalogue=args.world_catalogue)
     return WorldConfig(scene=scene, render=render)

@@ -20,6 +20,7 @@ import numpy as np
 from w2r2_ros.geometry.boxes import BOX_EDGES
 from w2r2_ros.geometry.camera import Intrinsics, pixel_rays
 from w2r2_ros.sim import depth_sensor
+from w2r2_ros.sim.appearance import MATERIAL_CODE, Lighting, apply_materials
 from w2r2_ros.sim.world import SceneSpec
 
 # Face index = 2 * axis + (1 if the outward normal points to +axis else 0).
@@ -96,29 +97,33 @@ class _SceneParts:
     lo: np.ndarray  # (P, 3) float32
     hi: np.ndarray  # (P, 3) float32
     object_id: np.ndarray  # (P,) int32
-    rgb: np.ndarray  # (P, 3) float32, object colour times the part's tone
+    rgb: np.ndarray  # (P, 3) float32, object colour (or second colour) times the part's tone
+    material: np.ndarray  # (P,) int8 code of ``appearance.MATERIALS`` (0: a uniform fill)
 
 
 def _scene_parts(scene: SceneSpec) -> _SceneParts:
     """Object parts, then the walls between rooms (object id ``_STRUCTURE_ID``, wall colour)."""
-    lo, hi, ids, rgb = [], [], [], []
+    lo, hi, ids, rgb, material = [], [], [], [], []
     for obj in scene.objects:
         tones = obj.part_tones or (1.0,) * len(obj.parts)
-        for part, tone in zip(obj.parts, tones):
+        for k, (part, tone) in enumerate(zip(obj.parts, tones)):
             lo.append(part.min_corner)
             hi.append(part.max_corner)
             ids.append(obj.object_id)
-            rgb.append(np.asarray(obj.rgb, dtype=np.float32) * tone)
+            rgb.append(np.asarray(obj.part_rgb(k), dtype=np.float32) * tone)
+            material.append(MATERIAL_CODE[obj.part_material(k)])
     for part in scene.structure:
         lo.append(part.min_corner)
         hi.append(part.max_corner)
         ids.append(_STRUCTURE_ID)
         rgb.append(np.asarray(scene.wall_rgb, dtype=np.float32))
+        material.append(0)
     if not lo:
         empty = np.zeros((0, 3), np.float32)
-        return _SceneParts(empty, empty, np.zeros(0, np.int32), empty)
+        return _SceneParts(empty, empty, np.zeros(0, np.int32), empty, np.zeros(0, np.int8))
     return _SceneParts(
-        np.asarray(lo, np.float32), np.asarray(hi, np.float32), np.asarray(ids, np.int32), np.asarray(rgb, np.float32)
+        np.asarray(lo, np.float32), np.asarray(hi, np.float32), np.asarray(ids, np.int32), np.asarray(rgb, np.float32),
+        np.asarray(material, np.int8),
     )
 
 
@@ -170,16 +175,17 @@ def _screen_rects(parts: _SceneParts, intrinsics: Intrinsics, world_to_cam: np.n
     return rects.astype(np.int64)
 
 
-def _face_shades(config: RenderConfig) -> np.ndarray:
-    """Brightness of each of the six face orientations.
+def _face_shades(config: RenderConfig, lighting: Lighting | None = None) -> np.ndarray:
+    """Brightness of each of the six face orientations, from the scene's own light when it has one.
 
     Half-Lambert (``0.5 n.l + 0.5``) instead of a clamped ``n.l``: faces turned
     away from the light keep distinct shades, so every visible side of a box
     reads as its own plane.
     """
-    light = np.asarray(config.light_direction, dtype=np.float32)
+    direction, ambient = (config.light_direction, config.ambient) if lighting is None else (lighting.direction, lighting.ambient)
+    light = np.asarray(direction, dtype=np.float32)
     light /= np.linalg.norm(light)
-    return config.ambient + (1.0 - config.ambient) * (0.5 * (_FACE_NORMALS @ light) + 0.5)
+    return ambient + (1.0 - ambient) * (0.5 * (_FACE_NORMALS @ light) + 0.5)
 
 
 def render_rgbd(
@@ -308,7 +314,7 @@ def _shade(
         ]
     )
     table = np.zeros((len(palette), 6, 4), np.uint8)  # RGB + pad: one uint32 per entry gathers fast
-    table[..., :3] = np.clip(palette[:, None, :] * _face_shades(config)[None, :, None], 0, 255)
+    table[..., :3] = np.clip(palette[:, None, :] * _face_shades(config, scene.lighting)[None, :, None], 0, 255)
 
     # Room faces by inner normal: 5 (+z) is the floor, 4 (-z) the ceiling, 0-3 the walls.
     tile_x, tile_y = (np.floor(hits[a] / config.floor_tile_m).astype(np.int32) for a in (0, 1))
@@ -321,7 +327,30 @@ def _shade(
         is_room |= (part_index >= 0) & (parts.object_id[np.maximum(part_index, 0)] == _STRUCTURE_ID)
     material = np.where(is_room, room_material, part_index)
     packed = np.take(table.view(np.uint32).reshape(-1), material * 6 + face)
-    return np.ascontiguousarray(packed[..., None].view(np.uint8)[..., :3])
+    rgb = np.ascontiguousarray(packed[..., None].view(np.uint8)[..., :3])
+    if scene.lighting is not None or parts.material.any():
+        rgb = _light_and_texture(scene, parts, part_index, hits, rgb)
+    return rgb
+
+
+def _light_and_texture(
+    scene: SceneSpec, parts: _SceneParts, part_index: np.ndarray, hits: np.ndarray, rgb: np.ndarray
+) -> np.ndarray:
+    """The richer worlds' appearance (``appearance``): material textures on object pixels, the light's gain on
+    all pixels (a scene without lighting or materials never comes here, so the classic world is unchanged)."""
+    lighting = scene.lighting
+    gain = np.ones(3, np.float32) if lighting is None else np.asarray(lighting.tint, np.float32) * lighting.intensity
+    out = rgb.astype(np.float32)
+    on_part = part_index >= 0
+    codes = np.zeros(part_index.shape, np.int8)
+    codes[on_part] = parts.material[part_index[on_part]]
+    textured = codes > 0
+    if textured.any():
+        index = part_index[textured]
+        long_axis = np.argmax(parts.hi[index] - parts.lo[index], axis=1)
+        out[textured] = apply_materials(out[textured], codes[textured], hits[:, textured], long_axis)
+    out *= gain
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _sensor_depth(

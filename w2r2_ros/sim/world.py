@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from w2r2_ros.geometry.boxes import Box3D
+from w2r2_ros.sim import scannet_rooms
+from w2r2_ros.sim.appearance import Lighting, draw_lighting
 from w2r2_ros.sim.floorplan import FloorPlanConfig, make_floor_plan
+from w2r2_ros.sim.scannet_shapes import SCANNET_CATEGORIES
+from w2r2_ros.sim.shapes import SECOND
+from w2r2_ros.sim.shapes import Shape as _Shape
+from w2r2_ros.sim.shapes import legs as _legs
+from w2r2_ros.sim.shapes import part as _part
+from w2r2_ros.sim.shapes import place as _place
+from w2r2_ros.sim.shapes import rotate_quarter_turns as _rotate_quarter_turns
 
 CATEGORIES: tuple[str, ...] = (
     "chair",
@@ -41,6 +50,21 @@ CATEGORIES: tuple[str, ...] = (
     "monitor",
     "trash can",
 )
+
+CATALOGUES: tuple[str, ...] = ("classic", "scannet")
+"""The generator's object catalogues (``SceneConfig.catalogue``): ``classic``, the ten categories above as
+uniform coloured furniture; ``scannet``, ScanNet's 18 benchmark classes and seven small objects with textured,
+two-tone materials, wall objects and room types, under a light that varies per scene (``scannet_rooms``)."""
+
+
+def catalogue_categories(name: str) -> tuple[str, ...]:
+    """The class names a catalogue's scenes use, in a fixed order (a dataset's category list)."""
+    if name == "classic":
+        return CATEGORIES
+    if name == "scannet":
+        return SCANNET_CATEGORIES
+    raise ValueError(f"unknown catalogue {name!r} (known: {', '.join(CATALOGUES)})")
+
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (200, 40, 40),
@@ -82,7 +106,12 @@ class ObjectSpec:
 
     ``part_tones`` scales the object colour per part (legs, poles and pots are
     darker) so parts stay distinguishable in the image. ``support_id`` is the
-    object this one stands on (None: the floor).
+    object this one stands on (None: the floor). The scannet catalogue adds a
+    ``material`` (wood, metal, fabric, ...: the renderer's texture), a
+    ``second_color`` (a ``COLORS`` name) that the parts listed in
+    ``second_parts`` wear (legs, handles, a blanket, a worktop), and per part a
+    material of its own where it differs (``part_materials``, "" the object's).
+    The classic world leaves them empty, and its dicts keep their old keys.
     """
 
     object_id: int
@@ -93,9 +122,22 @@ class ObjectSpec:
     parts: list[Box3D]
     part_tones: tuple[float, ...] = ()
     support_id: int | None = None
+    material: str = ""
+    second_color: str = ""
+    second_parts: tuple[int, ...] = ()
+    part_materials: tuple[str, ...] = ()
+
+    def part_rgb(self, index: int) -> tuple[int, int, int]:
+        """The colour part ``index`` wears before its tone: the second colour's for a part in ``second_parts``."""
+        if self.second_color and index in self.second_parts:
+            return COLORS[self.second_color]
+        return self.rgb
+
+    def part_material(self, index: int) -> str:
+        return (self.part_materials[index] if index < len(self.part_materials) else "") or self.material
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "object_id": self.object_id,
             "category": self.category,
             "color_name": self.color_name,
@@ -105,6 +147,14 @@ class ObjectSpec:
             "part_tones": list(self.part_tones),
             "support_id": self.support_id,
         }
+        for key, value in (("material", self.material), ("second_color", self.second_color)):
+            if value:
+                data[key] = value
+        if self.second_parts:
+            data["second_parts"] = list(self.second_parts)
+        if any(self.part_materials):
+            data["part_materials"] = list(self.part_materials)
+        return data
 
     @staticmethod
     def from_dict(data: dict) -> "ObjectSpec":
@@ -118,6 +168,10 @@ class ObjectSpec:
             parts=parts,
             part_tones=tuple(float(t) for t in data.get("part_tones", [1.0] * len(parts))),
             support_id=None if data.get("support_id") is None else int(data["support_id"]),
+            material=str(data.get("material", "")),
+            second_color=str(data.get("second_color", "")),
+            second_parts=tuple(int(i) for i in data.get("second_parts", [])),
+            part_materials=tuple(str(m) for m in data.get("part_materials", [])),
         )
 
 
@@ -142,6 +196,8 @@ class SceneSpec:
     yaw_deg: float = 0.0
     rooms: np.ndarray | None = None
     structure: tuple[Box3D, ...] = ()
+    room_types: tuple[str, ...] = ()
+    lighting: Lighting | None = None
 
     def room_rects(self) -> np.ndarray:
         """Floor rectangles of the rooms (R, 4) ``[x_lo, y_lo, x_hi, y_hi]`` in the room frame."""
@@ -210,6 +266,10 @@ class SceneSpec:
         if self.rooms is not None:
             data["rooms"] = np.asarray(self.rooms, dtype=np.float64).tolist()
             data["structure"] = [b.as_array().tolist() for b in self.structure]
+        if self.room_types:
+            data["room_types"] = list(self.room_types)
+        if self.lighting is not None:
+            data["lighting"] = self.lighting.to_dict()
         return data
 
     @staticmethod
@@ -225,6 +285,8 @@ class SceneSpec:
             yaw_deg=float(data.get("yaw_deg", 0.0)),
             rooms=None if data.get("rooms") is None else np.asarray(data["rooms"], dtype=np.float64).reshape(-1, 4),
             structure=tuple(Box3D.from_array(np.asarray(b, dtype=np.float64)) for b in data.get("structure", [])),
+            room_types=tuple(str(t) for t in data.get("room_types", [])),
+            lighting=None if data.get("lighting") is None else Lighting.from_dict(data["lighting"]),
         )
 
 
@@ -265,37 +327,18 @@ class SceneConfig:
     floor_plan: FloorPlanConfig = field(default_factory=FloorPlanConfig)
     tucked_chair_probability: float = 0.0
     touch_probability: float = 0.0
+    catalogue: str = "classic"
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_rooms[0] <= self.n_rooms[1] <= 3:
             raise ValueError(f"SceneConfig.n_rooms must be a range within 1..3, got {self.n_rooms}")
         if self.yaw_deg[0] > self.yaw_deg[1]:
             raise ValueError(f"SceneConfig.yaw_deg must be a (low, high) range, got {self.yaw_deg}")
+        if self.catalogue not in CATALOGUES:
+            raise ValueError(f"SceneConfig.catalogue must be one of {', '.join(CATALOGUES)}, got {self.catalogue!r}")
         for name in ("tucked_chair_probability", "touch_probability", "against_wall_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SceneConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """An object in its local frame: parts relative to the footprint centre on z = 0, front is +y."""
-
-    parts: list[tuple[np.ndarray, np.ndarray]]  # (center, size)
-    tones: tuple[float, ...]
-
-    def size(self) -> np.ndarray:
-        lo = np.min([c - s / 2 for c, s in self.parts], axis=0)
-        hi = np.max([c + s / 2 for c, s in self.parts], axis=0)
-        return hi - lo
-
-
-def _part(center: tuple[float, float, float], size: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    return np.array(center, dtype=np.float64), np.array(size, dtype=np.float64)
-
-
-def _legs(width: float, depth: float, height: float, leg: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    dx, dy = width / 2 - leg / 2, depth / 2 - leg / 2
-    return [_part((sx * dx, sy * dy, height / 2), (leg, leg, height)) for sx in (-1, 1) for sy in (-1, 1)]
 
 
 def _chair(rng: np.random.Generator, small: bool) -> _Shape:
@@ -422,25 +465,12 @@ _SHAPES = {
 }
 
 
-def _rotate_quarter_turns(shape: _Shape, quarter_turns: int) -> _Shape:
-    """Yaw the shape by a multiple of 90 degrees about z (parts stay axis-aligned)."""
-    parts = []
-    for center, size in shape.parts:
-        c, s = center.copy(), size.copy()
-        for _ in range(quarter_turns % 4):
-            c = np.array([-c[1], c[0], c[2]])
-            s = np.array([s[1], s[0], s[2]])
-        parts.append((c, s))
-    return _Shape(parts, shape.tones)
-
-
-def _place(shape: _Shape, footprint_center: np.ndarray, base_z: float) -> list[Box3D]:
-    offset = np.array([footprint_center[0], footprint_center[1], base_z])
-    lo = np.min([c - s / 2 for c, s in shape.parts], axis=0)
-    hi = np.max([c + s / 2 for c, s in shape.parts], axis=0)
-    # Re-centre the footprint so the parts' xy bounding box is centred on footprint_center.
-    shift = offset - np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
-    return [Box3D(center=c + shift, size=s.copy()) for c, s in shape.parts]
+def _parts_meet(parts: list[Box3D], others: list[Box3D]) -> bool:
+    """Whether any part of one list intersects any part of the other (touching faces do not count)."""
+    return any(
+        np.all(np.minimum(a.max_corner, b.max_corner) - np.maximum(a.min_corner, b.min_corner) > 1e-6)
+        for a in parts for b in others
+    )
 
 
 def _footprint_overlaps(lo: np.ndarray, hi: np.ndarray, others: list[tuple[np.ndarray, np.ndarray]], gap: float) -> bool:
@@ -514,6 +544,13 @@ class _RoomLayout:
         self.used_colors: dict[str, list[str]] = {} if used_colors is None else used_colors
         self.offset = offset
         self.own_ids: set[int] = set()
+        # What the catalogue decides (``scannet_rooms.furnish`` sets its own): shapes, supports, wall furniture,
+        # and how an object is painted (colour, material, second colour).
+        self.shapes: dict = _SHAPES
+        self.supporting: tuple[str, ...] = SUPPORTING_CATEGORIES
+        self.wall_categories: tuple[str, ...] = WALL_CATEGORIES
+        self.always_on_wall: tuple[str, ...] = ()
+        self.paint = lambda category: (_draw_color(self.rng, category, self.used_colors, self.config), "", "")
 
     def keep_clear(self, lo: np.ndarray, hi: np.ndarray) -> None:
         """No floor object may stand on this rectangle (room-frame coordinates, e.g. in front of a doorway)."""
@@ -526,7 +563,7 @@ class _RoomLayout:
         if category == "chair" and config.tucked_chair_probability > 0 and rng.random() < config.tucked_chair_probability:
             if self._tuck_chair():
                 return True
-        shape = _SHAPES[category](rng, False)
+        shape = self.shapes[category](rng, False)
         for _ in range(config.placement_attempts):
             turns = int(rng.integers(4))
             rotated = _rotate_quarter_turns(shape, turns)
@@ -535,9 +572,11 @@ class _RoomLayout:
                 return False
             free = half - extent[:2] / 2
             center = rng.uniform(-free, free)
-            if category in WALL_CATEGORIES and rng.random() < config.against_wall_probability:
+            if category in self.wall_categories and (
+                category in self.always_on_wall or rng.random() < config.against_wall_probability
+            ):
                 # Back (local -y) against a wall: the wall side follows the yaw.
-                back = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]])[turns % 4]
+                back = _WALL_BACKS[turns % 4]
                 axis = int(np.flatnonzero(back)[0])
                 center[axis] = back[axis] * free[axis]
             gap = config.floor_gap_m
@@ -545,7 +584,7 @@ class _RoomLayout:
                 center, gap = self._slide_to_contact(center, extent[:2], free), 0.0
             lo, hi = center - extent[:2] / 2, center + extent[:2] / 2
             if not _footprint_overlaps(lo, hi, self.floor_footprints, gap):
-                self._add_floor(category, rotated, center, shape.tones, lo, hi)
+                self._add_floor(category, rotated, center, lo, hi)
                 return True
         return False
 
@@ -571,7 +610,7 @@ class _RoomLayout:
         tables = [o for o in self.objects if o.object_id in self.own_ids and o.category == "table"]
         if not tables:
             return False
-        shape = _chair(rng, False)
+        shape = self.shapes["chair"](rng, False)
         back_thickness, table_leg = 0.05, 0.06  # as _chair and _table build them
         shift = np.zeros(2) if self.offset is None else self.offset
         for _ in range(self.config.placement_attempts):
@@ -591,24 +630,24 @@ class _RoomLayout:
             if np.any(lo < -self.half) or np.any(hi > self.half):
                 continue
             others = [fp for fp, oid in zip(self.floor_footprints, self.floor_ids) if oid != table.object_id]
+            if self.config.catalogue != "classic" and _parts_meet(_place(rotated, center + shift, 0.0), table.parts):
+                continue  # other chair and table styles: the chair must really fit under this table
             if not _footprint_overlaps(lo, hi, others, 0.05):
-                self._add_floor("chair", rotated, center, shape.tones, lo, hi)
+                self._add_floor("chair", rotated, center, lo, hi)
                 return True
         return False
 
-    def _add_floor(
-        self, category: str, rotated: _Shape, center: np.ndarray, tones: tuple[float, ...], lo: np.ndarray, hi: np.ndarray
-    ) -> None:
+    def _add_floor(self, category: str, rotated: _Shape, center: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         self.floor_footprints.append((lo, hi))
         self.floor_ids.append(len(self.objects))
-        self._add(category, _place(rotated, center if self.offset is None else center + self.offset, 0.0), tones, None)
+        self._add(category, _place(rotated, center if self.offset is None else center + self.offset, 0.0), rotated, None)
 
     def place_on_top(self, category: str) -> bool:
         rng = self.rng
-        supports = [o for o in self.objects if o.category in SUPPORTING_CATEGORIES and o.object_id in self.own_ids]
+        supports = [o for o in self.objects if o.category in self.supporting and o.object_id in self.own_ids]
         if not supports:
             return False
-        shape = _SHAPES[category](rng, True)
+        shape = self.shapes[category](rng, True)
         for _ in range(self.config.placement_attempts):
             support = supports[int(rng.integers(len(supports)))]
             rotated = _rotate_quarter_turns(shape, int(rng.integers(4)))
@@ -625,12 +664,58 @@ class _RoomLayout:
             taken = self.top_footprints.setdefault(support.object_id, [])
             if not _footprint_overlaps(lo, hi, taken, 0.05):
                 taken.append((lo, hi))
-                self._add(category, _place(rotated, center, top), shape.tones, support.object_id)
+                self._add(category, _place(rotated, center, top), rotated, support.object_id)
                 return True
         return False
 
-    def _add(self, category: str, parts: list[Box3D], tones: tuple[float, ...], support_id: int | None) -> None:
-        color = _draw_color(self.rng, category, self.used_colors, self.config)
+    def place_on_wall(
+        self, category: str, shape: _Shape, base_z: float, wall: int | None = None, along: float | None = None
+    ) -> ObjectSpec | None:
+        """Hang ``shape`` (its bottom at ``base_z``) with its back (local -y) flat on a wall of this room: ``wall``
+        0-3 (-y, +x, +y, -x; None: any), ``along`` the position along that wall from the room's centre (None:
+        anywhere). It must keep 3 cm from every object of the room and stay out of the space kept clear
+        (doorways); returns the new object, or None when no such place was found."""
+        full = self.room[:2] / 2
+        shift = np.zeros(2) if self.offset is None else np.asarray(self.offset, dtype=np.float64)
+        tries = 1 if wall is not None and along is not None else self.config.placement_attempts
+        for _ in range(tries):
+            turns = int(self.rng.integers(4)) if wall is None else wall
+            rotated = _rotate_quarter_turns(shape, turns)
+            extent = rotated.size()
+            back = _WALL_BACKS[turns]
+            axis = int(np.flatnonzero(back)[0])
+            free = full[1 - axis] - extent[1 - axis] / 2 - 0.05
+            if free < 0 or base_z + extent[2] > self.room[2] or (along is not None and abs(along) > free):
+                continue
+            center = np.zeros(2)
+            center[axis] = back[axis] * (full[axis] - extent[axis] / 2)
+            center[1 - axis] = self.rng.uniform(-free, free) if along is None else along
+            lo, hi = center - extent[:2] / 2, center + extent[:2] / 2
+            if self._blocked(np.append(lo + shift, base_z), np.append(hi + shift, base_z + extent[2]), 0.03):
+                continue
+            self.floor_footprints.append((lo, hi))
+            self.floor_ids.append(len(self.objects))
+            self._add(category, _place(rotated, center + shift, base_z), rotated, None)
+            return self.objects[-1]
+        return None
+
+    def _blocked(self, lo: np.ndarray, hi: np.ndarray, gap: float) -> bool:
+        """Whether the box (room-frame corners) comes within ``gap`` of an object of this room or of kept-clear floor."""
+        shift = np.zeros(2) if self.offset is None else np.asarray(self.offset, dtype=np.float64)
+        for (f_lo, f_hi), oid in zip(self.floor_footprints, self.floor_ids):
+            if oid == -1 and np.all(lo[:2] < f_hi + shift) and np.all(hi[:2] > f_lo + shift):
+                return True
+        boxes = [(o.box.min_corner, o.box.max_corner) for o in self.objects if o.object_id in self.own_ids]
+        return _footprint_overlaps(lo, hi, boxes, gap)
+
+    def add_object(self, category: str, shape: _Shape, footprint_center: np.ndarray, base_z: float) -> ObjectSpec:
+        """Add an object where the caller has checked it fits (room-frame footprint centre), without a footprint."""
+        self._add(category, _place(shape, footprint_center, base_z), shape, None)
+        return self.objects[-1]
+
+    def _add(self, category: str, parts: list[Box3D], shape: _Shape, support_id: int | None) -> None:
+        color, material, second = self.paint(category)
+        second_parts = tuple(i for i, slot in enumerate(shape.slots) if slot == SECOND)
         lo = np.min([p.min_corner for p in parts], axis=0)
         hi = np.max([p.max_corner for p in parts], axis=0)
         self.own_ids.add(len(self.objects))
@@ -642,10 +727,17 @@ class _RoomLayout:
                 rgb=COLORS[color],
                 box=Box3D(center=(lo + hi) / 2, size=hi - lo),
                 parts=parts,
-                part_tones=tones,
+                part_tones=shape.tones,
                 support_id=support_id,
+                material=material,
+                second_color=second if second_parts else "",
+                second_parts=second_parts if second else (),
+                part_materials=shape.materials if any(shape.materials) else (),
             )
         )
+
+
+_WALL_BACKS = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]])  # the wall a shape's back touches after k quarter turns
 
 
 def _furnish(layout: _RoomLayout, rng: np.random.Generator, config: SceneConfig, name: str) -> None:
@@ -669,7 +761,7 @@ def _furnish(layout: _RoomLayout, rng: np.random.Generator, config: SceneConfig,
         raise RuntimeError(f"{name}: could only place {len(layout.objects) - first} objects")
 
 
-_YAW_STREAM, _ROOMS_STREAM = 3, 4  # random streams of scene_rng (1: trajectory, 2: sensor noise)
+_YAW_STREAM, _ROOMS_STREAM, _LIGHT_STREAM = 3, 4, 5  # random streams of scene_rng (1: trajectory, 2: sensor noise)
 
 
 def _draw_yaw_and_rooms(scene_id: str, seed: int, config: SceneConfig) -> tuple[float, int]:
@@ -689,15 +781,25 @@ def generate_scene(scene_id: str, seed: int, config: SceneConfig = SceneConfig()
     slid into contact (``touch_probability``) or tucked under a table; lamps,
     boxes, plants and monitors may stand on a table or cabinet (``support_id``).
     Objects whose placement fails are dropped, then small floor objects are
-    added until each room has at least ``config.n_objects[0]`` objects.
+    added until each room has at least ``config.n_objects[0]`` objects. The
+    scannet catalogue furnishes each room by its type (``scannet_rooms``) and
+    lights the scene with a light of its own (``appearance.draw_lighting``).
     """
     rng = scene_rng(scene_id, seed)
     yaw, n_rooms = _draw_yaw_and_rooms(scene_id, seed, config)
     name = f"scene {scene_id} seed {seed}"
+    room_types: list[str] = []
+
+    def furnish(layout: _RoomLayout) -> None:
+        if config.catalogue == "scannet":
+            room_types.append(scannet_rooms.furnish(layout, rng, config, name))
+        else:
+            _furnish(layout, rng, config, name)
+
     if n_rooms == 1:
         room = np.array([rng.uniform(*config.room_x_m), rng.uniform(*config.room_y_m), rng.uniform(*config.room_height_m)])
         layout = _RoomLayout(rng, room, config)
-        _furnish(layout, rng, config, name)
+        furnish(layout)
         objects, rooms, structure = layout.objects, None, ()
     else:
         height = rng.uniform(*config.room_height_m)
@@ -712,14 +814,17 @@ def generate_scene(scene_id: str, seed: int, config: SceneConfig = SceneConfig()
                 reach = np.zeros(2)
                 reach[across] = 0.8
                 layout.keep_clear(door.lo - reach, door.hi + reach)
-            _furnish(layout, rng, config, name)
+            furnish(layout)
         shell_lo, shell_hi = plan.shell()
         room = np.array([shell_hi[0] - shell_lo[0], shell_hi[1] - shell_lo[1], height])
         rooms, structure = plan.rooms, tuple(plan.structure)
 
     floor_rgb = tuple(int(c) for c in rng.choice([(170, 140, 105), (150, 150, 150), (190, 170, 140), (120, 100, 80)]))
     wall_rgb = tuple(int(c) for c in rng.choice([(215, 210, 195), (200, 210, 215), (225, 220, 215), (205, 200, 185)]))
+    lighting = None
+    if config.catalogue == "scannet":
+        lighting = draw_lighting(scene_rng(scene_id, seed, _LIGHT_STREAM))
     return SceneSpec(
         scene_id=scene_id, room_size=room, objects=objects, floor_rgb=floor_rgb, wall_rgb=wall_rgb, seed=int(seed),
-        yaw_deg=yaw, rooms=rooms, structure=structure,
+        yaw_deg=yaw, rooms=rooms, structure=structure, room_types=tuple(room_types), lighting=lighting,
     )
