@@ -185,3 +185,21 @@ def test_scannet_combines_with_the_other_world_switches(options: dict) -> None:
         _assert_no_intersections(scene)
         seen = {int(i) for pose in orbit_trajectory(scene, 3, seed=0) for i in np.unique(render_rgbd(scene, K, pose).instance)}
         assert len(seen - {-1}) >= 3
+
+
+def test_a_dataset_of_the_scannet_world_lists_its_classes_and_is_other_settings(tmp_path) -> None:
+    from w2r2_training.dataset_format import DatasetError, read_manifest, read_samples
+    from w2r2_training.synthetic_dataset import SyntheticDatasetConfig, build_synthetic_dataset
+
+    small = SyntheticDatasetConfig(
+        n_train=1, n_val=0, n_test=1, frames_per_scene=4, keyframes_per_scene=2, width=160, height=120, workers=1,
+        catalogue="scannet",
+    )
+    root = tmp_path / "data"
+    manifest = build_synthetic_dataset(root, small, progress=False)
+    assert tuple(manifest.categories) == catalogue_categories("scannet")
+    assert read_manifest(root).generator["world"]["scene.catalogue"] == "scannet"
+    samples = read_samples(root, "train")
+    assert samples and {s.scene_id for s in samples} == {"syn00000"}
+    with pytest.raises(DatasetError, match="other settings"):
+        build_synthetic_dataset(root, dataclasses.replace(small, catalogue="classic"), progress=False)
