@@ -36,6 +36,9 @@ FORMAT_NAME = "w2r2-grounding"
 # 2: scene files hold box_colours (GroundingInputs.box_colours).
 FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")
+# A split's twin with other descriptions of the same scenes (held-out phrasings): the one split
+# allowed to share scene ids, and only all of them.
+HELDOUT_SUFFIX = "_heldout"
 SPLIT_UNIQUE = "unique"
 SPLIT_MULTIPLE = "multiple"
 SPLIT_LABELS = (SPLIT_UNIQUE, SPLIT_MULTIPLE)
@@ -228,7 +231,13 @@ class Manifest:
                 )
 
     def scene_split(self) -> dict[str, str]:
-        return {scene_id: split for split, ids in self.splits.items() for scene_id in ids}
+        """Scene id -> its split (a ``HELDOUT_SUFFIX`` twin's scenes are its split's)."""
+        return {scene_id: split for split, ids in self.splits.items() for scene_id in ids if self.base_split(split) == split}
+
+    def base_split(self, split: str) -> str:
+        """The split whose scenes ``split`` describes: itself, or for a twin ``test_heldout`` "test"."""
+        base = split.removesuffix(HELDOUT_SUFFIX)
+        return base if base != split and base in self.splits else split
 
 
 def load_json(path: Path) -> Any:
@@ -258,6 +267,11 @@ def read_manifest(root: str | os.PathLike) -> Manifest:
         raise DatasetError(path, f"bad manifest fields ({exc})") from None
     seen: dict[str, str] = {}
     for split, ids in manifest.splits.items():
+        twin_of = manifest.base_split(split)
+        if twin_of != split:
+            if ids != manifest.splits[twin_of]:
+                raise DatasetError(path, f"split {split} must have exactly the scenes of {twin_of}")
+            continue
         for scene_id in ids:
             if scene_id in seen:
                 raise DatasetError(path, f"scene {scene_id} is in both {seen[scene_id]} and {split}")
@@ -563,7 +577,7 @@ def validate_dataset(root: str | os.PathLike) -> Manifest:
     for split in manifest.splits:
         for number, sample in enumerate(read_samples(root, split), start=1):
             where = root / f"{split}.jsonl:{number}"
-            if split_of.get(sample.scene_id) != split:
+            if split_of.get(sample.scene_id) != manifest.base_split(split):
                 raise DatasetError(where, f"scene {sample.scene_id} is not a {split} scene")
             if sample.object_id not in objects[sample.scene_id]:
                 raise DatasetError(where, f"object_id {sample.object_id} is not in scene {sample.scene_id}")

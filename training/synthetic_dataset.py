@@ -3,7 +3,10 @@
 Each scene is generated (``generate_scene``), filmed along an orbit
 (``record_scene``), and its frames go through the robot's ``SceneMemory``
 (``scene_fusion``), so training sees run-time proposals, not ground-truth boxes.
-Descriptions come from ``referring`` (true and unambiguous by construction).
+Descriptions come from ``referring`` (``phrasing="templates"``, the original generator)
+or, with ``phrasing="human"``, from ``human_descriptions`` with a ``<split>_heldout``
+twin of every split from ``heldout_descriptions`` (same scenes, same samples, words
+never used for training); all are true and unambiguous by construction.
 
 Splits are fixed by scene: train, val and test scene ids are disjoint. The
 world is the original axis-aligned room with an ideal sensor unless the
@@ -21,16 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.scene.keyframes import Keyframe
 from w2r2_ros.scene.memory import SceneMemoryConfig
 from w2r2_ros.sim.conditions import WorldConfig, make_world
 from w2r2_ros.sim.recording import record_scene
+from w2r2_ros.sim.trajectory import orbit_trajectory
 from w2r2_ros.sim.world import SceneSpec, catalogue_categories, generate_scene
 from w2r2_training.dataset_format import (
+    HELDOUT_SUFFIX,
     DatasetError,
     DatasetWriter,
     GroundTruthObject,
@@ -44,8 +51,14 @@ from w2r2_training.dataset_format import (
     scene_is_complete,
     write_scene,
 )
-from w2r2_training.referring import ReferringConfig, referring_samples
+from w2r2_training.heldout_descriptions import heldout_samples
+from w2r2_training.human_descriptions import human_samples
+from w2r2_training.phraser import PhrasingConfig
+from w2r2_training.referring import ReferringConfig, ReferringSample, referring_samples
 from w2r2_training.scene_fusion import every_frame_memory, scene_record_from_frames
+
+
+PHRASINGS = ("templates", "human")
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,12 @@ class SyntheticDatasetConfig:
     ``structured_light``), ``catalogue`` (``classic`` or ``scannet``: its class list is the
     dataset's categories). The defaults build the original world. ``splits``: the splits to build;
     the others keep their scene ids (numbering is unchanged) but are not built, so e.g. the test split
-    can be rebuilt in another world with the same scenes as the full dataset's test split."""
+    can be rebuilt in another world with the same scenes as the full dataset's test split.
+
+    ``phrasing``: ``"templates"`` (the original generator, map-fixed left/right) or ``"human"``
+    (``human_descriptions``: viewer-relative relations, synonyms, fillers, typos at
+    ``human_phrasing.typo_rate``...); with ``"human"`` every built split gets a ``<split>_heldout``
+    twin (same scene ids) described by the held-out phraser, for evaluation only."""
 
     n_train: int = 300
     n_val: int = 50
@@ -77,7 +95,9 @@ class SyntheticDatasetConfig:
     sensor: str = "ideal"
     catalogue: str = "classic"
     splits: tuple[str, ...] = ("train", "val", "test")
+    phrasing: str = "templates"
     referring: ReferringConfig = field(default_factory=ReferringConfig)
+    human_phrasing: PhrasingConfig = field(default_factory=PhrasingConfig)
     memory: SceneMemoryConfig = field(default_factory=every_frame_memory)
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -92,19 +112,24 @@ class SyntheticDatasetConfig:
         unknown = set(self.splits) - {"train", "val", "test"}
         if unknown or not self.splits:
             raise ValueError(f"SyntheticDatasetConfig: splits must be some of train, val, test; got {list(self.splits)}")
+        if self.phrasing not in PHRASINGS:
+            raise ValueError(f"SyntheticDatasetConfig: phrasing must be one of {PHRASINGS}, got {self.phrasing!r}")
 
     def world(self) -> WorldConfig:
         """The scene generator's and renderer's settings these switches describe."""
         return make_world(tuple(self.yaw_deg), tuple(self.rooms), bool(self.touching), str(self.sensor), str(self.catalogue))
 
     def scene_ids(self) -> dict[str, list[str]]:
-        """Scene ids per split: one running index, so no id is in two splits."""
+        """Scene ids per split: one running index, so no id is in two splits (a held-out twin,
+        ``<split>_heldout``, has its split's ids)."""
         counts = {"train": self.n_train, "val": self.n_val, "test": self.n_test}
         ids, start = {}, 0
         for split, n in counts.items():
             if split in self.splits:
                 ids[split] = [f"syn{i:05d}" for i in range(start, start + n)]
             start += n
+        if self.phrasing == "human":
+            ids.update({split + HELDOUT_SUFFIX: list(scene_ids) for split, scene_ids in list(ids.items())})
         return ids
 
     def generator_settings(self) -> dict[str, Any]:
@@ -120,6 +145,11 @@ class SyntheticDatasetConfig:
             # Only a changed world is named, so a dataset of the original world keeps its settings.
             **({"world": json.loads(json.dumps(changes))} if (changes := self.world().changes()) else {}),
             **({"splits": list(self.splits)} if tuple(self.splits) != ("train", "val", "test") else {}),
+            # Only a changed phrasing is named, so a templates dataset keeps its settings.
+            **(
+                {"phrasing": self.phrasing, "human_phrasing": dataclasses.asdict(self.human_phrasing)}
+                if self.phrasing != "templates" else {}
+            ),
         }
 
     def resume_key(self) -> dict[str, Any]:
@@ -147,14 +177,33 @@ def build_scene_record(scene: SceneSpec, config: SyntheticDatasetConfig) -> Scen
     )
 
 
-def scene_samples(scene: SceneSpec, record: SceneRecord, config: SyntheticDatasetConfig) -> list[Sample]:
-    return [
-        make_sample(record, s.object_id, s.ann_id, s.description, s.split_label, s.relation, s.anchor_ids)
-        for s in referring_samples(scene, config.seed, config.referring)
-    ]
+def scene_viewer(scene: SceneSpec, record: SceneRecord, config: SyntheticDatasetConfig) -> np.ndarray:
+    """The query-time viewer ``[x, y, yaw]`` (ISSUE 15 contract: the recording's last camera pose): the
+    record's own when it carries one, else recomputed from the scene's camera path (no rendering)."""
+    viewer = getattr(record.inputs, "viewer", None)
+    if viewer is not None:
+        return np.asarray(viewer, dtype=np.float64).reshape(3)
+    return viewer_from_camera_pose(orbit_trajectory(scene, config.frames_per_scene, config.seed)[-1])
 
 
-def _build_one(job: tuple[str, SyntheticDatasetConfig, str]) -> tuple[str, list[Sample]]:
+def scene_samples(scene: SceneSpec, record: SceneRecord, config: SyntheticDatasetConfig) -> dict[str, list[Sample]]:
+    """The scene's samples by split suffix: ``{"": ...}`` for templates, ``{"": training words,
+    HELDOUT_SUFFIX: held-out words}`` for human phrasing."""
+
+    def samples(described: list[ReferringSample]) -> list[Sample]:
+        return [
+            make_sample(record, s.object_id, s.ann_id, s.description, s.split_label, s.relation, s.anchor_ids)
+            for s in described
+        ]
+
+    if config.phrasing == "templates":
+        return {"": samples(referring_samples(scene, config.seed, config.referring))}
+    viewer = scene_viewer(scene, record, config)
+    args = (scene, viewer, config.seed, config.referring, config.human_phrasing)
+    return {"": samples(human_samples(*args)), HELDOUT_SUFFIX: samples(heldout_samples(*args))}
+
+
+def _build_one(job: tuple[str, SyntheticDatasetConfig, str]) -> tuple[str, dict[str, list[Sample]]]:
     """Worker: build (or, when already written, re-read) one scene; return its samples."""
     scene_id, config, staging = job
     scene = generate_scene(scene_id, config.seed, config.world().scene)
@@ -193,8 +242,9 @@ def build_synthetic_dataset(
             raise DatasetError(root, "holds a dataset built with other settings (pass overwrite to rebuild it)")
     writer = DatasetWriter(root, overwrite=True, resume_key=config.resume_key())
     split_ids = config.scene_ids()
-    jobs = [(scene_id, config, str(writer.staging)) for ids in split_ids.values() for scene_id in ids]
-    samples: dict[str, list[Sample]] = {}
+    jobs = [(scene_id, config, str(writer.staging)) for split, ids in split_ids.items() for scene_id in ids
+            if not split.endswith(HELDOUT_SUFFIX)]
+    samples: dict[str, dict[str, list[Sample]]] = {}
     bar = tqdm(total=len(jobs), desc="synthetic scenes", unit="scene", disable=not progress)
     if config.workers > 1:
         with multiprocessing.get_context("spawn").Pool(config.workers) as pool:
@@ -207,6 +257,9 @@ def build_synthetic_dataset(
             samples[scene_id] = scene_samples_
             bar.update()
     bar.close()
-    split_samples = {split: [s for scene_id in ids for s in samples[scene_id]] for split, ids in split_ids.items()}
+    split_samples = {
+        split: [s for scene_id in ids for s in samples[scene_id][HELDOUT_SUFFIX if split.endswith(HELDOUT_SUFFIX) else ""]]
+        for split, ids in split_ids.items()
+    }
     categories = catalogue_categories(config.catalogue)
     return writer.finish_splits("synthetic", config.model, categories, split_ids, split_samples, generator)

@@ -1,0 +1,224 @@
+"""How a vocabulary turns one true fact about a target into 1-3 sentences a person might say.
+
+The words live in a ``Vocabulary`` (the training one in ``human_descriptions``, the
+held-out one in ``heldout_descriptions``); this module only combines them, so the
+two phrasers share the grammar but not a single template or class-name synonym.
+
+A description is a *frame* around the fact: a bare noun phrase ("the chair on the
+left."), a filler + noun phrase ("can you show me the chair on the left?"), two
+sentences ("this is a blue box. it is on the right side of the purple sofa."), or a
+counting form for targets with distractors ("of the three chairs, find the one that
+is closest to the bed."). Attributes (colour, second colour, material, shape) are
+added to the target's name where they are true; for a target with same-category
+distractors only when some distractor shares them, so an attribute never singles
+the target out on its own and the fact stays what decides it. Anchors are named
+like ``referring.anchor_phrases`` (category alone when unique in the scene, else
+colour + category), with the vocabulary's synonyms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from w2r2_training.relation_facts import Fact, SceneObject, TargetFacts
+
+# Relations whose words change for a group of two ("the bigger chair" rather than "the biggest").
+SIZE_RELATIONS = ("largest", "smallest", "tallest", "lowest")
+_ORDINAL_WORDS = {2: "second", 3: "third", 4: "fourth"}
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Everything a phraser may say. Templates use ``{n}`` (the target's name with its attributes),
+    ``{a}``/``{b}`` (anchors), ``{k}`` (ordinal word, "second"), ``{side}`` ("left"/"right"), ``{sup}``
+    (a size word of ``superlatives`` or, for a group of two, ``comparatives``).
+
+    ``names``: category -> synonyms (the first is not preferred; all are drawn alike).
+    ``phrases``: relation -> noun phrases ("the {n} next to {a}"); ``predicates``: relation -> verb
+    phrases ("is next to {a}") for the two-sentence and counting frames. ``fillers`` end in the noun
+    phrase ("can you show me"); ``questions`` (fillers after which a "?" goes). ``frames``: multi-sentence
+    forms with ``{an}`` (indefinite article + name), ``{np}`` (the noun phrase) and ``{pred}``; ``counting``:
+    forms with ``{count}`` (a word of ``numbers``), ``{ns}`` (plural name) and ``{pred}``.
+    ``materials``: ObjectSpec.material -> adjective. ``shapes``: shape key (``shape_of``) -> adjectives.
+    """
+
+    names: Mapping[str, tuple[str, ...]]
+    phrases: Mapping[str, tuple[str, ...]]
+    predicates: Mapping[str, tuple[str, ...]]
+    superlatives: Mapping[str, tuple[str, ...]]
+    comparatives: Mapping[str, tuple[str, ...]]
+    fillers: tuple[str, ...]
+    questions: tuple[str, ...]
+    frames: tuple[str, ...]
+    counting: tuple[str, ...]
+    numbers: Mapping[int, str]
+    materials: Mapping[str, str] = field(default_factory=dict)
+    shapes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    two_tone: tuple[str, ...] = ("{c} and {c2}",)
+
+
+@dataclass(frozen=True)
+class PhrasingConfig:
+    """Rates of the human phrasers' optional parts (probabilities per description).
+
+    ``typo_rate``: share of descriptions with one typo (a letter swapped, dropped or doubled in a word
+    of 4+ letters; drawn from a stream of its own so the rest of the description does not change with
+    it). ``filler_rate``/``multi_sentence_rate``/``counting_rate``: share of descriptions framed that way
+    (counting only where the target has distractors). ``attribute_rate``: chance of each true
+    attribute being said.
+    """
+
+    typo_rate: float = 0.05
+    filler_rate: float = 0.35
+    multi_sentence_rate: float = 0.3
+    counting_rate: float = 0.25
+    attribute_rate: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("typo_rate", "filler_rate", "multi_sentence_rate", "counting_rate", "attribute_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PhrasingConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+def plural(name: str) -> str:
+    """English plural of a (possibly multi-word) name: the head noun is the last word, or the one before "of"."""
+    words = name.split()
+    head = words.index("of") - 1 if "of" in words else len(words) - 1
+    word = words[head]
+    if word.endswith("f") and word[-2:] in ("lf", "ef"):
+        word = word[:-1] + "ves"
+    elif word.endswith(("s", "x", "ch", "sh")):
+        word += "es"
+    elif word.endswith("y") and word[-2:-1] not in "aeiou":
+        word = word[:-1] + "ies"
+    else:
+        word += "s"
+    words[head] = word
+    return " ".join(words)
+
+
+def article(phrase: str) -> str:
+    """"a chair", "an orange chair"."""
+    return f"{'an' if phrase[:1] in 'aeiou' else 'a'} {phrase}"
+
+
+def shape_of(obj: SceneObject) -> str:
+    """A shape word that is true of the box: "tall" (height >= 1.6 x its widest side), "long" (footprint
+    at least twice as long as wide, not tall), "flat" (height <= 0.3 x its narrowest side), else ""."""
+    sx, sy, sz = (float(v) for v in obj.box.size)
+    if sz >= 1.6 * max(sx, sy):
+        return "tall"
+    if max(sx, sy) >= 2.0 * min(sx, sy):
+        return "long"
+    if sz <= 0.3 * min(sx, sy):
+        return "flat"
+    return ""
+
+
+def add_typo(text: str, rng: np.random.Generator) -> str:
+    """One typo in a random word of 4+ letters: two letters swapped, one dropped or one doubled."""
+    words = text.split(" ")
+    candidates = [i for i, w in enumerate(words) if sum(ch.isalpha() for ch in w) >= 4]
+    if not candidates:
+        return text
+    i = candidates[int(rng.integers(len(candidates)))]
+    word = words[i]
+    letters = [j for j, ch in enumerate(word) if ch.isalpha()]
+    j = letters[int(rng.integers(1, len(letters) - 1))]
+    kind = int(rng.integers(3))
+    if kind == 0 and word[j + 1 : j + 2].isalpha() and word[j] != word[j + 1]:
+        word = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+    elif kind == 1:
+        word = word[:j] + word[j + 1 :]
+    else:
+        word = word[:j] + word[j] + word[j:]
+    words[i] = word
+    return " ".join(words)
+
+
+class Phraser:
+    """Says facts of one scene with one vocabulary. ``anchors`` (``nameable_anchors``): object id ->
+    whether its name needs the colour. Anchor synonyms are drawn once per scene, so one description
+    never calls the same object two names."""
+
+    def __init__(
+        self, vocabulary: Vocabulary, objects: Sequence[SceneObject], anchors: Mapping[int, bool], config: PhrasingConfig,
+        rng: np.random.Generator,
+    ) -> None:
+        self.vocab, self.config, self.rng = vocabulary, config, rng
+        self.by_id = {o.object_id: o for o in objects}
+        self.anchors = anchors
+
+    def _pick(self, options: Sequence[str]) -> str:
+        return options[int(self.rng.integers(len(options)))]
+
+    def name(self, category: str) -> str:
+        """A synonym of the category (a category the vocabulary does not know is said as it is)."""
+        return self._pick(self.vocab.names.get(category, (category.replace("_", " "),)))
+
+    def anchor(self, object_id: int) -> str:
+        obj = self.by_id[object_id]
+        name = self.name(obj.category)
+        return f"the {obj.color_name} {name}" if self.anchors[object_id] else f"the {name}"
+
+    def _attributes(self, facts: TargetFacts) -> list[str]:
+        """True attribute words of the target that may be said (see the module docstring)."""
+        target, others = facts.target, facts.distractors
+        said = []
+
+        def allowed(value: str, of: callable) -> bool:
+            return bool(value) and (not others or any(of(d) == value for d in others))
+
+        colour, second = target.color_name, getattr(target, "second_color", "")
+        if allowed(colour, lambda o: o.color_name) and self.rng.random() < self.config.attribute_rate:
+            if second and allowed(second, lambda o: getattr(o, "second_color", "")) and self.vocab.two_tone:
+                said.append(self._pick(self.vocab.two_tone).format(c=colour, c2=second))
+            else:
+                said.append(colour)
+        material = getattr(target, "material", "")
+        if allowed(material, lambda o: getattr(o, "material", "")) and material in self.vocab.materials:
+            if self.rng.random() < self.config.attribute_rate:
+                said.insert(0, self.vocab.materials[material])
+        shape = shape_of(target)
+        if allowed(shape, shape_of) and shape in self.vocab.shapes and self.rng.random() < self.config.attribute_rate:
+            said.insert(0, self._pick(self.vocab.shapes[shape]))
+        return said
+
+    def _fields(self, facts: TargetFacts, fact: Fact) -> dict[str, str]:
+        name = self.name(facts.target.category)
+        noun = " ".join(self._attributes(facts) + [name])
+        fields = {"n": noun, "an": article(noun), "ns": plural(name), "side": fact.side}
+        if fact.anchor_ids:
+            fields["a"] = self.anchor(fact.anchor_ids[0])
+        if len(fact.anchor_ids) > 1:
+            fields["b"] = self.anchor(fact.anchor_ids[1])
+        if fact.relation == "ordinal":
+            fields["k"] = _ORDINAL_WORDS.get(fact.ordinal, f"{fact.ordinal}th")
+        if fact.relation in SIZE_RELATIONS:
+            words = self.vocab.comparatives if facts.group_size == 2 else self.vocab.superlatives
+            fields["sup"] = self._pick(words[fact.relation])
+        fields["count"] = self.vocab.numbers.get(facts.group_size, str(facts.group_size))
+        return fields
+
+    def describe(self, facts: TargetFacts, fact: Fact, typo_rng: np.random.Generator) -> str:
+        """One description of ``fact``, lower case like ScanRefer's."""
+        fields = self._fields(facts, fact)
+        fields["np"] = self._pick(self.vocab.phrases[fact.relation]).format(**fields)
+        fields["pred"] = self._pick(self.vocab.predicates[fact.relation]).format(**fields)
+        draw = self.rng.random()
+        cfg = self.config
+        if facts.distractors and draw < cfg.counting_rate:
+            text = self._pick(self.vocab.counting)
+        elif draw < cfg.counting_rate + cfg.multi_sentence_rate:
+            text = self._pick(self.vocab.frames)
+        elif draw < cfg.counting_rate + cfg.multi_sentence_rate + cfg.filler_rate:
+            filler = self._pick(self.vocab.fillers + self.vocab.questions)
+            text = f"{filler} {{np}}" + ("?" if filler in self.vocab.questions else ".")
+        else:
+            text = "{np}."
+        text = text.format(**fields)
+        if typo_rng.random() < cfg.typo_rate:
+            text = add_typo(text, typo_rng)
+        return " ".join(text.split())
