@@ -51,8 +51,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         # Scalar sizes only. The model's input settings come from the model section (one source of
-        # truth); the nested memory/referring configs keep the dataset module's defaults.
-        allowed = {f.name for f in dataclasses.fields(SyntheticDatasetConfig)} - {"model", "memory", "referring"}
+        # truth); the nested memory/referring/human_phrasing configs keep the dataset module's defaults.
+        nested = {"model", "memory", "referring", "human_phrasing"}
+        allowed = {f.name for f in dataclasses.fields(SyntheticDatasetConfig)} - nested
         unknown = sorted(set(self.synthetic_build) - allowed)
         if unknown:
             raise ValueError(f"synthetic_build: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")

@@ -24,10 +24,11 @@ from w2r2_training.referring import ReferringConfig, ReferringSample
 from w2r2_training.relation_facts import Fact, Scene, TargetFacts, nameable_anchors, scene_facts
 
 # Streams of ``scene_rng``: which facts are said (shared by both phrasers, so a held-out twin describes the
-# same target by the same relation), the training words, the typos.
+# same target by the same relation) and the training words; a phraser's typos come from stream
+# ``word_stream + TYPO_STREAM_OFFSET``, so the two phrasers' typos fall independently.
 FACT_STREAM = 8
 _WORD_STREAM = 9
-TYPO_STREAM = 10
+TYPO_STREAM_OFFSET = 100
 
 TRAINING_VOCABULARY = Vocabulary(
     names={
@@ -171,7 +172,7 @@ def phrase_samples(
     phraser = Phraser(
         vocabulary, scene.objects, nameable_anchors(scene), phrasing, scene_rng(scene.scene_id, seed, word_stream)
     )
-    typo_rng = scene_rng(scene.scene_id, seed, TYPO_STREAM)
+    typo_rng = scene_rng(scene.scene_id, seed, word_stream + TYPO_STREAM_OFFSET)
     samples = []
     for facts, said in chosen_facts(scene, viewer, seed, referring):
         label = SPLIT_MULTIPLE if facts.distractors else SPLIT_UNIQUE
