@@ -74,7 +74,7 @@ HELDOUT_VOCABULARY = Vocabulary(
         "front_of": ("the {n} positioned before {a}", "the {n} ahead of {a} as i look"),
         "behind": ("the {n} beyond {a}", "the {n} further back than {a}"),
         "between": ("the {n} flanked by {a} and {b}", "the {n} sandwiched by {a} and {b}"),
-        "ordinal": ("the {n} in place {k} counting from the {side}",),
+        "ordinal": ("the {n} that comes {k} counting from the {side}",),
     },
     predicates={
         "colour": ("can be seen over there", "appears in view"),
@@ -95,7 +95,7 @@ HELDOUT_VOCABULARY = Vocabulary(
         "front_of": ("is positioned before {a}", "lies ahead of {a} as i look"),
         "behind": ("lies beyond {a}", "is further back than {a}"),
         "between": ("is flanked by {a} and {b}", "is sandwiched by {a} and {b}"),
-        "ordinal": ("comes in place {k} counting from the {side}",),
+        "ordinal": ("comes {k} counting from the {side}",),
     },
     superlatives={
         "largest": ("bulkiest", "most massive"),
@@ -127,7 +127,7 @@ HELDOUT_VOCABULARY = Vocabulary(
         "glass": "glazed", "ceramic": "porcelain",
     },
     shapes={"tall": ("towering",), "long": ("elongated",), "flat": ("squat",)},
-    two_tone=("{c} with {c2} parts",),
+    two_tone=("{c}-{c2}",),
 )
 
 # The fixed test set: a trained class word -> a word meaning the same that the training phraser

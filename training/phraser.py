@@ -18,7 +18,7 @@ colour + category), with the vocabulary's synonyms.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -164,26 +164,34 @@ class Phraser:
         return f"the {obj.color_name} {name}" if self.anchors[object_id] else f"the {name}"
 
     def _attributes(self, facts: TargetFacts) -> list[str]:
-        """True attribute words of the target that may be said (see the module docstring)."""
-        target, others = facts.target, facts.distractors
-        said = []
+        """True attribute words of the target that may be said, in English order: shape, colour, material
+        ("the tall yellow fabric lamp"). With distractors, every word said must leave at least one
+        distractor that has all the words said so far, so the attributes together never decide."""
+        target = facts.target
+        matching = list(facts.distractors)
+        said: list[str] = []
 
-        def allowed(value: str, of: callable) -> bool:
-            return bool(value) and (not others or any(of(d) == value for d in others))
+        def keep(key: Callable[[SceneObject], str]) -> bool:
+            nonlocal matching
+            value = key(target)
+            same = [d for d in matching if key(d) == value]
+            if not value or (facts.distractors and not same) or self.rng.random() >= self.config.attribute_rate:
+                return False
+            matching = same
+            return True
 
-        colour, second = target.color_name, getattr(target, "second_color", "")
-        if allowed(colour, lambda o: o.color_name) and self.rng.random() < self.config.attribute_rate:
-            if second and allowed(second, lambda o: getattr(o, "second_color", "")) and self.vocab.two_tone:
-                said.append(self._pick(self.vocab.two_tone).format(c=colour, c2=second))
-            else:
-                said.append(colour)
-        material = getattr(target, "material", "")
-        if allowed(material, lambda o: getattr(o, "material", "")) and material in self.vocab.materials:
-            if self.rng.random() < self.config.attribute_rate:
-                said.insert(0, self.vocab.materials[material])
         shape = shape_of(target)
-        if allowed(shape, shape_of) and shape in self.vocab.shapes and self.rng.random() < self.config.attribute_rate:
-            said.insert(0, self._pick(self.vocab.shapes[shape]))
+        if shape in self.vocab.shapes and keep(shape_of):
+            said.append(self._pick(self.vocab.shapes[shape]))
+        if keep(lambda o: o.color_name):
+            second = getattr(target, "second_color", "")
+            if self.vocab.two_tone and keep(lambda o: getattr(o, "second_color", "")):
+                said.append(self._pick(self.vocab.two_tone).format(c=target.color_name, c2=second))
+            else:
+                said.append(target.color_name)
+        material = getattr(target, "material", "")
+        if material in self.vocab.materials and keep(lambda o: getattr(o, "material", "")):
+            said.append(self.vocab.materials[material])
         return said
 
     def _fields(self, facts: TargetFacts, fact: Fact) -> dict[str, str]:
