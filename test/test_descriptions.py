@@ -16,12 +16,13 @@ from w2r2_ros.sim.trajectory import orbit_trajectory
 from w2r2_ros.sim.world import SceneConfig, generate_scene
 from w2r2_training.heldout_descriptions import HELDOUT_VOCABULARY, UNSEEN_CLASS_WORDS, heldout_samples, swap_class_word
 from w2r2_training.human_descriptions import TRAINING_VOCABULARY, human_samples
-from w2r2_training.phraser import PhrasingConfig, add_typo, plural
+from w2r2_training.phraser import Phraser, PhrasingConfig, add_typo, plural, shape_of
 from w2r2_training.referring import ReferringConfig, referring_samples
-from w2r2_training.relation_facts import RELATIONS, scene_facts
+from w2r2_training.relation_facts import RELATIONS, nameable_anchors, scene_facts
 
 CFG = ReferringConfig()
 SCENES = [generate_scene(f"desc{i:03d}", seed=5) for i in range(30)]
+SCANNET = [generate_scene(f"desc{i:03d}", seed=5, config=SceneConfig(catalogue="scannet")) for i in range(20)]
 
 
 def _viewer(scene):
@@ -104,8 +105,9 @@ def _check(sample, scene, xy, cfg):
     elif rel == "ordinal":
         assert len(others) >= 2 and all(abs(xy[o.object_id][1] - t[1]) >= m for o in others)
         left_of_target = sum(xy[o.object_id][1] > t[1] for o in others)
-        words = {2: "second", 3: "third"}
-        assert words[left_of_target + 1] in sample.description or words[len(others) - left_of_target + 1] in sample.description
+        words = {2: "second", 3: "third", 4: "fourth"}
+        from_left, from_right = words[left_of_target + 1], words[len(others) - left_of_target + 1]
+        assert re.search(rf"\b{from_left}\b.*\bleft\b|\b{from_right}\b.*\bright\b", sample.description), sample
     elif rel == "between":
         a, b = (xy[x.object_id] for x in anchors)
         detour = lambda p: np.linalg.norm(a - p) + np.linalg.norm(p - b) - np.linalg.norm(a - b)  # noqa: E731
@@ -122,10 +124,10 @@ def _check(sample, scene, xy, cfg):
 @pytest.mark.parametrize("make", [human_samples, heldout_samples])
 def test_every_multiple_description_is_true_and_unambiguous_for_the_viewer(make):
     relations = Counter()
-    for scene in SCENES:
+    for scene in SCENES + SCANNET:
         viewer = _viewer(scene)
         xy = _viewer_xy(scene, viewer)
-        for sample in make(scene, viewer, seed=1):
+        for sample in make(scene, viewer, seed=1, phrasing=PhrasingConfig(typo_rate=0.0)):
             assert sample.relation in RELATIONS and sample.description.strip()
             relations[sample.relation] += 1
             if sample.split_label == "multiple":
@@ -201,15 +203,38 @@ def test_add_typo_changes_one_word_and_plurals():
         "boxes", "bookshelves", "trash cans", "pieces of furniture", "cups"]
 
 
-def test_the_scannet_catalogue_names_and_attributes_are_said():
-    scene = SCENES[0]
-    objects = [dataclasses.replace(o, category="other furniture") if o.category == scene.objects[0].category else o
-               for o in scene.objects]
-    objects = [dataclasses.replace(o, material="wood", second_color="white") if hasattr(o, "material") else o for o in objects]
-    scene = dataclasses.replace(scene, objects=objects)
-    text = " ".join(s.description for s in human_samples(scene, _viewer(scene), phrasing=PhrasingConfig(attribute_rate=1.0)))
-    assert "stool" in text or "piece of furniture" in text
-    assert "other furniture" not in text
+def test_scannet_class_names_are_said_as_people_say_them():
+    text = " ".join(s.description for scene in SCANNET for s in human_samples(scene, _viewer(scene)))
+    held = " ".join(s.description for scene in SCANNET for s in heldout_samples(scene, _viewer(scene)))
+    assert "other furniture" not in text + held
+    assert {"wooden", "fabric"} <= set(text.split()) and {"timber", "cloth"} <= set(held.split())
+    assert "shower curtain" in text or "bathtub" in text
+
+
+def test_attributes_of_a_target_with_distractors_never_decide_on_their_own():
+    said_some = 0
+    for vocabulary in (TRAINING_VOCABULARY, HELDOUT_VOCABULARY):
+        for scene in SCANNET:
+            phraser = Phraser(vocabulary, scene.objects, nameable_anchors(scene), PhrasingConfig(attribute_rate=1.0),
+                              np.random.default_rng(0))
+            for facts in scene_facts(scene, CFG.margins(), _viewer(scene), extended=True):
+                if not facts.distractors:
+                    continue
+                words, target = phraser._attributes(facts), facts.target
+                text = " ".join(words)
+                tests = []
+                if re.search(rf"\b{target.color_name}\b", text):
+                    tests.append(lambda o: o.color_name == target.color_name)
+                if target.second_color and re.search(rf"\b{target.second_color}\b", text):
+                    tests.append(lambda o: o.second_color == target.second_color)
+                if vocabulary.materials.get(target.material, "@") in words:
+                    tests.append(lambda o: o.material == target.material)
+                if shape_of(target) and set(vocabulary.shapes.get(shape_of(target), ())) & set(words):
+                    tests.append(lambda o: shape_of(o) == shape_of(target))
+                assert len(tests) >= len(words), (words, target)  # every word said is one of the known attributes
+                assert any(all(t(d) for t in tests) for d in facts.distractors), (words, target)
+                said_some += len(words) > 1
+    assert said_some > 10
 
 
 # sha256 of the template descriptions of 20 scenes as made before the human phrasers existed (commit 941a48f):

@@ -128,6 +128,7 @@ HELDOUT_VOCABULARY = Vocabulary(
     },
     shapes={"tall": ("towering",), "long": ("elongated",), "flat": ("squat",)},
     two_tone=("{c}-{c2}",),
+    extra=("additionally, it {pred}.", "besides that, it {pred}."),
 )
 
 # The fixed test set: a trained class word -> a word meaning the same that the training phraser

@@ -40,7 +40,8 @@ class Vocabulary:
     phrases ("is next to {a}") for the two-sentence and counting frames. ``fillers`` end in the noun
     phrase ("can you show me"); ``questions`` (fillers after which a "?" goes). ``frames``: multi-sentence
     forms with ``{an}`` (indefinite article + name), ``{np}`` (the noun phrase) and ``{pred}``; ``counting``:
-    forms with ``{count}`` (a word of ``numbers``), ``{ns}`` (plural name) and ``{pred}``.
+    forms with ``{count}`` (a word of ``numbers``), ``{ns}`` (plural name) and ``{pred}``; ``extra``: a
+    sentence with ``{pred}`` of a second true fact ("it is also next to {a}.").
     ``materials``: ObjectSpec.material -> adjective. ``shapes``: shape key (``shape_of``) -> adjectives.
     """
 
@@ -57,6 +58,7 @@ class Vocabulary:
     materials: Mapping[str, str] = field(default_factory=dict)
     shapes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     two_tone: tuple[str, ...] = ("{c} and {c2}",)
+    extra: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ class PhrasingConfig:
     of 4+ letters; drawn from a stream of its own so the rest of the description does not change with
     it). ``filler_rate``/``multi_sentence_rate``/``counting_rate``: share of descriptions framed that way
     (counting only where the target has distractors). ``attribute_rate``: chance of each true
-    attribute being said.
+    attribute being said. ``extra_fact_rate``: share of descriptions followed by a sentence with a
+    second true fact (the sample's ``relation`` stays the first one, which alone decides).
     """
 
     typo_rate: float = 0.05
@@ -75,9 +78,11 @@ class PhrasingConfig:
     multi_sentence_rate: float = 0.3
     counting_rate: float = 0.25
     attribute_rate: float = 0.5
+    extra_fact_rate: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ("typo_rate", "filler_rate", "multi_sentence_rate", "counting_rate", "attribute_rate"):
+        for name in ("typo_rate", "filler_rate", "multi_sentence_rate", "counting_rate", "attribute_rate",
+                     "extra_fact_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PhrasingConfig.{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -140,8 +145,8 @@ def add_typo(text: str, rng: np.random.Generator) -> str:
 
 class Phraser:
     """Says facts of one scene with one vocabulary. ``anchors`` (``nameable_anchors``): object id ->
-    whether its name needs the colour. Anchor synonyms are drawn once per scene, so one description
-    never calls the same object two names."""
+    whether its name needs the colour. Anchor synonyms are drawn once per description, so one
+    description never calls the same object two names."""
 
     def __init__(
         self, vocabulary: Vocabulary, objects: Sequence[SceneObject], anchors: Mapping[int, bool], config: PhrasingConfig,
@@ -194,39 +199,49 @@ class Phraser:
             said.append(self.vocab.materials[material])
         return said
 
-    def _fields(self, facts: TargetFacts, fact: Fact) -> dict[str, str]:
-        name = self.name(facts.target.category)
-        noun = " ".join(self._attributes(facts) + [name])
-        fields = {"n": noun, "an": article(noun), "ns": plural(name), "side": fact.side}
-        if fact.anchor_ids:
-            fields["a"] = self.anchor(fact.anchor_ids[0])
-        if len(fact.anchor_ids) > 1:
-            fields["b"] = self.anchor(fact.anchor_ids[1])
+    def _fact_fields(self, facts: TargetFacts, fact: Fact, names: dict[int, str]) -> dict[str, str]:
+        """The fact's own template fields (anchors, ordinal, size word); ``names`` keeps one name per anchor."""
+        fields = {"side": fact.side}
+        for key, anchor_id in zip("ab", fact.anchor_ids):
+            if anchor_id not in names:
+                names[anchor_id] = self.anchor(anchor_id)
+            fields[key] = names[anchor_id]
         if fact.relation == "ordinal":
             fields["k"] = _ORDINAL_WORDS.get(fact.ordinal, f"{fact.ordinal}th")
         if fact.relation in SIZE_RELATIONS:
             words = self.vocab.comparatives if facts.group_size == 2 else self.vocab.superlatives
             fields["sup"] = self._pick(words[fact.relation])
-        fields["count"] = self.vocab.numbers.get(facts.group_size, str(facts.group_size))
         return fields
 
     def describe(self, facts: TargetFacts, fact: Fact, typo_rng: np.random.Generator) -> str:
-        """One description of ``fact``, lower case like ScanRefer's."""
-        fields = self._fields(facts, fact)
+        """One description of ``fact``, lower case like ScanRefer's; sometimes (``extra_fact_rate``) a
+        sentence with another true fact of the target follows."""
+        cfg, names = self.config, {}
+        name = self.name(facts.target.category)
+        noun = " ".join(self._attributes(facts) + [name])
+        fields = {"n": noun, "an": article(noun), "ns": plural(name),
+                  "count": self.vocab.numbers.get(facts.group_size, str(facts.group_size))}
+        fields.update(self._fact_fields(facts, fact, names))
         fields["np"] = self._pick(self.vocab.phrases[fact.relation]).format(**fields)
         fields["pred"] = self._pick(self.vocab.predicates[fact.relation]).format(**fields)
+        counting = cfg.counting_rate if facts.distractors else 0.0
         draw = self.rng.random()
-        cfg = self.config
-        if facts.distractors and draw < cfg.counting_rate:
+        if draw < counting:
             text = self._pick(self.vocab.counting)
-        elif draw < cfg.counting_rate + cfg.multi_sentence_rate:
+        elif draw < counting + cfg.multi_sentence_rate:
             text = self._pick(self.vocab.frames)
-        elif draw < cfg.counting_rate + cfg.multi_sentence_rate + cfg.filler_rate:
+        elif draw < counting + cfg.multi_sentence_rate + cfg.filler_rate:
             filler = self._pick(self.vocab.fillers + self.vocab.questions)
             text = f"{filler} {{np}}" + ("?" if filler in self.vocab.questions else ".")
         else:
             text = "{np}."
         text = text.format(**fields)
+        others = [f for f in facts.facts if f.relation not in (fact.relation, "colour")]
+        if others and self.vocab.extra and self.rng.random() < cfg.extra_fact_rate:
+            other = others[int(self.rng.integers(len(others)))]
+            other_fields = {**fields, **self._fact_fields(facts, other, names)}
+            pred = self._pick(self.vocab.predicates[other.relation]).format(**other_fields)
+            text += " " + self._pick(self.vocab.extra).format(pred=pred)
         if typo_rng.random() < cfg.typo_rate:
             text = add_typo(text, typo_rng)
         return " ".join(text.split())
