@@ -133,7 +133,7 @@ TRAINING_VOCABULARY = Vocabulary(
     },
     shapes={"tall": ("tall",), "long": ("long",), "flat": ("flat", "low")},
     two_tone=("{c} and {c2}",),
-    extra=("also, it {pred}.", "it also {pred}."),
+    extra=("also, it {pred}.", "and it {pred}."),
 )
 
 
