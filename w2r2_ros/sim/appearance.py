@@ -81,7 +81,7 @@ def texture_factor(material: np.ndarray, points: np.ndarray, long_axis: np.ndarr
             along = np.take_along_axis(p, long_axis[mine][None], axis=0)[0]
             across = p.sum(axis=0) - along
             grain = 0.5 + 0.5 * np.sin(2 * np.pi * across / 0.045 + 2.0 * np.sin(2 * np.pi * along / 0.6))
-            factor[mine] = 0.92 + 0.12 * grain**3 + 0.04 * _cell_noise(p, 0.05, 1)
+            factor[mine] = 0.93 + 0.09 * grain**3 + 0.04 * _cell_noise(p, 0.05, 1)
         elif name in ("fabric", "paper"):
             scale = 0.012 if name == "fabric" else 0.02
             factor[mine] = 0.93 + (0.12 if name == "fabric" else 0.05) * _cell_noise(p, scale, 2)
@@ -98,6 +98,29 @@ def texture_factor(material: np.ndarray, points: np.ndarray, long_axis: np.ndarr
         elif name == "plastic":
             factor[mine] = 1.0 + 0.02 * _cell_noise(p, 0.03, 8)
     return factor
+
+
+FLOOR_STYLES: dict[str, str] = {
+    "living room": "planks", "office": "planks", "bedroom": "carpet", "kitchen": "tiles", "bathroom": "tiles",
+}
+"""The floor of each room type: wooden planks, a carpet, or tiles with grout lines."""
+
+
+def floor_factor(points: np.ndarray, style: str) -> np.ndarray:
+    """Brightness factor (N,) of floor points (3, N) for a floor style of ``FLOOR_STYLES``."""
+    x, y = points[0], points[1]
+    if style == "planks":  # 15 cm planks along x, 1.2 m long, staggered, each its own shade, dark joints
+        row = np.floor(y / 0.15)
+        plank = np.floor(x / 1.2 + 0.37 * row)
+        shade = _cell_noise(np.stack([plank, row, np.zeros_like(row)]), 1.0, 11)
+        joint = (np.abs(y / 0.15 - np.round(y / 0.15)) < 0.04) | (np.abs(x / 1.2 + 0.37 * row - np.round(x / 1.2 + 0.37 * row)) < 0.006)
+        grain = 0.5 + 0.5 * np.sin(2 * np.pi * y / 0.03 + 3.0 * np.sin(2 * np.pi * x / 0.9))
+        return np.where(joint, 0.6, 0.88 + 0.16 * shade + 0.05 * grain).astype(np.float32)
+    if style == "tiles":  # 30 cm tiles, light grout
+        u, v = x / 0.3, y / 0.3
+        grout = (np.abs(u - np.round(u)) < 0.03) | (np.abs(v - np.round(v)) < 0.03)
+        return np.where(grout, 1.25, 0.95 + 0.08 * _cell_noise(points, 0.3, 12)).astype(np.float32)
+    return (0.9 + 0.14 * _cell_noise(points, 0.01, 13)).astype(np.float32)  # carpet
 
 
 def apply_materials(rgb: np.ndarray, material: np.ndarray, points: np.ndarray, long_axis: np.ndarray) -> np.ndarray:

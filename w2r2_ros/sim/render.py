@@ -20,7 +20,7 @@ import numpy as np
 from w2r2_ros.geometry.boxes import BOX_EDGES
 from w2r2_ros.geometry.camera import Intrinsics, pixel_rays
 from w2r2_ros.sim import depth_sensor
-from w2r2_ros.sim.appearance import MATERIAL_CODE, Lighting, apply_materials
+from w2r2_ros.sim.appearance import FLOOR_STYLES, MATERIAL_CODE, Lighting, apply_materials, floor_factor
 from w2r2_ros.sim.world import SceneSpec
 
 # Face index = 2 * axis + (1 if the outward normal points to +axis else 0).
@@ -329,15 +329,24 @@ def _shade(
     packed = np.take(table.view(np.uint32).reshape(-1), material * 6 + face)
     rgb = np.ascontiguousarray(packed[..., None].view(np.uint8)[..., :3])
     if scene.lighting is not None or parts.material.any():
-        rgb = _light_and_texture(scene, parts, part_index, hits, rgb)
+        floor = (part_index == _ROOM_PART) & (face == 5)
+        floor_rgb = floor_rgb * _face_shades(config, scene.lighting)[5]
+        rgb = _light_and_texture(scene, parts, part_index, hits, rgb, floor, floor_rgb)
     return rgb
 
 
 def _light_and_texture(
-    scene: SceneSpec, parts: _SceneParts, part_index: np.ndarray, hits: np.ndarray, rgb: np.ndarray
+    scene: SceneSpec,
+    parts: _SceneParts,
+    part_index: np.ndarray,
+    hits: np.ndarray,
+    rgb: np.ndarray,
+    floor: np.ndarray,
+    floor_rgb: np.ndarray,
 ) -> np.ndarray:
-    """The richer worlds' appearance (``appearance``): material textures on object pixels, the light's gain on
-    all pixels (a scene without lighting or materials never comes here, so the classic world is unchanged)."""
+    """The richer worlds' appearance (``appearance``): material textures on object pixels, each room's floor by its
+    type (``floor`` marks floor pixels, ``floor_rgb`` the lit floor colour), the light's gain on all pixels. A
+    scene without lighting or materials never comes here, so the classic world is unchanged."""
     lighting = scene.lighting
     gain = np.ones(3, np.float32) if lighting is None else np.asarray(lighting.tint, np.float32) * lighting.intensity
     out = rgb.astype(np.float32)
@@ -349,6 +358,17 @@ def _light_and_texture(
         index = part_index[textured]
         long_axis = np.argmax(parts.hi[index] - parts.lo[index], axis=1)
         out[textured] = apply_materials(out[textured], codes[textured], hits[:, textured], long_axis)
+    if scene.room_types and floor.any():
+        points = hits[:, floor]
+        rects = scene.room_rects()
+        room = np.zeros(points.shape[1], np.int64)
+        for k, rect in enumerate(rects[1:], start=1):
+            room[(points[0] >= rect[0]) & (points[0] <= rect[2]) & (points[1] >= rect[1]) & (points[1] <= rect[3])] = k
+        factor = np.ones(points.shape[1], np.float32)
+        for k, room_type in enumerate(scene.room_types):
+            mine = room == k
+            factor[mine] = floor_factor(points[:, mine], FLOOR_STYLES[room_type])
+        out[floor] = floor_rgb[None] * factor[:, None]
     out *= gain
     return np.clip(out, 0, 255).astype(np.uint8)
 

@@ -7,7 +7,8 @@ follows how a room is furnished: a door (its swing kept clear), furniture
 (supports first, large pieces against the walls), small objects on tables,
 desks and counters, then windows with curtains beside them, a shower curtain
 along a bathtub, pictures on the free wall, and small floor objects until the
-room holds ``SceneConfig.n_objects[0]``. Several instances of a class are
+room holds ``SceneConfig.n_objects[0]``: 0-2 pictures, 1-2 windows
+(0-1 in a bathroom), curtains beside 60 % of the windows outside bathrooms. Several instances of a class are
 common on purpose (spatial relations need distractors).
 
 Each object is painted from its class's plausible colours and materials: a
@@ -225,7 +226,7 @@ def furnish(layout: Any, rng: np.random.Generator, config: Any, name: str) -> st
     tubs = [o for o in layout.objects[first:] if o.category == "bathtub"]
     if tubs and rng.random() < 0.75:
         _place_shower_curtain(layout, rng, tubs[0])
-    for _ in range(int(rng.integers(0, 4))):
+    for _ in range(int(rng.integers(0, 3))):
         shape, base = shapes.picture(rng, layout.room[2])
         layout.place_on_wall("picture", shape, base)
     for _ in range(10 * config.n_objects[0]):

@@ -761,6 +761,10 @@ def _furnish(layout: _RoomLayout, rng: np.random.Generator, config: SceneConfig,
         raise RuntimeError(f"{name}: could only place {len(layout.objects) - first} objects")
 
 
+_SCANNET_WALLS: tuple[tuple[int, int, int], ...] = (
+    (215, 210, 195), (200, 210, 215), (225, 220, 215), (205, 200, 185), (190, 205, 190), (225, 210, 180),
+    (180, 195, 215), (230, 225, 200), (210, 190, 190), (170, 170, 165),
+)
 _YAW_STREAM, _ROOMS_STREAM, _LIGHT_STREAM = 3, 4, 5  # random streams of scene_rng (1: trajectory, 2: sensor noise)
 
 
@@ -822,8 +826,10 @@ def generate_scene(scene_id: str, seed: int, config: SceneConfig = SceneConfig()
     floor_rgb = tuple(int(c) for c in rng.choice([(170, 140, 105), (150, 150, 150), (190, 170, 140), (120, 100, 80)]))
     wall_rgb = tuple(int(c) for c in rng.choice([(215, 210, 195), (200, 210, 215), (225, 220, 215), (205, 200, 185)]))
     lighting = None
-    if config.catalogue == "scannet":
-        lighting = draw_lighting(scene_rng(scene_id, seed, _LIGHT_STREAM))
+    if config.catalogue == "scannet":  # its own light, and walls painted in more colours than the classic four
+        light_rng = scene_rng(scene_id, seed, _LIGHT_STREAM)
+        lighting = draw_lighting(light_rng)
+        wall_rgb = _SCANNET_WALLS[int(light_rng.integers(len(_SCANNET_WALLS)))]
     return SceneSpec(
         scene_id=scene_id, room_size=room, objects=objects, floor_rgb=floor_rgb, wall_rgb=wall_rgb, seed=int(seed),
         yaw_deg=yaw, rooms=rooms, structure=structure, room_types=tuple(room_types), lighting=lighting,
