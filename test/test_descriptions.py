@@ -21,6 +21,7 @@ from w2r2_training.referring import ReferringConfig, referring_samples
 from w2r2_training.relation_facts import RELATIONS, nameable_anchors, scene_facts
 
 CFG = ReferringConfig()
+ORDINALS = {2: "second", 3: "third", 4: "fourth"}
 SCENES = [generate_scene(f"desc{i:03d}", seed=5) for i in range(30)]
 SCANNET = [generate_scene(f"desc{i:03d}", seed=5, config=SceneConfig(catalogue="scannet")) for i in range(20)]
 
@@ -102,11 +103,17 @@ def _check(sample, scene, xy, cfg):
         a = xy[anchors[0].object_id]
         assert sign * (t[axis] - a[axis]) >= m and abs(t[axis] - a[axis]) >= abs(t[1 - axis] - a[1 - axis])
         assert all(sign * (xy[o.object_id][axis] - a[axis]) <= 0 for o in others)
+    elif rel == "ordinal" and anchors:  # "the second chair from the door": by distance from the anchor
+        a = xy[anchors[0].object_id]
+        d = np.linalg.norm(t - a)
+        others_d = [np.linalg.norm(xy[o.object_id] - a) for o in others]
+        assert len(others) >= 2 and all(abs(d_o - d) >= m for d_o in others_d)
+        rank = 1 + sum(d_o < d for d_o in others_d)
+        assert 1 < rank <= len(others) and re.search(rf"\b{ORDINALS[rank]}\b", sample.description), sample
     elif rel == "ordinal":
         assert len(others) >= 2 and all(abs(xy[o.object_id][1] - t[1]) >= m for o in others)
         left_of_target = sum(xy[o.object_id][1] > t[1] for o in others)
-        words = {2: "second", 3: "third", 4: "fourth"}
-        from_left, from_right = words[left_of_target + 1], words[len(others) - left_of_target + 1]
+        from_left, from_right = ORDINALS[left_of_target + 1], ORDINALS[len(others) - left_of_target + 1]
         assert re.search(rf"\b{from_left}\b.*\bleft\b|\b{from_right}\b.*\bright\b", sample.description), sample
     elif rel == "between":
         a, b = (xy[x.object_id] for x in anchors)
@@ -123,16 +130,18 @@ def _check(sample, scene, xy, cfg):
 
 @pytest.mark.parametrize("make", [human_samples, heldout_samples])
 def test_every_multiple_description_is_true_and_unambiguous_for_the_viewer(make):
-    relations = Counter()
+    relations, anchored_ordinals = Counter(), 0
     for scene in SCENES + SCANNET:
         viewer = _viewer(scene)
         xy = _viewer_xy(scene, viewer)
         for sample in make(scene, viewer, seed=1, phrasing=PhrasingConfig(typo_rate=0.0)):
             assert sample.relation in RELATIONS and sample.description.strip()
             relations[sample.relation] += 1
+            anchored_ordinals += sample.relation == "ordinal" and bool(sample.anchor_ids)
             if sample.split_label == "multiple":
                 _check(sample, scene, xy, CFG)
     assert {"leftmost", "rightmost", "front", "back", "left_of", "ordinal", "nearest", "between", "colour"} <= set(relations)
+    assert anchored_ordinals > 0
 
 
 def test_the_heldout_twin_describes_the_same_samples_in_other_words():

@@ -75,6 +75,7 @@ HELDOUT_VOCABULARY = Vocabulary(
         "behind": ("the {n} beyond {a}", "the {n} further back than {a}"),
         "between": ("the {n} flanked by {a} and {b}", "the {n} sandwiched by {a} and {b}"),
         "ordinal": ("the {n} that comes {k} counting from the {side}",),
+        "ordinal_from": ("the {n} that comes {k} counting outward from {a}",),
     },
     predicates={
         "colour": ("can be seen over there", "appears in view"),
@@ -96,6 +97,7 @@ HELDOUT_VOCABULARY = Vocabulary(
         "behind": ("lies beyond {a}", "is further back than {a}"),
         "between": ("is flanked by {a} and {b}", "is sandwiched by {a} and {b}"),
         "ordinal": ("comes {k} counting from the {side}",),
+        "ordinal_from": ("comes {k} counting outward from {a}",),
     },
     superlatives={
         "largest": ("bulkiest", "most massive"),

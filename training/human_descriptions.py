@@ -78,6 +78,7 @@ TRAINING_VOCABULARY = Vocabulary(
         "behind": ("the {n} behind {a}", "the {n} standing behind {a}"),
         "between": ("the {n} between {a} and {b}", "the {n} in between {a} and {b}", "the {n} in the middle of {a} and {b}"),
         "ordinal": ("the {k} {n} from the {side}", "the {n} {k} from the {side}"),
+        "ordinal_from": ("the {k} {n} from {a}", "the {k} closest {n} to {a}"),
     },
     predicates={
         "colour": ("is the only one in the room", "is somewhere in this room"),
@@ -99,6 +100,7 @@ TRAINING_VOCABULARY = Vocabulary(
         "behind": ("is behind {a}", "stands behind {a}"),
         "between": ("is between {a} and {b}", "sits in between {a} and {b}"),
         "ordinal": ("is the {k} one from the {side}", "is {k} from the {side}"),
+        "ordinal_from": ("is the {k} one from {a}", "is the {k} closest to {a}"),
     },
     superlatives={
         "largest": ("largest", "biggest"),

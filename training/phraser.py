@@ -36,7 +36,8 @@ class Vocabulary:
     (a size word of ``superlatives`` or, for a group of two, ``comparatives``).
 
     ``names``: category -> synonyms (the first is not preferred; all are drawn alike).
-    ``phrases``: relation -> noun phrases ("the {n} next to {a}"); ``predicates``: relation -> verb
+    ``phrases``: relation -> noun phrases ("the {n} next to {a}"; "ordinal_from" for "the second chair
+    from the door"); ``predicates``: relation -> verb
     phrases ("is next to {a}") for the two-sentence and counting frames. ``fillers`` end in the noun
     phrase ("can you show me"); ``questions`` (fillers after which a "?" goes). ``frames``: multi-sentence
     forms with ``{an}`` (indefinite article + name), ``{np}`` (the noun phrase) and ``{pred}``; ``counting``:
@@ -85,6 +86,11 @@ class PhrasingConfig:
                      "extra_fact_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PhrasingConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+def _template_key(fact: Fact) -> str:
+    """The vocabulary entry of a fact: its relation, or "ordinal_from" for an ordinal counted from an anchor."""
+    return "ordinal_from" if fact.relation == "ordinal" and fact.anchor_ids else fact.relation
 
 
 def plural(name: str) -> str:
@@ -222,8 +228,8 @@ class Phraser:
         fields = {"n": noun, "an": article(noun), "ns": plural(name),
                   "count": self.vocab.numbers.get(facts.group_size, str(facts.group_size))}
         fields.update(self._fact_fields(facts, fact, names))
-        fields["np"] = self._pick(self.vocab.phrases[fact.relation]).format(**fields)
-        fields["pred"] = self._pick(self.vocab.predicates[fact.relation]).format(**fields)
+        fields["np"] = self._pick(self.vocab.phrases[_template_key(fact)]).format(**fields)
+        fields["pred"] = self._pick(self.vocab.predicates[_template_key(fact)]).format(**fields)
         counting = cfg.counting_rate if facts.distractors else 0.0
         draw = self.rng.random()
         if draw < counting:
@@ -240,7 +246,7 @@ class Phraser:
         if others and self.vocab.extra and self.rng.random() < cfg.extra_fact_rate:
             other = others[int(self.rng.integers(len(others)))]
             other_fields = {**fields, **self._fact_fields(facts, other, names)}
-            pred = self._pick(self.vocab.predicates[other.relation]).format(**other_fields)
+            pred = self._pick(self.vocab.predicates[_template_key(other)]).format(**other_fields)
             text += " " + self._pick(self.vocab.extra).format(pred=pred)
         if typo_rng.random() < cfg.typo_rate:
             text = add_typo(text, typo_rng)

@@ -66,8 +66,9 @@ class Margins:
 
 @dataclass(frozen=True)
 class Fact:
-    """One true, unambiguous relation of a target. ``ordinal``/``side`` only for "ordinal":
-    the target is the ``ordinal``-th (1-based) of its category counted from the viewer's ``side``."""
+    """One true, unambiguous relation of a target. ``ordinal``/``side`` only for "ordinal": the target is
+    the ``ordinal``-th (1-based) of its category counted from the viewer's ``side``, or, with an anchor
+    (``side`` ""), counted by distance from the anchor, nearest first."""
 
     relation: str
     anchor_ids: tuple[int, ...] = ()
@@ -214,21 +215,31 @@ class _FactFinder:
                     out += self.side_of(target, [], anchor)
         return out
 
+    @staticmethod
+    def _rank(value: float, others: np.ndarray, margin: float) -> int:
+        """1-based rank of ``value`` counted from the largest, 0 when some other value is within ``margin``."""
+        if np.any(np.abs(others - value) < margin):
+            return 0
+        return 1 + int(np.sum(others > value))
+
     def ordinals(self, target: SceneObject, distractors: Sequence[SceneObject]) -> list[Fact]:
-        """"the second chair from the left": every other object is clearly to one side of the target, and
-        the target is neither end (leftmost/rightmost say that)."""
+        """"the second chair from the left" (viewer y) and "the second chair from the door" (distance to an
+        anchor): every other object is clearly on one side of the target, and the target is at neither end
+        (leftmost/rightmost, nearest/farthest say that)."""
         if len(distractors) < 2:
             return []
-        m = self.margins.distance_margin_m
-        y = self.xy[target.object_id][1]
-        others = np.array([self.xy[d.object_id][1] for d in distractors])
-        if np.any(np.abs(others - y) < m):
-            return []
-        from_left = 1 + int(np.sum(others > y))
-        n = len(distractors) + 1
-        if from_left in (1, n):
-            return []
-        return [Fact("ordinal", ordinal=from_left, side="left"), Fact("ordinal", ordinal=n + 1 - from_left, side="right")]
+        m, n = self.margins.distance_margin_m, len(distractors) + 1
+        out = []
+        from_left = self._rank(self.xy[target.object_id][1], np.array([self.xy[d.object_id][1] for d in distractors]), m)
+        if from_left not in (0, 1, n):
+            out += [Fact("ordinal", ordinal=from_left, side="left"), Fact("ordinal", ordinal=n + 1 - from_left, side="right")]
+        for anchor in anchor_pool(target, self.scene, self.anchors):
+            a = self.xy[anchor.object_id]
+            distances = np.array([-float(np.linalg.norm(self.xy[d.object_id] - a)) for d in distractors])
+            from_anchor = self._rank(-float(np.linalg.norm(self.xy[target.object_id] - a)), distances, m)
+            if from_anchor not in (0, 1, n):
+                out.append(Fact("ordinal", (anchor.object_id,), ordinal=from_anchor))
+        return out
 
     def multiple(self, target: SceneObject, distractors: Sequence[SceneObject]) -> list[Fact]:
         m, cfg = self.margins.distance_margin_m, self.margins
