@@ -33,7 +33,7 @@ ROOM_TYPES: dict[str, dict[str, float]] = {
                 "bookshelf": 0.5, "box": 0.8, "plant": 0.5, "trash can": 0.4, "book": 0.8, "cup": 0.4, "sofa": 0.2},
     "kitchen": {"counter": 1.6, "cabinet": 1.0, "refrigerator": 0.6, "table": 1.0, "chair": 1.6, "sink": 0.5,
                 "trash can": 0.8, "cup": 1.2, "box": 0.8, "plant": 0.5, "other furniture": 0.5, "book": 0.3},
-    "bathroom": {"toilet": 0.6, "sink": 0.9, "bathtub": 0.6, "cabinet": 1.0, "trash can": 1.0, "box": 0.6,
+    "bathroom": {"toilet": 0.6, "sink": 0.9, "bathtub": 1.5, "cabinet": 1.0, "trash can": 1.0, "box": 0.6,
                  "other furniture": 0.6, "plant": 0.4, "cup": 0.5},
     "office": {"desk": 1.6, "chair": 1.8, "monitor": 1.2, "bookshelf": 1.0, "cabinet": 1.0, "lamp": 0.8,
                "trash can": 0.8, "box": 1.0, "plant": 0.8, "book": 1.0, "cup": 0.8, "table": 0.5, "sofa": 0.3,
@@ -217,14 +217,14 @@ def furnish(layout: Any, rng: np.random.Generator, config: Any, name: str) -> st
         on_top = category in ON_TOP_ONLY or (category in MAY_STAND_ON_TOP and rng.random() < config.on_top_probability)
         if category == "sink" and room_type == "kitchen":
             on_top = True
-        if on_top and _place_on_top(layout, category):
+        if on_top and layout.place_on_top(category, ("desk", "table") if category == "monitor" else None):
             continue
         if category not in ON_TOP_ONLY and not (category == "sink" and room_type == "kitchen"):
             layout.place_on_floor(category)
     for _ in range(int(rng.integers(0, 3)) if room_type == "bathroom" else int(rng.integers(1, 3))):
         _place_window_and_curtains(layout, rng, room_type != "bathroom" and rng.random() < 0.6)
     tubs = [o for o in layout.objects[first:] if o.category == "bathtub"]
-    if tubs and rng.random() < 0.75:
+    if tubs and rng.random() < 0.85:
         _place_shower_curtain(layout, rng, tubs[0])
     for _ in range(int(rng.integers(0, 3))):
         shape, base = shapes.picture(rng, layout.room[2])
@@ -236,15 +236,3 @@ def furnish(layout: Any, rng: np.random.Generator, config: Any, name: str) -> st
     if len(layout.objects) - first < config.n_objects[0]:
         raise RuntimeError(f"{name}: could only place {len(layout.objects) - first} objects")
     return room_type
-
-
-def _place_on_top(layout: Any, category: str) -> bool:
-    """Monitors only on desks and tables; everything else on any support."""
-    if category != "monitor":
-        return layout.place_on_top(category)
-    saved = layout.supporting
-    layout.supporting = ("desk", "table")
-    try:
-        return layout.place_on_top(category)
-    finally:
-        layout.supporting = saved

@@ -642,9 +642,11 @@ class _RoomLayout:
         self.floor_ids.append(len(self.objects))
         self._add(category, _place(rotated, center if self.offset is None else center + self.offset, 0.0), rotated, None)
 
-    def place_on_top(self, category: str) -> bool:
+    def place_on_top(self, category: str, supporting: tuple[str, ...] | None = None) -> bool:
+        """Stand the object on a support of this room (one of ``supporting``, default the catalogue's)."""
         rng = self.rng
-        supports = [o for o in self.objects if o.category in self.supporting and o.object_id in self.own_ids]
+        supporting = self.supporting if supporting is None else supporting
+        supports = [o for o in self.objects if o.category in supporting and o.object_id in self.own_ids]
         if not supports:
             return False
         shape = self.shapes[category](rng, True)
