@@ -98,14 +98,13 @@ def build_scene(seed: int):
 def untrained_checkpoint(directory: Path, queries: list[str]) -> Path:
     import torch
 
+    from w2r2_ros.model.build import new_model
     from w2r2_ros.model.checkpoint import save_checkpoint
     from w2r2_ros.model.config import ModelConfig
-    from w2r2_ros.model.grounding_model import W2R2GroundingModel
-    from w2r2_ros.model.text import QueryTokenizer
     from w2r2_ros.sim.world import CATEGORIES
 
     torch.manual_seed(0)
-    return save_checkpoint(W2R2GroundingModel(ModelConfig(categories=tuple(CATEGORIES))), QueryTokenizer.build(queries), directory)
+    return save_checkpoint(*new_model(ModelConfig(categories=tuple(CATEGORIES)), queries), directory)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

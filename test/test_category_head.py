@@ -9,7 +9,8 @@ from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.geometry_encoding import SHAPE_FEATURES, box_shape, box_shape_statistics
 from w2r2_ros.model.grounding_head import CategoryHead
 
-CONFIG = ModelConfig(hidden_size=32, categories=("lamp", "table"))
+# Fixed classes: the head's features are the logits (with text_model, vectors NameMatch scores against names).
+CONFIG = ModelConfig(hidden_size=32, categories=("lamp", "table"), text_model="")
 
 
 def test_box_shape_reads_size_footprint_and_heights_but_not_floor_position():
@@ -83,7 +84,7 @@ def test_box_shape_statistics_are_the_per_feature_mean_and_spread():
 def test_the_shape_term_reads_the_box_standardised_by_the_configs_statistics():
     torch.manual_seed(0)
     mean, std = tuple(float(v) for v in range(SHAPE_FEATURES)), (2.0,) * SHAPE_FEATURES
-    head = CategoryHead(ModelConfig(hidden_size=32, categories=("lamp", "table"), shape_mean=mean, shape_std=std), shape=True)
+    head = CategoryHead(ModelConfig(hidden_size=32, categories=("lamp", "table"), shape_mean=mean, shape_std=std, text_model=""), shape=True)
     boxes = torch.cat([torch.randn(1, 3, 3), torch.rand(1, 3, 3) + 0.2], dim=-1)
     expected = head.classify_shape((box_shape(boxes) - torch.tensor(mean)) / 2.0)
     torch.testing.assert_close(head.shape_logits(boxes), expected)

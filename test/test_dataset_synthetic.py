@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from w2r2_ros.geometry.boxes import box_iou_matrix
-from w2r2_ros.model.text import QueryTokenizer
+from w2r2_ros.model.pretrained_text import PretrainedText
 from w2r2_ros.sim.world import generate_scene
 from w2r2_training.dataset import GroundingDataset, anchor_targets, collate_grounding
 from w2r2_training.dataset_format import (
@@ -83,7 +83,7 @@ def test_samples_point_at_the_best_proposal_or_no_target(dataset_root):
 def test_batches_follow_the_model_conventions(dataset_root):
     dataset = GroundingDataset(dataset_root, "train")
     assert dataset.categories == read_manifest(dataset_root).categories
-    tokenizer = QueryTokenizer.build(dataset.texts())
+    tokenizer = PretrainedText()
     items = [dataset[i] for i in range(0, len(dataset), 3)]
     batch = collate_grounding(items, tokenizer, max_text_len=16)
     b, n = batch.proposal_boxes.shape[:2]
@@ -129,7 +129,7 @@ def test_relation_labels_index_the_given_relation_list(dataset_root):
     dataset = GroundingDataset(dataset_root, "train")
     relations = dataset.sample_relations()
     assert relations == sorted({s.relation for s in dataset.samples}) and len(relations) > 1
-    tokenizer = QueryTokenizer.build(dataset.texts())
+    tokenizer = PretrainedText()
     assert all(dataset[i].relation == -1 for i in range(len(dataset)))  # no list given: unlabelled
     dataset.relations = relations[1:]  # the first relation is not in the list: -1
     batch = collate_grounding([dataset[i] for i in range(len(dataset))], tokenizer, max_text_len=16)

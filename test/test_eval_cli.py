@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from w2r2_ros.model.checkpoint import save_checkpoint
-from w2r2_ros.model.grounding_model import W2R2GroundingModel
-from w2r2_ros.model.text import QueryTokenizer
+from w2r2_ros.model.build import new_model
 from w2r2_training.config import load_config
 from w2r2_training.dataset import GroundingDataset
 from w2r2_training.dataset_format import read_samples
@@ -29,9 +28,8 @@ def tiny(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("eval") / "data"
     build_synthetic_dataset(root, model=config.model, progress=False, **{**config.data.synthetic_build, "n_train": 1})
     train = GroundingDataset(root, "train")
-    tokenizer = QueryTokenizer.build(train.texts())
-    model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size, categories=tuple(train.categories))
-    checkpoint = save_checkpoint(W2R2GroundingModel(model_config), tokenizer, root.parent / "ckpt", {"loss": "w2r2"})
+    model, text = new_model(dataclasses.replace(config.model, categories=tuple(train.categories)))
+    checkpoint = save_checkpoint(model, text, root.parent / "ckpt", {"loss": "w2r2"})
     return root, checkpoint
 
 

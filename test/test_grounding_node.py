@@ -27,8 +27,7 @@ from w2r2_ros.geometry.boxes import box_iou
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.model.checkpoint import save_checkpoint
 from w2r2_ros.model.config import ModelConfig
-from w2r2_ros.model.grounding_model import W2R2GroundingModel
-from w2r2_ros.model.text import QueryTokenizer
+from w2r2_ros.model.build import new_model
 from w2r2_ros.ros.grounding_node import GroundingNode
 from w2r2_ros.ros.interfaces import GroundingQuery, GroundingResult
 from w2r2_ros.ros.markers import candidate_box
@@ -49,12 +48,11 @@ Status = GroundingResult
 def tiny_checkpoint(directory: Path, no_target_bias: float) -> Path:
     """An untrained model whose "no target" logit is pinned by its bias (-30: never wins, +30: always wins)."""
     torch.manual_seed(0)
-    model = W2R2GroundingModel(ModelConfig(categories=tuple(CATEGORIES)))
+    model, text = new_model(ModelConfig(categories=tuple(CATEGORIES)))
     with torch.no_grad():
         model.grounding_head.no_target.weight.zero_()
         model.grounding_head.no_target.bias.fill_(no_target_bias)
-    tokenizer = QueryTokenizer.build(["the red chair next to the table", "the lamp on the left"])
-    return save_checkpoint(model, tokenizer, directory)
+    return save_checkpoint(model, text, directory)
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +229,35 @@ def test_invalid_queries(scene_memory, checkpoints):
     assert "empty" in results["empty"][0].message and "empty" in results["blank"][0].message
     assert "limit is 30" in results["long"][0].message
     assert "target_frame 'odom'" in results["odom"][0].message
+
+
+ODD_QUERIES = {
+    "one_char": "a",
+    "digits": "4 2 1337 3.14",
+    "emoji": "🪑 the chair 🙂🙂",
+    "french": "la chaise rouge à côté de la table",
+    "chinese": "桌子旁边的红色椅子",
+    "control": "the red\x07 chair\x00 \u200b",
+    "punctuation": "?!?... ---",
+    "long_500": ("the red chair next to the table on the left of the door " * 10)[:500],
+    "long_501": "x" * 501,
+}
+
+
+def test_odd_queries_are_answered_or_refused_with_a_reason_never_a_crash(scene_memory, checkpoints):
+    """Issue 15, "Bad input": 1-500 characters, non-ASCII, emoji, digits, another language, control characters."""
+    with grounding(scene_memory, checkpoint=str(checkpoints["sure"])) as (node, client, runtime):
+        for query_id, text in ODD_QUERIES.items():
+            client.send(text, query_id)
+        results = answered(client, runtime, len(ODD_QUERIES))
+        assert node.grounder is not None
+    assert sorted(results) == sorted(ODD_QUERIES)
+    for query_id, (result,) in results.items():
+        assert result.message, query_id
+        if query_id == "long_501":
+            assert result.status == Status.STATUS_INVALID_QUERY and "limit is 500" in result.message
+        else:  # the untrained model with a pinned no-target logit answers every query it reads
+            assert result.status == Status.STATUS_OK, (query_id, result.message)
 
 
 def test_not_found_below_the_score_threshold(scene_memory, checkpoints):

@@ -8,7 +8,8 @@ from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.grounding_head import MASKED_LOGIT
 from w2r2_ros.model.grounding_model import W2R2GroundingModel, video_pool_matrix
 from w2r2_ros.model.inputs import GroundingInputs, collate_inputs, prepare_inputs
-from w2r2_ros.model.text import QueryTokenizer
+from w2r2_ros.model.build import new_model
+from w2r2_ros.model.pretrained_text import PretrainedText
 from w2r2_training.losses import W2R2LossConfig, alignment_loss, w2r2_objective
 
 TEXTS = ["the red box", "the blue box", "the green box on the left"]
@@ -21,12 +22,12 @@ RECTANGLES = {
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return QueryTokenizer.build(TEXTS)
+    return PretrainedText()
 
 
 @pytest.fixture(scope="module")
-def config(tokenizer):
-    return ModelConfig(vocab_size=tokenizer.vocab_size, categories=("box", "wall"))
+def config():
+    return ModelConfig(categories=("box", "wall"))
 
 
 def scene(n_frames: int, names: list[str], stamp0: float = 0.0) -> GroundingInputs:
@@ -37,7 +38,7 @@ def scene(n_frames: int, names: list[str], stamp0: float = 0.0) -> GroundingInpu
 
 def model_for(config: ModelConfig, seed: int = 0) -> W2R2GroundingModel:
     torch.manual_seed(seed)
-    return W2R2GroundingModel(config).eval()
+    return new_model(config)[0].eval()
 
 
 def test_shapes_and_padding_masks(config, tokenizer):

@@ -20,9 +20,9 @@ def test_features_are_the_sample_weighted_mean_colour_and_its_chromaticity():
 def test_a_proposal_no_frame_shows_has_zero_features_and_no_pixel_logits():
     features, seen = object_colour_features(torch.rand(1, 2, 3, 3), torch.zeros(1, 2, 3, 4))
     assert not seen.any() and torch.all(features == 0)
-    head = CategoryHead(ModelConfig(hidden_size=32, colours=("red", "blue")), 2, pixels=True)
+    head = CategoryHead(ModelConfig(hidden_size=32, colours=("red", "blue"), text_model=""), 2, pixels=True)
     assert torch.all(head.pixel_logits(features, seen) == 0)
-    assert CategoryHead(ModelConfig(hidden_size=32), 2).pixel_logits(features, seen) is None
+    assert CategoryHead(ModelConfig(hidden_size=32, text_model=""), 2).pixel_logits(features, seen) is None
 
 
 def test_the_pixel_term_learns_colour_names_that_brightness_does_not_change():
@@ -33,7 +33,7 @@ def test_the_pixel_term_learns_colour_names_that_brightness_does_not_change():
     shade = torch.rand(1, 256, 1) * 0.7 + 0.3
     colours = (base[labels] * shade)[:, :, None]  # (1, 256, K=1, 3)
     features, seen = object_colour_features(colours, torch.ones(1, 256, 1, 1))
-    head = CategoryHead(ModelConfig(hidden_size=32, colours=("red", "green", "orange")), 3, pixels=True)
+    head = CategoryHead(ModelConfig(hidden_size=32, colours=("red", "green", "orange"), text_model=""), 3, pixels=True)
     optimizer = torch.optim.Adam(head.classify_pixels.parameters(), lr=1e-2)
     for _ in range(200):
         loss = torch.nn.functional.cross_entropy(head.pixel_logits(features, seen)[0], labels[0])
@@ -48,25 +48,24 @@ def test_the_model_adds_the_pixel_term_to_its_colour_logits_in_both_passes():
     import numpy as np
 
     from model_fixtures import rectangle_box, wall_keyframes
-    from w2r2_ros.model.grounding_model import W2R2GroundingModel
+    from w2r2_ros.model.build import new_model
     from w2r2_ros.model.inputs import prepare_inputs
-    from w2r2_ros.model.text import QueryTokenizer
 
-    tokenizer = QueryTokenizer.build(["the red box"])
-    config = ModelConfig(vocab_size=tokenizer.vocab_size, categories=("box",), colours=("red", "blue"))
+    config = ModelConfig(categories=("box",), colours=("red", "blue"))
     rects = [((220, 30, 30), -1.5, -0.7, 0.5, 1.3), ((30, 30, 220), -0.3, 0.5, 0.6, 1.4)]
     inputs = prepare_inputs(wall_keyframes(2, rects), np.stack([rectangle_box(*r[1:]) for r in rects]), config)
     torch.manual_seed(0)
-    model = W2R2GroundingModel(config).eval()
+    model, tokenizer = new_model(config)
+    model.eval()
     ids, mask = tokenizer.encode(["the red box"], config.max_text_length)
     with torch.no_grad():
         fused = model(inputs, ids, mask)
         ablated = model(inputs, ids, mask, ablate_3d=True)
         features, seen = object_colour_features(inputs.box_colours[None], inputs.box_patch_weights[None])
-        expected = model.colour_head.pixel_logits(features, seen)
+        expected = model.names.colour_logits(model.colour_head.pixel_logits(features, seen))
     torch.testing.assert_close(fused.pixel_colour_logits, expected)
     torch.testing.assert_close(ablated.pixel_colour_logits, expected)  # colour is "What": kept without 3D
     assert seen.all() and not torch.equal(expected[0, 0], expected[0, 1])
-    off = W2R2GroundingModel(ModelConfig(**{**config.to_dict(), "colour_pixels": False})).eval()
+    off = new_model(ModelConfig(**{**config.to_dict(), "colour_pixels": False}))[0].eval()
     with torch.no_grad():
         assert off(inputs, ids, mask).pixel_colour_logits is None

@@ -5,10 +5,13 @@ import pytest
 import torch
 
 from w2r2_ros.model.config import ModelConfig
+from w2r2_ros.model.grounding_head import NameMatch
 from w2r2_ros.model.relation_head import RelationHead
 from w2r2_training.losses import anchor_loss
 
-CONFIG = ModelConfig(hidden_size=32, categories=("chair", "table"))
+# Fixed-class heads: the category inputs below are logits over these two classes (NameMatch without names).
+CONFIG = ModelConfig(hidden_size=32, categories=("chair", "table"), text_model="")
+NAMES = NameMatch(CONFIG)
 
 
 def test_geometry_is_measured_from_the_selected_anchors():
@@ -35,8 +38,8 @@ def test_the_ablated_pass_scores_every_proposal_alike():
     categories = torch.randn(2, 4, 2)
     boxes = torch.cat([torch.randn(2, 4, 3), torch.rand(2, 4, 3) + 0.2], dim=-1)
     mask = torch.ones(2, 4, dtype=torch.bool)
-    fused, *_ = head(text, anchors, objects, categories, boxes, mask)
-    ablated, *_ = head(text, anchors, objects, categories, boxes, mask, ablate_3d=True)
+    fused, *_ = head(text, anchors, objects, NAMES, categories, boxes, mask)
+    ablated, *_ = head(text, anchors, objects, NAMES, categories, boxes, mask, ablate_3d=True)
     assert fused.std(dim=1).min() > 1e-4
     torch.testing.assert_close(ablated, ablated[:, :1].expand_as(ablated))
 
@@ -63,7 +66,7 @@ def _relation_batch(batch: int, generator: torch.Generator) -> tuple[torch.Tenso
     )
     anchors = torch.zeros(batch, 2, 32)
     anchors[..., 2] = 1.0
-    return (text, anchors, objects, objects[..., :2] * 5.0, boxes), target
+    return (text, anchors, objects, NAMES, objects[..., :2] * 5.0, boxes), target
 
 
 def test_it_learns_nearest_farthest_and_leftmost_from_geometry_alone():
@@ -102,13 +105,13 @@ def test_the_linear_term_lets_the_text_rank_by_raw_geometry():
     sizes = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.6, 1.0], [2.0, 0.3, 0.4], [1.0, 0.5, 1.0]])
     boxes = torch.cat([torch.randn(4, 3), sizes], dim=-1)[None]
     mask = torch.ones(1, 4, dtype=torch.bool)
-    args = (torch.randn(1, 3, 32), torch.randn(1, 2, 32), torch.randn(1, 4, 32), torch.randn(1, 4, 2), boxes, mask)
+    args = (torch.randn(1, 3, 32), torch.randn(1, 2, 32), torch.randn(1, 4, 32), NAMES, torch.randn(1, 4, 2), boxes, mask)
     scores, *_ = head(*args)
     torch.testing.assert_close(scores[0], -sizes.prod(dim=-1).log())
     assert int(scores[0].argmax()) == 2  # volume 0.24, the smallest
     ablated, *_ = head(*args, ablate_3d=True)
     torch.testing.assert_close(ablated, torch.zeros_like(ablated))
-    assert RelationHead(ModelConfig(hidden_size=32, categories=("chair",), relation_linear=False)).linear is None
+    assert RelationHead(ModelConfig(hidden_size=32, categories=("chair",), relation_linear=False, text_model="")).linear is None
 
 
 def test_the_relation_classifier_exists_only_with_a_relation_list():

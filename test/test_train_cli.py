@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from w2r2_ros.model.checkpoint import load_checkpoint, load_checkpoint_metadata
 from w2r2_ros.model.geometry_encoding import box_shape
 from w2r2_ros.model.grounding_model import W2R2GroundingModel
-from w2r2_ros.model.text import QueryTokenizer
+from w2r2_ros.model.build import new_model
 from w2r2_training.config import ConfigError, load_config
 from w2r2_training.dataset import GroundingDataset, collate_grounding
 from w2r2_training.train_cli import main
@@ -89,7 +89,9 @@ def test_training_run_writes_metrics_curves_and_checkpoints(w2r2_run, tiny_data)
     model, tokenizer = load_checkpoint(w2r2_run / "best")
     assert load_checkpoint_metadata(w2r2_run / "best")["loss"] == "w2r2"
     assert load_checkpoint_metadata(w2r2_run / "last")["step"] == 6
-    assert model.config.hidden_size == 32 and tokenizer.vocab_size == model.config.vocab_size
+    assert model.config.hidden_size == 32 and tokenizer.identity["sha256"] == model.config.text_model_sha256
+    # The category names' text embeddings travel with the weights: the loaded model scores them as trained.
+    torch.testing.assert_close(model.names.categories.names, tokenizer.name_embeddings(model.config.categories))
     # The shape term's standardisation comes from the training scenes' proposals and travels with the checkpoint.
     boxes = GroundingDataset(tiny_data, "train").proposal_boxes()
     expected = box_shape(torch.from_numpy(boxes))
@@ -208,11 +210,10 @@ def test_scene_rows_share_features_and_keyframe_subset_keeps_views_consistent(ti
     first = [i for i, s in enumerate(scene_of) if s == scene_of[0]][:3]
     other = next(i for i, s in enumerate(scene_of) if s != scene_of[0])
     items = [dataset[i] for i in first + [other]]
-    tokenizer = QueryTokenizer.build(dataset.texts())
     config = load_config(TINY).model
-    config = dataclasses.replace(config, vocab_size=tokenizer.vocab_size, categories=tuple(dataset.categories))
     torch.manual_seed(0)
-    dual = DualPass(W2R2GroundingModel(config)).eval()
+    model, tokenizer = new_model(dataclasses.replace(config, categories=tuple(dataset.categories)))
+    dual = DualPass(model).eval()
     batch = collate_grounding(items, tokenizer, config.max_text_length)
     rows = first_rows_of_scenes([item.sample.scene_id for item in items])
     assert rows.tolist() == [0, 0, 0, 3]

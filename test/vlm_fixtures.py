@@ -57,4 +57,5 @@ def random_inputs(frames: int = 3, objects: int = 4, seed: int = 0) -> Grounding
         object_mask=torch.ones(objects, dtype=torch.bool),
         box_patch_weights=(torch.rand(objects, frames, p, generator=g) > 0.7).float(),
         box_colours=torch.rand(objects, frames, 3, generator=g),
+        viewer=torch.tensor([0.3, -0.2, 0.7]),
     )

@@ -33,8 +33,8 @@ from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.inputs import GroundingInputs
 
 FORMAT_NAME = "w2r2-grounding"
-# 2: scene files hold box_colours (GroundingInputs.box_colours).
-FORMAT_VERSION = 2
+# 2: scene files hold box_colours (GroundingInputs.box_colours); 3: and the viewer (GroundingInputs.viewer).
+FORMAT_VERSION = 3
 SPLITS = ("train", "val", "test")
 # A split's twin with other descriptions of the same scenes (held-out phrasings): the one split
 # allowed to share scene ids, and only all of them.
@@ -283,7 +283,8 @@ def read_manifest(root: str | os.PathLike) -> Manifest:
 # before prepare_keyframe divided by 255), a quarter of the float32 size; loading
 # multiplies by float32(1/255) as prepare_keyframe does, so the values are identical.
 _SCENE_TENSORS = (
-    "frames", "patch_xyz", "patch_valid", "proposal_boxes", "box_patch_weights", "box_colours", "gt_boxes", "gt_object_ids"
+    "frames", "patch_xyz", "patch_valid", "proposal_boxes", "box_patch_weights", "box_colours", "viewer", "gt_boxes",
+    "gt_object_ids",
 )
 
 
@@ -331,6 +332,7 @@ def write_scene(root: str | os.PathLike, record: SceneRecord) -> None:
         "proposal_boxes": inputs.boxes.float().contiguous(),
         "box_patch_weights": inputs.box_patch_weights.float().contiguous(),
         "box_colours": inputs.box_colours.float().contiguous(),
+        "viewer": inputs.viewer.float().reshape(3).contiguous(),
         "gt_boxes": torch.from_numpy(record.gt_boxes.astype(np.float32)).reshape(-1, 6),
         "gt_object_ids": torch.from_numpy(record.gt_object_ids),
     }
@@ -362,6 +364,7 @@ def read_scene(root: str | os.PathLike, scene_id: str) -> SceneRecord:
         "proposal_boxes": (n, 6),
         "box_patch_weights": (n, k, p),
         "box_colours": (n, k, 3),
+        "viewer": (3,),
     }
     for name, shape in expected.items():
         if tuple(tensors[name].shape) != shape:
@@ -391,6 +394,7 @@ def read_scene(root: str | os.PathLike, scene_id: str) -> SceneRecord:
         object_mask=torch.ones(n, dtype=torch.bool),
         box_patch_weights=tensors["box_patch_weights"],
         box_colours=tensors["box_colours"],
+        viewer=tensors["viewer"],
     )
     return SceneRecord(scene_id=scene_id, inputs=inputs, objects=objects, keyframe_stamps=stamps)
 

@@ -5,7 +5,8 @@ goes through ``SceneMemory``, the pipeline the robot runs: voxel fusion,
 class-agnostic proposals, keyframes. Training therefore sees the proposals the
 robot will see (merged, missed and clipped ones included), never ground-truth
 boxes as proposals. The model reads ``keyframes_per_scene`` keyframes spread
-evenly over the scene's keyframes.
+evenly over the scene's keyframes. The query is taken to be asked at the end of the recording: the
+viewer (``w2r2_ros.geometry.viewer``) is the newest frame's camera pose, as on the robot.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Iterable, Protocol, Sequence
 import numpy as np
 
 from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.inputs import prepare_inputs
 from w2r2_ros.scene.keyframes import Keyframe, KeyframePolicy
@@ -43,13 +45,16 @@ def every_frame_memory(max_keyframes: int = 256, depth_stride: int = 1) -> Scene
     )
 
 
-def fuse_frames(frames: Iterable[RGBDFrame], config: SceneMemoryConfig) -> SceneSnapshot:
-    """Feed frames to a fresh ``SceneMemory`` in order, compute proposals, return the snapshot."""
+def fuse_frames(frames: Iterable[RGBDFrame], config: SceneMemoryConfig) -> tuple[SceneSnapshot, np.ndarray | None]:
+    """Feed frames to a fresh ``SceneMemory`` in order, compute proposals; -> (the snapshot, the newest frame's
+    camera pose (4, 4), None without frames)."""
     memory = SceneMemory(config)
+    newest = None
     for frame in frames:
         memory.add_rgbd(float(frame.stamp), frame.rgb, frame.depth, frame.intrinsics, frame.cam_to_world)
+        newest = np.asarray(frame.cam_to_world)
     memory.update_proposals()
-    return memory.snapshot()
+    return memory.snapshot(), newest
 
 
 def select_keyframes(keyframes: Sequence[Keyframe], k: int) -> list[Keyframe]:
@@ -67,9 +72,13 @@ def scene_record_from_frames(
     memory_config: SceneMemoryConfig,
     keyframes_per_scene: int,
     model_config: ModelConfig,
+    viewer: np.ndarray | None = None,
 ) -> SceneRecord:
-    """Fuse ``frames``, pick the keyframes, run ``prepare_inputs`` on them with the fused proposals."""
-    snapshot = fuse_frames(frames, memory_config)
+    """Fuse ``frames``, pick the keyframes, run ``prepare_inputs`` on them with the fused proposals, seen from
+    ``viewer`` (default: the newest frame's camera pose)."""
+    snapshot, newest = fuse_frames(frames, memory_config)
     keyframes = select_keyframes(snapshot.keyframes, keyframes_per_scene)
-    inputs = prepare_inputs(keyframes, snapshot.proposal_boxes(), model_config)
+    if viewer is None and newest is not None:
+        viewer = viewer_from_camera_pose(newest)
+    inputs = prepare_inputs(keyframes, snapshot.proposal_boxes(), model_config, viewer)
     return SceneRecord(scene_id=scene_id, inputs=inputs, objects=objects, keyframe_stamps=[k.stamp for k in keyframes])

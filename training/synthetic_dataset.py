@@ -30,6 +30,7 @@ from tqdm import tqdm
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.model.config import ModelConfig
+from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.scene.keyframes import Keyframe
 from w2r2_ros.scene.memory import SceneMemoryConfig
 from w2r2_ros.sim.conditions import WorldConfig, make_world
@@ -172,8 +173,10 @@ def build_scene_record(scene: SceneSpec, config: SyntheticDatasetConfig) -> Scen
         Keyframe(float(stamp), frame.rgb, frame.depth, intrinsics, pose)
         for stamp, pose, frame in zip(recording.stamps, recording.poses, recording.frames)
     ]
+    # Direction words are the view's at query time: the recording's last frame (w2r2_ros/geometry/viewer.py).
     return scene_record_from_frames(
-        scene.scene_id, frames, _ground_truth(scene), config.memory, config.keyframes_per_scene, config.model
+        scene.scene_id, frames, _ground_truth(scene), config.memory, config.keyframes_per_scene, config.model,
+        viewer=viewer_from_camera_pose(recording.poses[-1]),
     )
 
 

@@ -41,7 +41,8 @@ from w2r2_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from w2r2_ros.model.geometry_encoding import box_shape_statistics
 from w2r2_ros.model.grounding_model import GroundingOutput, W2R2GroundingModel
 from w2r2_ros.model.inputs import GroundingInputs
-from w2r2_ros.model.text import QueryTokenizer
+from w2r2_ros.model.build import new_model
+from w2r2_ros.model.pretrained_text import PretrainedText, TextModelError
 from w2r2_training.config import OptimConfig, TrainConfig, config_to_dict, save_config
 from w2r2_training.curves import plot_training_curves
 from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grounding
@@ -218,6 +219,7 @@ def keyframe_subset(inputs: GroundingInputs, n: int, rng: np.random.Generator) -
         object_mask=inputs.object_mask,
         box_patch_weights=inputs.box_patch_weights[:, :, keep],
         box_colours=inputs.box_colours[:, :, keep],
+        viewer=inputs.viewer,
     )
 
 
@@ -305,11 +307,9 @@ class Trainer:
         if state_dir is None and config.model_kind == "video_llm":
             model, tokenizer, config = new_video_llm(config, self.train_set)
         elif state_dir is None:
-            tokenizer = QueryTokenizer.build(self.train_set.texts())
             shape_mean, shape_std = box_shape_statistics(torch.from_numpy(self.train_set.proposal_boxes()))
             model_config = dataclasses.replace(
                 config.model,
-                vocab_size=tokenizer.vocab_size,
                 categories=tuple(self.train_set.categories),
                 colours=tuple(self.train_set.scene_colours()),
                 relations=tuple(self.train_set.sample_relations()),
@@ -317,11 +317,21 @@ class Trainer:
                 shape_std=shape_std,
             )
             self.train_set.manifest.check_model_config(model_config, self.data_root / "manifest.json")
-            config = dataclasses.replace(config, model=model_config)
-            model = W2R2GroundingModel(model_config)
+            try:
+                model, tokenizer = new_model(model_config, self.train_set.texts())
+            except TextModelError as error:
+                raise TrainingError(str(error)) from None
+            config = dataclasses.replace(config, model=model.config)
         else:
             model, tokenizer = load_checkpoint(state_dir)
             self.train_set.manifest.check_model_config(model.config, self.data_root / "manifest.json")
+        if isinstance(tokenizer, PretrainedText):
+            # Frozen: every description's token states are computed once, before the first step.
+            tokenizer.cache_size = None
+            started = time.perf_counter()
+            count = tokenizer.precompute(self.train_set.texts() + self.val_set.texts(), config.model.max_text_length)
+            LOG.info("text encoder %s: %d descriptions encoded in %.1f s", model.config.text_model, count,
+                     time.perf_counter() - started)
         self.config, self.tokenizer, self.state_dir = config, tokenizer, state_dir
         self.train_set.colours = list(model.config.colours)
         self.train_set.relations = list(model.config.relations)

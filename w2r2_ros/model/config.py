@@ -63,6 +63,9 @@ class ModelConfig:
     # is meaningful) before encoding, so that a room is the same input wherever the
     # map origin happens to be.
     center_xy: bool = True
+    # Express every xy the model reads in the viewer frame (GroundingInputs.viewer: x forward, y left), so that
+    # "left of" means the viewer's left whatever the map's yaw (grounding_model.centred_geometry).
+    viewer_frame: bool = True
     # Initial temperature tau of the grounding head's scores; tau is then learned (CLIP-style, GroundingHead).
     temperature: float = 0.07
     # Anchor pointers of the RelationHead: two cover "between A and B" (relation_head.py).
@@ -77,8 +80,17 @@ class ModelConfig:
     shape_std: tuple[float, ...] = ()
     # Colour head: add an MLP of each proposal's own pixel colour (``object_colour_features``) to its logits.
     colour_pixels: bool = True
-    max_text_length: int = 32
+    # Tokens of a query the text encoder reads ([CLS] and [SEP] included); longer queries are cut, never refused.
+    # 64 WordPiece tokens hold 1-3 sentences of a description.
+    max_text_length: int = 64
+    # The pretrained text encoder (pretrained_text.py): its name and the SHA-256 of its weights, checked at
+    # load. "" = the word-level tokenizer of text.py and fixed-class heads (checkpoints written before it).
+    text_model: str = "all-MiniLM-L6-v2"
+    text_model_sha256: str = ""
+    # Word-level vocabulary size (text_model "" only).
     vocab_size: int = 512
+    # The category names of the training labels. With a text_model the heads score names by their text
+    # embedding (open vocabulary: any other name can be asked); without, they are the classes of fixed heads.
     categories: tuple[str, ...] = ("object",)
     # Colour words of the colour head and of the colour the text asks for (GroundingHead, RelationHead);
     # empty = no colour factor (data without colour labels, e.g. ScanRefer JSON).
@@ -120,8 +132,15 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: text_layers must be >= 1, got {self.text_layers}")
         if self.relation_anchors < 1:
             raise ValueError(f"ModelConfig: relation_anchors must be >= 1, got {self.relation_anchors}")
+        if self.max_text_length < 3:
+            raise ValueError(f"ModelConfig: max_text_length must be >= 3, got {self.max_text_length}")
         if self.temperature <= 0:
             raise ValueError(f"ModelConfig: temperature must be > 0, got {self.temperature}")
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """Whether the heads match names in the pretrained text space (a ``text_model``) or are fixed classifiers."""
+        return bool(self.text_model)
 
     @property
     def grid_width(self) -> int:

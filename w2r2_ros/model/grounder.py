@@ -11,6 +11,7 @@ a second, while a person asks several questions about the same scene.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -22,10 +23,21 @@ import numpy as np
 import torch
 
 from w2r2_ros.geometry.boxes import Box3D
+from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.model.checkpoint import load_checkpoint
-from w2r2_ros.model.grounding_model import SceneTokens, W2R2GroundingModel, centred_geometry, scene_centre
-from w2r2_ros.model.inputs import GroundingInputs, KeyframeLike, PreparedKeyframe, assemble_inputs, prepare_keyframe
+from w2r2_ros.model.grounding_model import GroundingOutput, SceneTokens, W2R2GroundingModel, centred_geometry
+from w2r2_ros.model.inputs import (
+    GroundingInputs, KeyframeLike, PreparedKeyframe, assemble_inputs, newest_viewer, prepare_keyframe,
+)
+from w2r2_ros.model.pretrained_text import PretrainedText
 from w2r2_ros.model.text import QueryTokenizer
+
+
+# An answer's label is the model's category when it gives it at least this probability; otherwise the word of
+# the query that best matches the object (open vocabulary): "the purple bed" is not answered "sofa" on a guess.
+LABEL_CONFIDENCE = 0.5
+# Query words considered for a label: alphabetic, at least this long ("the", "a", "of" are never names).
+_LABEL_WORD = re.compile(r"[^\W\d_]{3,}")
 
 
 # Weight dtypes a grounder can load a checkpoint in (the grounding node's ``dtype`` parameter).
@@ -90,7 +102,7 @@ class Grounder:
     """Thread-safe query answering over keyframes and proposals with a trained ``W2R2GroundingModel``."""
 
     def __init__(
-        self, model: W2R2GroundingModel, tokenizer: QueryTokenizer, device: str | torch.device = "cpu", cache_size: int = 128
+        self, model: W2R2GroundingModel, tokenizer: QueryTokenizer | PretrainedText, device: str | torch.device = "cpu", cache_size: int = 128
     ) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
@@ -140,19 +152,22 @@ class Grounder:
         text: str,
         top_k: int = 5,
         max_frames: int = 32,
+        viewer: np.ndarray | None = None,
     ) -> GroundingAnswer:
-        """Rank ``proposals`` for ``text`` given ``keyframes`` (at most ``max_frames`` used, spread evenly)."""
+        """Rank ``proposals`` for ``text`` given ``keyframes`` (oldest first; at most ``max_frames`` used, spread
+        evenly), asked from ``viewer`` (3,) ``[x, y, yaw]`` (default: the newest keyframe's camera, ``newest_viewer``)."""
         with self._lock, torch.inference_mode():
             start = time.perf_counter()
             chosen = [keyframes[i] for i in select_keyframes(len(keyframes), max_frames)]
             if not proposals:
                 return GroundingAnswer((), 1.0, (time.perf_counter() - start) * 1e3, 0.0, len(chosen))
             boxes = np.stack([proposal.box.as_array() for proposal in proposals])
-            scene_key = (tuple(float(keyframe.stamp) for keyframe in chosen), boxes.tobytes())
+            viewer = np.asarray(newest_viewer(keyframes) if viewer is None else viewer, dtype=np.float32)
+            scene_key = (tuple(float(keyframe.stamp) for keyframe in chosen), boxes.tobytes(), viewer.tobytes())
             inputs = None
             if scene_key != self._scene_key:
                 prepared = [self._prepared(keyframe) for keyframe in chosen]
-                inputs = assemble_inputs([item[0] for item in prepared], boxes, self.model.config).to(self.device)
+                inputs = assemble_inputs([item[0] for item in prepared], boxes, self.model.config, viewer).to(self.device)
             text_ids, text_mask = self.tokenizer.encode([text], self.model.config.max_text_length)
             prepared_at = time.perf_counter()
 
@@ -166,17 +181,17 @@ class Grounder:
             labels = torch.softmax(output.category_logits[0].float(), dim=-1).cpu().numpy()
             done = time.perf_counter()
 
-        order = np.argsort(-probabilities[:-1], kind="stable")[:top_k]
-        categories = self.model.config.categories
+            order = np.argsort(-probabilities[:-1], kind="stable")[:top_k]
+            named = [self._label(labels[i], output, i, text) for i in order]
         candidates = tuple(
             GroundingCandidate(
                 proposal_id=int(proposals[i].proposal_id),
                 box=proposals[i].box,
                 score=float(probabilities[i]),
-                label=categories[int(labels[i].argmax())],
-                label_score=float(labels[i].max()),
+                label=label,
+                label_score=label_score,
             )
-            for i in order
+            for i, (label, label_score) in zip(order, named)
         )
         return GroundingAnswer(
             candidates=candidates,
@@ -187,8 +202,28 @@ class Grounder:
         )
 
     def ground_snapshot(self, snapshot: SnapshotLike, text: str, top_k: int = 5, max_frames: int = 32) -> GroundingAnswer:
-        """``ground`` over a ``SceneSnapshot``'s keyframes and proposals."""
-        return self.ground(snapshot.keyframes, snapshot.proposals, text, top_k=top_k, max_frames=max_frames)
+        """``ground`` over a ``SceneSnapshot``'s keyframes and proposals, asked from its newest camera pose."""
+        pose = getattr(snapshot, "camera_pose", None)
+        viewer = None if pose is None else viewer_from_camera_pose(pose)
+        return self.ground(snapshot.keyframes, snapshot.proposals, text, top_k=top_k, max_frames=max_frames, viewer=viewer)
+
+    def _label(self, probabilities: np.ndarray, output: GroundingOutput, index: int, text: str) -> tuple[str, float]:
+        """(label, its probability) of proposal ``index``: the model's category when it is sure
+        (``LABEL_CONFIDENCE``), else, with an open vocabulary, the query's word that best matches the object
+        among the query's words and the trained names (its probability over them)."""
+        categories = self.model.config.categories
+        best = int(probabilities.argmax())
+        words = list(dict.fromkeys(word.lower() for word in _LABEL_WORD.findall(text)))[:16]
+        if probabilities[best] >= LABEL_CONFIDENCE or output.object_category is None or not words:
+            return categories[best], float(probabilities[best])
+        names = list(categories) + [word for word in words if word not in categories]
+        embeddings = self.tokenizer.name_embeddings(names).to(self.device)
+        scores = torch.softmax(self.model.score_names(output.object_category[0, index], embeddings).float(), dim=-1)
+        word_scores = scores[len(categories) :]
+        if word_scores.numel() == 0 or float(word_scores.max()) <= float(scores[best]):
+            return categories[best], float(probabilities[best])
+        choice = int(word_scores.argmax())
+        return names[len(categories) + choice], float(word_scores[choice])
 
     def _prepared(self, keyframe: StampedKeyframe) -> tuple[PreparedKeyframe, torch.Tensor | None]:
         """Cached preprocessing of a keyframe; patch features are None until ``_patch_features`` computes them."""
@@ -222,8 +257,9 @@ class Grounder:
         without one cached for this scene centre. With ``center_xy`` (default) a new keyframe moves the centre and
         every keyframe is re-encoded; new proposals alone, or ``center_xy`` off, reuse the cached ones."""
         batched = inputs.batched()
-        patch_xyz, _ = centred_geometry(batched, self.model.config.center_xy)
-        centre = scene_centre(batched).cpu().numpy().tobytes() if self.model.config.center_xy else b""
+        patch_xyz, _, centre_xy = centred_geometry(batched, self.model.config)
+        # The encodings depend on the frame: the centre and, in the viewer frame, the viewer.
+        centre = centre_xy.cpu().numpy().tobytes() + batched.viewer.cpu().numpy().tobytes()
         stamps = [float(keyframe.stamp) for keyframe in keyframes]
         if not stamps:
             return patch_xyz.new_zeros((1, 0, self.model.config.patches_per_frame, self.model.config.hidden_size))

@@ -18,7 +18,7 @@ from torch import nn
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.fusion import FusionTransformer
 from w2r2_ros.model.geometry_encoding import BoxEncoder, PointEncoder
-from w2r2_ros.model.grounding_head import CategoryHead, GroundingHead
+from w2r2_ros.model.grounding_head import CategoryHead, GroundingHead, NameMatch
 from w2r2_ros.model.image_encoder import PatchImageEncoder
 from w2r2_ros.model.inputs import GroundingInputs
 from w2r2_ros.model.object_colour import object_colour_features
@@ -40,7 +40,10 @@ class GroundingOutput:
     shape_category_logits (B, N, C): the ``CategoryHead``'s box-shape term alone (part of category_logits),
     None without it (``ModelConfig.category_shape``) or in the 3D-ablated pass;
     pixel_colour_logits (B, N, K): the colour head's pixel-colour term alone (part of colour_logits), None
-    without it (``ModelConfig.colour_pixels``) or without colours.
+    without it (``ModelConfig.colour_pixels``) or without colours;
+    target_match (B, N): how well each object is the category and colour the query names (``NameMatch.match``);
+    object_category (B, N, 384) and target_category (B, 384): the objects' and the query target's category
+    features in the pretrained text space (open vocabulary only, else None; ``score_names``).
     """
 
     logits: torch.Tensor
@@ -57,6 +60,9 @@ class GroundingOutput:
     relation_logits: torch.Tensor | None = None
     shape_category_logits: torch.Tensor | None = None
     pixel_colour_logits: torch.Tensor | None = None
+    target_match: torch.Tensor | None = None
+    object_category: torch.Tensor | None = None
+    target_category: torch.Tensor | None = None
 
     @property
     def no_target_index(self) -> int:
@@ -95,22 +101,52 @@ def video_pool_matrix(config: ModelConfig) -> torch.Tensor:
     return matrix / matrix.sum(dim=1, keepdim=True)
 
 
-def scene_centre(inputs: GroundingInputs) -> torch.Tensor:
-    """(B, 3) the mean valid patch (x, y) of each scene of batched ``inputs``, z = 0 (``ModelConfig.center_xy``)."""
-    valid = inputs.patch_valid.unsqueeze(-1).to(inputs.patch_xyz.dtype)
+def to_viewer(points: torch.Tensor, viewer: torch.Tensor) -> torch.Tensor:
+    """Map-frame points (B, ..., 3) -> the frame of the viewers (B, 3) ``[x, y, yaw]``: x forward, y left, z kept
+    (``w2r2_ros.geometry.viewer.to_viewer_frame`` in torch, batched)."""
+    shape = (points.shape[0],) + (1,) * (points.dim() - 2)
+    x, y, yaw = (viewer[:, i].reshape(shape).to(points.dtype) for i in range(3))
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    dx, dy = points[..., 0] - x, points[..., 1] - y
+    return torch.stack([c * dx + s * dy, -s * dx + c * dy, points[..., 2]], dim=-1)
+
+
+def viewer_sizes(boxes: torch.Tensor, viewer: torch.Tensor) -> torch.Tensor:
+    """Box sizes (B, N, 3) along the viewer's axes as far as an axis-aligned (map) box allows: sx and sy swapped
+    when the viewer looks closer to the map's y axis than to its x axis. A permutation, so no size is distorted,
+    and a map turned by a multiple of 90 degrees gives the same sizes."""
+    sizes = boxes[..., 3:6]
+    sideways = torch.cos(viewer[:, 2]).abs() < torch.sin(viewer[:, 2]).abs()
+    swapped = sizes[..., [1, 0, 2]]
+    return torch.where(sideways[:, None, None], swapped, sizes)
+
+
+def scene_centre(patch_xyz: torch.Tensor, patch_valid: torch.Tensor) -> torch.Tensor:
+    """(B, 3) the mean valid patch (x, y) of each scene (points (B, K, P, 3), any frame), z = 0."""
+    valid = patch_valid.unsqueeze(-1).to(patch_xyz.dtype)
     count = valid.sum(dim=(1, 2)).clamp_min(1.0)
-    centre = (inputs.patch_xyz * valid).sum(dim=(1, 2)) / count
+    centre = (patch_xyz * valid).sum(dim=(1, 2)) / count
     return centre * centre.new_tensor([1.0, 1.0, 0.0])
 
 
-def centred_geometry(inputs: GroundingInputs, center_xy: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patch xyz and boxes of batched ``inputs`` with the scene's mean valid patch (x, y) subtracted
-    (``ModelConfig.center_xy``; unchanged when it is off)."""
-    if not center_xy:
-        return inputs.patch_xyz, inputs.boxes
-    centre = scene_centre(inputs)
-    boxes = torch.cat([inputs.boxes[..., :3] - centre[:, None], inputs.boxes[..., 3:]], dim=-1)
-    return inputs.patch_xyz - centre[:, None, None], boxes
+def centred_geometry(inputs: GroundingInputs, config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the model reads of the geometry of batched ``inputs``: (patch xyz (B, K, P, 3), boxes (B, N, 6), the
+    centre (B, 3) that was subtracted).
+
+    With ``ModelConfig.viewer_frame`` the points and box centres are first expressed in the viewer frame
+    (``inputs.viewer``; box sizes by ``viewer_sizes``), so a map turned about z gives the same numbers; with
+    ``center_xy`` the scene's mean valid patch (x, y) in that frame is then subtracted: the origin sits at the
+    middle of what the keyframes see, the axes stay the viewer's (forward, left).
+    """
+    patch_xyz, boxes = inputs.patch_xyz, inputs.boxes
+    if config.viewer_frame:
+        patch_xyz = to_viewer(patch_xyz, inputs.viewer)
+        boxes = torch.cat([to_viewer(boxes[..., :3], inputs.viewer), viewer_sizes(boxes, inputs.viewer)], dim=-1)
+    if not config.center_xy:
+        return patch_xyz, boxes, patch_xyz.new_zeros((patch_xyz.shape[0], 3))
+    centre = scene_centre(patch_xyz, inputs.patch_valid)
+    boxes = torch.cat([boxes[..., :3] - centre[:, None], boxes[..., 3:]], dim=-1)
+    return patch_xyz - centre[:, None, None], boxes, centre
 
 
 class W2R2GroundingModel(nn.Module):
@@ -126,6 +162,7 @@ class W2R2GroundingModel(nn.Module):
         self.fusion = FusionTransformer(config)
         self.grounding_head = GroundingHead(config)
         self.relation_head = RelationHead(config)
+        self.names = NameMatch(config)
         self.category_head = CategoryHead(config, shape=config.category_shape)
         # The "What" of an object also has a colour; colours are named in the queries (ModelConfig.colours).
         self.colour_head = CategoryHead(config, len(config.colours), pixels=config.colour_pixels) if config.colours else None
@@ -156,7 +193,7 @@ class W2R2GroundingModel(nn.Module):
         b, k, p = inputs.patch_valid.shape
         if patch_features is None:
             patch_features = self.encode_frames(inputs.frames.flatten(0, 1)).view(b, k, p, -1)
-        patch_xyz, boxes = self._centred(inputs)
+        patch_xyz, boxes, _ = centred_geometry(inputs, cfg)
         # Object tokens pool the *pre-Where* patch features: their "What" stays purely 2D,
         # and their "Where" comes from their own box encoding alone (see docs/MODEL.md).
         weights = inputs.box_patch_weights.flatten(2)
@@ -216,24 +253,25 @@ class W2R2GroundingModel(nn.Module):
             pooled_text, text, text_mask, video, video_mask, objects, object_mask
         )
         grounding_state = query_states[:, 0]
-        shape_logits = None if scene.ablated else self.category_head.shape_logits(boxes)
-        category_logits = self.category_head(object_states, objects, shape_logits)
-        pixel_logits, colour_logits = None, None
+        names = self.names
+        shape_features = None if scene.ablated else self.category_head.shape_logits(boxes)
+        object_category = self.category_head(object_states, objects, shape_features)
+        pixel_features, colour_logits = None, None
         if self.colour_head is not None:
-            pixel_logits = self.colour_head.pixel_logits(scene.object_colours, scene.object_seen)
-            colour_logits = self.colour_head(object_states, objects, pixel_logits)
+            pixel_features = self.colour_head.pixel_logits(scene.object_colours, scene.object_seen)
+            colour_logits = names.colour_logits(self.colour_head(object_states, objects, pixel_features))
         relation_scores, anchor_logits, anchor_category_logits, anchor_colour_logits = self.relation_head(
-            pooled_text, query_states[:, 1:], object_states, category_logits, boxes, object_mask, ablate_3d,
+            pooled_text, query_states[:, 1:], object_states, names, object_category, boxes, object_mask, ablate_3d,
             colour_logits,
         )
-        logits, query, keys, target_category_logits, target_colour_logits = self.grounding_head(
-            grounding_state, object_states, object_mask, category_logits, relation_scores, pooled_text[:, 0],
+        logits, query, keys, target_features, target_category_logits, target_colour_logits, match = self.grounding_head(
+            grounding_state, object_states, object_mask, names, object_category, relation_scores, pooled_text[:, 0],
             colour_logits,
         )
         return GroundingOutput(
             logits=logits,
             object_mask=object_mask,
-            category_logits=category_logits,
+            category_logits=names.category_logits(object_category),
             query_embedding=query,
             object_embeddings=keys,
             anchor_logits=anchor_logits,
@@ -243,12 +281,28 @@ class W2R2GroundingModel(nn.Module):
             target_colour_logits=target_colour_logits,
             anchor_colour_logits=anchor_colour_logits,
             relation_logits=self.relation_head.classify_relation(pooled_text),
-            shape_category_logits=shape_logits,
-            pixel_colour_logits=pixel_logits,
+            shape_category_logits=names.category_logits(shape_features),
+            pixel_colour_logits=names.colour_logits(pixel_features),
+            target_match=match,
+            object_category=object_category if self.config.open_vocabulary else None,
+            target_category=target_features if self.config.open_vocabulary else None,
         )
 
-    def _centred(self, inputs: GroundingInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        return centred_geometry(inputs, self.config.center_xy)
+    def set_names(self, categories: torch.Tensor, colours: torch.Tensor) -> None:
+        """Store the text embeddings (``PretrainedText.name_embeddings``) of ``config.categories`` and
+        ``config.colours`` (open vocabulary only; they are saved with the weights)."""
+        if self.names.categories is None:
+            raise ValueError("W2R2GroundingModel.set_names: this model has fixed-class heads (no text_model)")
+        self.names.categories.names.copy_(categories)
+        if self.names.colours is not None:
+            self.names.colours.names.copy_(colours)
+
+    def score_names(self, features: torch.Tensor, name_embeddings: torch.Tensor) -> torch.Tensor:
+        """Logits (..., M) of category features (``GroundingOutput.object_category``/``target_category``) against
+        any names' text embeddings (M, 384): how the open vocabulary is asked about names it was not trained on."""
+        if self.names.categories is None:
+            raise ValueError("W2R2GroundingModel.score_names: this model has fixed-class heads (no text_model)")
+        return self.names.categories.score(features, name_embeddings)
 
     def _pool_video_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, K, P, D) patch tokens -> (B, K * P', D) by averaging video_token_pool^2 neighbouring patches.

@@ -11,6 +11,10 @@ that fall inside its (slightly enlarged) box. Those fractions are the pooling
 weights that form object tokens from patch features. The colour of each depth
 sample's pixel, averaged over the samples inside a box, is the box's colour in
 that frame: object pixels only, where a patch feature mixes in the background.
+
+The tensors stay in the map frame (the dataset's ground-truth boxes and the scores' IoU are map-frame);
+``viewer`` records where the query is asked from (``w2r2_ros.geometry.viewer``) and the model turns
+every xy it reads into that frame (``grounding_model.viewer_geometry``), so "left" means the viewer's left.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 
 from w2r2_ros.geometry.camera import Intrinsics, depth_to_world_map
+from w2r2_ros.geometry.viewer import VIEWER_SIZE, viewer_from_camera_pose
 from w2r2_ros.model.config import ModelConfig
 
 
@@ -64,7 +69,8 @@ class GroundingInputs:
     boxes (N, 6) ``[cx, cy, cz, sx, sy, sz]``; object_mask (N,) bool;
     box_patch_weights (N, K, P): fraction of each patch's depth samples inside each box;
     box_colours (N, K, 3): mean RGB in [0, 1] of the pixels of the depth samples inside each box (not
-    grown) in each frame (0 where the frame has none; ``box_patch_weights`` summed over patches weighs the frames).
+    grown) in each frame (0 where the frame has none; ``box_patch_weights`` summed over patches weighs the frames);
+    viewer (3,) ``[x, y, yaw]`` in the map frame: where the query is asked from (``viewer_from_camera_pose``).
     """
 
     frames: torch.Tensor
@@ -75,6 +81,7 @@ class GroundingInputs:
     object_mask: torch.Tensor
     box_patch_weights: torch.Tensor
     box_colours: torch.Tensor
+    viewer: torch.Tensor
 
     @property
     def is_batched(self) -> bool:
@@ -146,8 +153,13 @@ def _per_patch(grid: np.ndarray, gh: int, gw: int, s: int) -> np.ndarray:
     return np.ascontiguousarray(grid.reshape(gh, s, gw, s, c).transpose(0, 2, 1, 3, 4).reshape(gh * gw, s * s, c))
 
 
-def assemble_inputs(prepared: Sequence[PreparedKeyframe], proposal_boxes: np.ndarray, config: ModelConfig) -> GroundingInputs:
-    """Combine prepared keyframes with the proposals of one query into ``GroundingInputs``."""
+def assemble_inputs(
+    prepared: Sequence[PreparedKeyframe], proposal_boxes: np.ndarray, config: ModelConfig, viewer: np.ndarray
+) -> GroundingInputs:
+    """Combine prepared keyframes with the proposals of one query and the ``viewer`` (3,) into ``GroundingInputs``."""
+    viewer = np.asarray(viewer, dtype=np.float32).reshape(-1)
+    if viewer.shape != (VIEWER_SIZE,) or not np.all(np.isfinite(viewer)):
+        raise ValueError(f"viewer: expected 3 finite values [x, y, yaw], got {viewer.tolist()}")
     boxes = np.asarray(proposal_boxes, dtype=np.float32).reshape(-1, 6)
     if not np.all(np.isfinite(boxes)):
         raise ValueError("proposal_boxes: contains NaN or infinite values")
@@ -175,6 +187,7 @@ def assemble_inputs(prepared: Sequence[PreparedKeyframe], proposal_boxes: np.nda
         object_mask=torch.ones(boxes.shape[0], dtype=torch.bool),
         box_patch_weights=torch.from_numpy(weights),
         box_colours=torch.from_numpy(colours),
+        viewer=torch.from_numpy(viewer),
     )
 
 
@@ -224,9 +237,21 @@ def _box_patch_fractions(
     return fraction.reshape(n, k, p), colours.reshape(n, k, 3).astype(np.float32)
 
 
-def prepare_inputs(keyframes: Sequence[KeyframeLike], proposal_boxes: np.ndarray, config: ModelConfig) -> GroundingInputs:
-    """Model inputs of one scene: K keyframes and N proposal boxes (N, 6) in the map frame."""
-    return assemble_inputs([prepare_keyframe(kf, config) for kf in keyframes], proposal_boxes, config)
+def newest_viewer(keyframes: Sequence[KeyframeLike]) -> np.ndarray:
+    """The viewer of the newest (last) keyframe's camera pose: the default query-time view; the origin
+    looking along +x when there is no keyframe."""
+    if not keyframes:
+        return np.zeros(VIEWER_SIZE)
+    return viewer_from_camera_pose(np.asarray(keyframes[-1].cam_to_world))
+
+
+def prepare_inputs(
+    keyframes: Sequence[KeyframeLike], proposal_boxes: np.ndarray, config: ModelConfig, viewer: np.ndarray | None = None
+) -> GroundingInputs:
+    """Model inputs of one scene: K keyframes (oldest first) and N proposal boxes (N, 6) in the map frame, seen
+    from ``viewer`` (3,) ``[x, y, yaw]`` (default: ``newest_viewer(keyframes)``)."""
+    viewer = newest_viewer(keyframes) if viewer is None else viewer
+    return assemble_inputs([prepare_keyframe(kf, config) for kf in keyframes], proposal_boxes, config, viewer)
 
 
 def _pad(tensor: torch.Tensor, sizes: dict[int, int]) -> torch.Tensor:

