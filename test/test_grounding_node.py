@@ -237,7 +237,7 @@ ODD_QUERIES = {
     "emoji": "🪑 the chair 🙂🙂",
     "french": "la chaise rouge à côté de la table",
     "chinese": "桌子旁边的红色椅子",
-    "control": "the red\x07 chair\x00 \u200b",
+    "control": "the red\x07 chair \u200b\t",
     "punctuation": "?!?... ---",
     "long_500": ("the red chair next to the table on the left of the door " * 10)[:500],
     "long_501": "x" * 501,

@@ -9,7 +9,7 @@ import torch
 from vlm_fixtures import tiny_video_llm, write_base
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.model.grounder import Grounder
-from w2r2_ros.model.inputs import assemble_inputs, prepare_keyframe
+from w2r2_ros.model.inputs import assemble_inputs, newest_viewer, prepare_keyframe
 from w2r2_ros.scene.memory import SceneMemory
 from w2r2_ros.sim.recording import record_scene
 from w2r2_ros.sim.world import CATEGORIES, generate_scene
@@ -37,7 +37,7 @@ def snapshot():
 def uncached_probabilities(model, tokenizer, keyframes, proposals) -> np.ndarray:
     """Softmax over proposals + "no target" from the model alone: Where computed inside ``scene_tokens``."""
     prepared = [prepare_keyframe(keyframe, model.config) for keyframe in keyframes]
-    inputs = assemble_inputs(prepared, np.stack([p.box.as_array() for p in proposals]), model.config)
+    inputs = assemble_inputs(prepared, np.stack([p.box.as_array() for p in proposals]), model.config, newest_viewer(keyframes))
     ids, mask = tokenizer.encode([QUERY], model.config.max_text_length)
     with torch.inference_mode():
         output = model(None, ids, mask, scene=model.scene_tokens(inputs))
@@ -67,8 +67,8 @@ def test_a_new_keyframe_encodes_only_its_own_where_and_answers_as_uncached(base,
         return calls
 
     assert answer(keyframes[:-1], proposals) == [k - 1]
-    # One keyframe more: only it is encoded, unless it moved the scene centre (center_xy), which every encoding depends on.
-    assert answer(keyframes, proposals) == ([k] if center_xy else [1])
+    # One keyframe more: it moves the viewer (the newest camera pose), and so every encoding (viewer frame).
+    assert answer(keyframes, proposals) == [k]
     # New proposals over the same keyframes: no keyframe is re-encoded.
     assert answer(keyframes, proposals[:-1]) == []
     # Kept and evicted with the visual tokens: a cache of two keeps two keyframes' encodings.

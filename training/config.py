@@ -90,6 +90,10 @@ class TrainConfig:
     whose keyframes are encoded once (``SampleOrder``; 1 = every sample drawn independently);
     ``train_keyframes``: each training step sees this many of a scene's keyframes, drawn at
     random (``keyframe_subset``; 0 = all of them). Validation always uses all.
+    ``absent_fraction``: this share of each batch's rows asks a description in another scene of the batch that
+    has no object of its target's category, answered "no target" (``with_absent_targets``): without such rows
+    nothing teaches the model to say so, and a query about a missing (or never trained) class would get the
+    nearest object with confidence.
     ``model_kind``: ``embedded`` (``W2R2GroundingModel``, the CPU default) or ``video_llm``
     (``W2R2VideoLLM`` on the pretrained base of the ``vlm`` section; docs/VLM.md)."""
 
@@ -99,6 +103,7 @@ class TrainConfig:
     batch_size: int = 16
     texts_per_scene: int = 4
     train_keyframes: int = 4
+    absent_fraction: float = 0.0
     eval_every: int = 250
     eval_batch_size: int = 32
     log_every: int = 10
@@ -113,6 +118,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.num_threads < 0 or self.train_keyframes < 0:
             raise ValueError(f"num_threads and train_keyframes must be >= 0, got {self.num_threads}, {self.train_keyframes}")
+        if not 0.0 <= self.absent_fraction < 1.0:
+            raise ValueError(f"absent_fraction must be in [0, 1), got {self.absent_fraction}")
         if self.model_kind not in MODEL_KINDS:
             raise ValueError(f"model_kind must be one of {MODEL_KINDS}, got {self.model_kind!r}")
         for name in ("steps", "batch_size", "texts_per_scene", "eval_every", "eval_batch_size", "log_every"):

@@ -234,6 +234,31 @@ class GroundingDataset(torch.utils.data.Dataset):
         )
 
 
+def with_absent_targets(
+    items: Sequence[GroundingItem], fraction: float, rng: np.random.Generator, categories_of: Any
+) -> list[GroundingItem]:
+    """``items`` with about ``fraction`` of them replaced by an absent-target row: the row's description asked
+    in the scene of another row that has no object of the description's target category (``categories_of(scene_id)``
+    -> set of category names), with "no target" as the answer. What the text names (target and anchor
+    categories, colours, relation) stays labelled; the anchors' proposals are unknown there (-1)."""
+    out = list(items)
+    for row in np.flatnonzero(rng.random(len(items)) < fraction):
+        item = items[row]
+        hosts = [other for other in items if other.sample.scene_id != item.sample.scene_id
+                 and item.sample.object_name not in categories_of(other.sample.scene_id)]
+        if not hosts:
+            continue
+        host = hosts[int(rng.integers(len(hosts)))]
+        sample = dataclasses.replace(item.sample, scene_id=host.sample.scene_id, target_proposal=NO_TARGET,
+                                     target_iou=0.0, anchor_ids=())
+        out[row] = dataclasses.replace(
+            host, sample=sample, target_category=item.target_category, anchor_categories=item.anchor_categories,
+            anchor_proposals=(NO_TARGET,) * len(item.anchor_proposals), target_colour=item.target_colour,
+            anchor_colours=item.anchor_colours, relation=item.relation,
+        )
+    return out
+
+
 def anchor_targets(anchor_values: Sequence[int], pointers: int) -> list[int]:
     """Spread a sample's per-anchor values over the model's pointers: pointer a gets anchor
     round(a * (n - 1) / (A - 1)); -1 for every pointer when the sample names no anchor."""

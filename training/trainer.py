@@ -45,7 +45,7 @@ from w2r2_ros.model.build import new_model
 from w2r2_ros.model.pretrained_text import PretrainedText, TextModelError
 from w2r2_training.config import OptimConfig, TrainConfig, config_to_dict, save_config
 from w2r2_training.curves import plot_training_curves
-from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grounding
+from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grounding, with_absent_targets
 from w2r2_training.evaluate import evaluate_model, evenly_spaced_indices
 from w2r2_training.losses import w2r2_objective
 from w2r2_training.run_files import MetricsLog, replace_directory, resolve_directory, tidy_run_directory
@@ -301,6 +301,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.data_root = Path(data_root)
         state_dir = check_run_dir(self.run_dir, resume)
+        self._text_note = ""  # what encoding the descriptions cost, logged when training starts
         self.train_set = GroundingDataset(self.data_root, config.data.train_split)
         self.val_set = GroundingDataset(self.data_root, config.data.val_split)
 
@@ -330,8 +331,8 @@ class Trainer:
             tokenizer.cache_size = None
             started = time.perf_counter()
             count = tokenizer.precompute(self.train_set.texts() + self.val_set.texts(), config.model.max_text_length)
-            LOG.info("text encoder %s: %d descriptions encoded in %.1f s", model.config.text_model, count,
-                     time.perf_counter() - started)
+            self._text_note = (f"text encoder {model.config.text_model} (frozen): {count} descriptions encoded in "
+                               f"{time.perf_counter() - started:.1f} s")
         self.config, self.tokenizer, self.state_dir = config, tokenizer, state_dir
         self.train_set.colours = list(model.config.colours)
         self.train_set.relations = list(model.config.relations)
@@ -417,14 +418,19 @@ class Trainer:
 
     def _batch(self, step: int) -> GroundingBatch:
         indices = self.order.batch(step)[self.accelerator.process_index :: self.accelerator.num_processes]
-        batch = collate_grounding(
-            [self.train_set[i] for i in indices], self.tokenizer, self.config.model.max_text_length,
-            self.config.model.relation_anchors,
-        )
+        items = [self.train_set[i] for i in indices]
+        if self.config.absent_fraction:
+            rng = np.random.default_rng([self.config.seed, step, 2])
+            items = with_absent_targets(items, self.config.absent_fraction, rng, self._scene_categories)
+        batch = collate_grounding(items, self.tokenizer, self.config.model.max_text_length, self.config.model.relation_anchors)
         if self.config.train_keyframes:
             rng = np.random.default_rng([self.config.seed, step, 1])
             batch = dataclasses.replace(batch, inputs=keyframe_subset(batch.inputs, self.config.train_keyframes, rng))
         return batch.to(self.accelerator.device)
+
+    def _scene_categories(self, scene_id: str) -> frozenset[str]:
+        """The category names of a training scene's objects (the dataset keeps its scenes loaded)."""
+        return frozenset(o.category for o in self.train_set.scene(scene_id).objects)
 
     def validate(self) -> dict[str, float]:
         result = evaluate_model(
@@ -469,6 +475,8 @@ class Trainer:
                 if self.state_dir is None:
                     self._save_last()  # step 0: from here on the run is always resumable
             self._log_start()
+            if self._text_note:
+                LOG.info(self._text_note)
             end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
             seconds = self._loop(end, show_progress and main)
             if main:
@@ -492,8 +500,9 @@ class Trainer:
             len(self.val_set), len(self.val_indices), len(self.val_set.manifest.splits[self.config.data.val_split]),
         )
         LOG.info(
-            "model %.2fM parameters, vocab %d, %d categories; device %s x%d; loss %s (lambda_pl %g, margin %g, %s)",
-            n_params / 1e6, self.model.config.vocab_size, len(self.model.config.categories), self.accelerator.device,
+            "model %.2fM parameters, text %s, %d categories; device %s x%d; loss %s (lambda_pl %g, margin %g, %s)",
+            n_params / 1e6, self.model.config.text_model or f"own/word-level ({self.model.config.vocab_size})",
+            len(self.model.config.categories), self.accelerator.device,
             self.accelerator.num_processes, loss_kind(self.config), self.config.loss.lambda_pl, self.config.loss.margin,
             self.config.loss.form,
         )

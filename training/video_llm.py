@@ -33,6 +33,7 @@ def new_video_llm(config: TrainConfig, train_set: GroundingDataset) -> tuple[W2R
         config.model,
         hidden_size=int(loaded.model.config.text_config.hidden_size),
         vocab_size=len(loaded.tokenizer),
+        text_model="",  # the video LLM reads the text with its own language model
         categories=tuple(train_set.categories),
         colours=(),
         relations=(),

@@ -254,8 +254,8 @@ class Grounder:
 
     def _patch_where(self, keyframes: Sequence[StampedKeyframe], inputs: GroundingInputs) -> torch.Tensor:
         """(1, K, P, D) the video LLM's Where encodings of ``inputs``' visual tokens, encoding only the keyframes
-        without one cached for this scene centre. With ``center_xy`` (default) a new keyframe moves the centre and
-        every keyframe is re-encoded; new proposals alone, or ``center_xy`` off, reuse the cached ones."""
+        without one cached for this scene centre and viewer. A new viewer (the camera moved: ``viewer_frame``) or,
+        with ``center_xy``, a new keyframe re-encodes every keyframe; new proposals alone reuse the cached ones."""
         batched = inputs.batched()
         patch_xyz, _, centre_xy = centred_geometry(batched, self.model.config)
         # The encodings depend on the frame: the centre and, in the viewer frame, the viewer.

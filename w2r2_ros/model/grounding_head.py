@@ -122,7 +122,10 @@ class GroundingHead(nn.Module):
     1/tau capped at ``MAX_LOGIT_SCALE``). match_i (``NameMatch.match``) is how well object i is the
     category and colour the query names, read from the GRD token's pooled text: the "What" made explicit,
     so the cosine is left to tell same-category instances apart. relation_i comes from ``RelationHead``.
-    The "no target" logit comes from the grounding state; logits (B, N + 1) put it last, so one softmax
+    The "no target" logit comes from the grounding state; with an open vocabulary it also rises by
+    a * (1 - max_i match_i) / 2 / tau (a learned, from 1): as much as the best object falls short of being
+    what the query names, so a name that matches nothing in the scene (a missing or never-trained class) is
+    answered "no target" rather than with the nearest object. Logits (B, N + 1) put it last, so one softmax
     covers "which proposal" and "none of them".
     """
 
@@ -135,6 +138,7 @@ class GroundingHead(nn.Module):
         colours = NameMatch.feature_size(config, len(config.colours) + 1)
         self.target_colour = nn.Linear(config.hidden_size, colours) if config.colours else None
         self.no_target = nn.Linear(config.hidden_size, 1)
+        self.absent = nn.Parameter(torch.ones(())) if config.open_vocabulary else None
 
     def forward(
         self,
@@ -164,7 +168,11 @@ class GroundingHead(nn.Module):
         scale = self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
         scores = (torch.einsum("bd,bnd->bn", query, keys) + match) * (0.5 * scale) + relation_scores
         scores = scores.masked_fill(~object_mask, MASKED_LOGIT)
-        logits = torch.cat([scores, self.no_target(grounding_state)], dim=-1)
+        no_target = self.no_target(grounding_state)
+        if self.absent is not None:
+            best = match.masked_fill(~object_mask, 0.0).amax(dim=-1, keepdim=True) if match.shape[-1] else match.new_zeros(match.shape[0], 1)
+            no_target = no_target + self.absent * (1.0 - best) * (0.5 * scale)
+        logits = torch.cat([scores, no_target], dim=-1)
         return logits, query, keys, target_category, names.category_logits(target_category), target_colour, match
 
 
