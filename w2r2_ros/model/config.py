@@ -13,10 +13,8 @@ def _default_backbone() -> dict[str, Any]:
     filled in by ``ModelConfig.backbone_config`` from the text length and the
     four token types.
 
-    No dropout: the model's overfitting is in its category head and cosine (val 85 % against train 95 %
-    of queries), not in the two fusion layers; with dropout 0.1 in them the shipped recipe was no better on
-    val (0.824 against 0.832 at step 1500) and a W2R2 step took 0.76 s instead of 0.63 s (medians, two
-    runs side by side; docs/TRAINING.md, "Object categories: the fourth model").
+    No dropout: it did not help on val and made a step slower (docs/TRAINING.md, "Object categories: the
+    fourth model").
     """
     return {
         "model_type": "bert",

@@ -20,8 +20,7 @@ class PatchImageEncoder(nn.Module):
     relative to the rest of the frame (walls and floor differ per room). Colour
     names are absolute, so the mean RGB of each 4x4-pixel cell of the patch
     (``colour_cells``^2 cells, 3 values each) joins the convolution features
-    before the projection: on the synthetic dev set this raised Acc@0.5 from 0.35
-    to 0.41 at the same step (docs/TRAINING.md, "Choices").
+    before the projection (docs/TRAINING.md, "Choices").
     """
 
     colour_cells = 4

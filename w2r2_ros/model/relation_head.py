@@ -1,46 +1,27 @@
 """RelationHead: a text-conditioned spatial score of each proposal, relative to soft-selected anchors.
 
-Why it exists (docs/TRAINING.md, "Choices"): with geometry only *added* to the
-object tokens, the fusion transformer learned "the red chair" but not "the
-chair nearest to the table" (dev set: nearest 0.28, between 0.22, left of 0.25).
-A relation is a comparison across candidates of a geometric quantity measured
-from an anchor, so the head makes those quantities explicit:
+A relation ("the chair nearest to the table", "the leftmost lamp") is a comparison across candidates of a
+geometric quantity measured from an anchor, so the head makes those quantities explicit rather than leaving
+them to the fusion (which learned colours but not relations; docs/TRAINING.md, "Choices"):
 
-1. ``relation_anchors`` pointers, one per ANC query token of the fusion, pick
-   anchor objects ("the table", "the red lamp") by attention over the fused object
-   states plus a match of the objects' categories with the category the pointer's
-   pooled text names; each anchor's box is the attention-weighted mean of the proposal boxes.
-   Two pointers cover "between A and B"; for one anchor both point at it. With
-   anchor labels in the data (the synthetic set records them) the trainer
-   supervises the pointers (``W2R2LossConfig.anchor_weight``); without, they
-   learn from the grounding loss alone.
-2. Each proposal gets a geometry vector: its own box (centre, log size), and per
-   anchor the offset of the centres, their floor distance and the anchor's log
-   size. Fourier features and an MLP embed it.
-3. The score is the dot product of that embedding with a vector read from the
-   GRD token's pooled text (``TextEncoder``), i.e. the text chooses which function of the geometry to rank by
-   ("nearest": minus distance; "left of": the y offset; "largest": log volume).
-   With ``ModelConfig.relation_linear`` a second, linear term is added: weights read
-   from the same text times the raw geometry vector. Most relations are a linear
-   ranking of it ("smallest": minus the sum of log sizes, "front": minus x, "between":
-   minus the two floor distances), which the text can then select exactly; through the
-   MLP alone the rare ones stayed loose (trained with the relation loss but without this
-   term, the score of "smallest" queries correlated 0.73 with minus log volume and
-   ranked the target first among its category in 62% of *training* queries;
-   docs/TRAINING.md, "Relations: the third model").
-   The sum is added to the grounding head's score, so the softmax over proposals does
-   the arg-min/arg-max the relation asks for.
-4. Where the data labels each description's relation (``ModelConfig.relations``), a
-   linear classifier on the same pooled text is trained to name it
-   (``classify_relation``; ``W2R2LossConfig.text_relation_weight``). Learned from the
-   grounding loss alone, the text vectors of rare, opposite relations stayed close: the
-   shipped second model's mean select vectors of "largest" and "smallest" had cosine
-   0.77, and it picked the smallest object for "the largest chair" in half its errors
-   (docs/TRAINING.md, "Relations: the third model").
+1. ``relation_anchors`` pointers (one per ANC query token; two cover "between A and B") pick anchor objects by
+   attention over the fused object states times the match of each object with what the pointer's pooled text
+   names (``NameMatch``); an anchor's box is the attention-weighted mean of the proposal boxes. Where the data
+   names anchors the trainer supervises the pointers (``W2R2LossConfig.anchor_weight``).
+2. Each proposal gets a geometry vector: its own box (centre, log size) and, per anchor, the centre offset, the
+   floor distance and the anchor's log size. All of it is in the viewer frame (``centred_geometry``): x forward,
+   y left, so "left of" is the viewer's left whatever the map's yaw.
+3. The score is an MLP embedding of that vector (Fourier features) dotted with a vector read from the GRD
+   token's pooled text, plus (``ModelConfig.relation_linear``) a linear read-out of the raw vector with weights
+   from the same text: most relations are a linear ranking of it ("smallest": minus the log sizes), which the
+   text can then select exactly (docs/TRAINING.md, "Relations: the third model"). The score is added to the
+   grounding head's, so the softmax over proposals does the arg-min/arg-max the relation asks for.
+4. Where the data labels each description's relation (``ModelConfig.relations``) a linear classifier on the
+   same pooled text learns to name it (``classify_relation``): it keeps the text vectors of opposite relations
+   ("largest"/"smallest") apart.
 
-Every input of step 2 is 3D, so the 3D-ablated pass (W2R2's 2D-dominant
-pseudo-output) zeroes that geometry vector: the score is then the same for every
-proposal and says nothing, as every other 3D encoding.
+Every input of step 2 is 3D, so the 3D-ablated pass (W2R2's 2D-dominant pseudo-output) zeroes the geometry
+vector: the score is then the same for every proposal and says nothing.
 """
 from __future__ import annotations
 
