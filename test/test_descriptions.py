@@ -291,3 +291,7 @@ def test_a_human_dataset_has_heldout_twins_that_load_and_validate(tmp_path):
         read_manifest(root)
     with pytest.raises(ValueError, match="phrasing"):
         SyntheticDatasetConfig(phrasing="poetry")
+    # A training config gives the rates as a mapping.
+    assert SyntheticDatasetConfig(human_phrasing={"typo_rate": 0.2}).human_phrasing == PhrasingConfig(typo_rate=0.2)
+    with pytest.raises(ValueError, match="human_phrasing"):
+        SyntheticDatasetConfig(human_phrasing={"typo": 0.2})

@@ -51,8 +51,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         # Scalar sizes only. The model's input settings come from the model section (one source of
-        # truth); the nested memory/referring/human_phrasing configs keep the dataset module's defaults.
-        nested = {"model", "memory", "referring", "human_phrasing"}
+        # truth); the nested memory/referring configs keep the dataset module's defaults (human_phrasing,
+        # a mapping of PhrasingConfig rates, may be given).
+        nested = {"model", "memory", "referring"}
         allowed = {f.name for f in dataclasses.fields(SyntheticDatasetConfig)} - nested
         unknown = sorted(set(self.synthetic_build) - allowed)
         if unknown:

@@ -115,6 +115,11 @@ class SyntheticDatasetConfig:
             raise ValueError(f"SyntheticDatasetConfig: splits must be some of train, val, test; got {list(self.splits)}")
         if self.phrasing not in PHRASINGS:
             raise ValueError(f"SyntheticDatasetConfig: phrasing must be one of {PHRASINGS}, got {self.phrasing!r}")
+        if isinstance(self.human_phrasing, dict):  # from a training config's data.synthetic_build
+            try:
+                object.__setattr__(self, "human_phrasing", PhrasingConfig(**self.human_phrasing))
+            except TypeError as exc:
+                raise ValueError(f"SyntheticDatasetConfig: human_phrasing: {exc}") from None
 
     def world(self) -> WorldConfig:
         """The scene generator's and renderer's settings these switches describe."""
