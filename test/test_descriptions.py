@@ -266,7 +266,7 @@ def test_a_human_dataset_has_heldout_twins_that_load_and_validate(tmp_path):
     import json
 
     from w2r2_training.dataset import GroundingDataset
-    from w2r2_training.dataset_format import DatasetError, read_manifest, read_samples, validate_dataset
+    from w2r2_training.dataset_format import DatasetError, read_manifest, read_samples, read_scene, validate_dataset
     from w2r2_training.synthetic_dataset import SyntheticDatasetConfig, build_synthetic_dataset
 
     config = SyntheticDatasetConfig(n_train=1, n_val=0, n_test=1, frames_per_scene=4, keyframes_per_scene=2, width=160,
@@ -281,6 +281,11 @@ def test_a_human_dataset_has_heldout_twins_that_load_and_validate(tmp_path):
     assert [(s.object_id, s.ann_id, s.relation, s.target_proposal) for s in test] == [
         (s.object_id, s.ann_id, s.relation, s.target_proposal) for s in held] and test
     assert {s.description for s in test}.isdisjoint(s.description for s in held)
+    # The directions are those of the record's viewer (the recording's last pose, what the model reads).
+    viewer = read_scene(root, "syn00001").inputs.viewer.numpy().astype(np.float64)
+    last_pose = orbit_trajectory(generate_scene("syn00001", 0), config.frames_per_scene, config.seed)[-1]
+    np.testing.assert_allclose(viewer, viewer_from_camera_pose(last_pose), atol=1e-5)
+    assert [s.description for s in test] == [s.description for s in human_samples(generate_scene("syn00001", 0), viewer)]
     assert len(GroundingDataset(root, "test_heldout")) == len(held)
     # A rebuild with the same settings is a no-op; a twin with other scenes than its split is refused.
     assert build_synthetic_dataset(root, config, progress=False) == manifest

@@ -30,12 +30,10 @@ from tqdm import tqdm
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.model.config import ModelConfig
-from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.scene.keyframes import Keyframe
 from w2r2_ros.scene.memory import SceneMemoryConfig
 from w2r2_ros.sim.conditions import WorldConfig, make_world
 from w2r2_ros.sim.recording import record_scene
-from w2r2_ros.sim.trajectory import orbit_trajectory
 from w2r2_ros.sim.world import SceneSpec, catalogue_categories, generate_scene
 from w2r2_training.dataset_format import (
     HELDOUT_SUFFIX,
@@ -185,18 +183,10 @@ def build_scene_record(scene: SceneSpec, config: SyntheticDatasetConfig) -> Scen
     )
 
 
-def scene_viewer(scene: SceneSpec, record: SceneRecord, config: SyntheticDatasetConfig) -> np.ndarray:
-    """The query-time viewer ``[x, y, yaw]`` (ISSUE 15 contract: the recording's last camera pose): the
-    record's own when it carries one, else recomputed from the scene's camera path (no rendering)."""
-    viewer = getattr(record.inputs, "viewer", None)
-    if viewer is not None:
-        return np.asarray(viewer, dtype=np.float64).reshape(3)
-    return viewer_from_camera_pose(orbit_trajectory(scene, config.frames_per_scene, config.seed)[-1])
-
-
 def scene_samples(scene: SceneSpec, record: SceneRecord, config: SyntheticDatasetConfig) -> dict[str, list[Sample]]:
     """The scene's samples by split suffix: ``{"": ...}`` for templates, ``{"": training words,
-    HELDOUT_SUFFIX: held-out words}`` for human phrasing."""
+    HELDOUT_SUFFIX: held-out words}`` for human phrasing, whose directions are the record's viewer's (the
+    recording's last camera pose, as the model sees it)."""
 
     def samples(described: list[ReferringSample]) -> list[Sample]:
         return [
@@ -206,7 +196,7 @@ def scene_samples(scene: SceneSpec, record: SceneRecord, config: SyntheticDatase
 
     if config.phrasing == "templates":
         return {"": samples(referring_samples(scene, config.seed, config.referring))}
-    viewer = scene_viewer(scene, record, config)
+    viewer = record.inputs.viewer.numpy().astype(np.float64)
     args = (scene, viewer, config.seed, config.referring, config.human_phrasing)
     return {"": samples(human_samples(*args)), HELDOUT_SUFFIX: samples(heldout_samples(*args))}
 
