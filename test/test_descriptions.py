@@ -14,7 +14,13 @@ import pytest
 from w2r2_ros.geometry.viewer import to_viewer_frame, viewer_from_camera_pose
 from w2r2_ros.sim.trajectory import orbit_trajectory
 from w2r2_ros.sim.world import SceneConfig, generate_scene
-from w2r2_training.heldout_descriptions import HELDOUT_VOCABULARY, UNSEEN_CLASS_WORDS, heldout_samples, swap_class_word
+from w2r2_training.heldout_descriptions import (
+    HELDOUT_VOCABULARY,
+    UNSEEN_CLASS_WORDS,
+    heldout_samples,
+    swap_class_word,
+    unseen_word_pairs,
+)
 from w2r2_training.human_descriptions import TRAINING_VOCABULARY, human_samples
 from w2r2_training.phraser import Phraser, PhrasingConfig, add_typo, plural, shape_of
 from w2r2_training.referring import ReferringConfig, referring_samples
@@ -185,6 +191,11 @@ def test_swap_class_word_replaces_whole_words_only():
     assert swap_class_word("the trash can nearest the sofa.", "trash can") == "the garbage can nearest the sofa."
     with pytest.raises(ValueError, match="no unseen synonym"):
         swap_class_word("the bed.", "bed")
+    samples = referring_samples(SCENES[2], seed=0)
+    pairs = unseen_word_pairs(samples)
+    assert pairs and all(UNSEEN_CLASS_WORDS[a.object_name] in b.description for a, b in pairs)
+    assert all(dataclasses.replace(a, description="") == dataclasses.replace(b, description="") for a, b in pairs)
+    assert len(pairs) == sum(s.object_name in UNSEEN_CLASS_WORDS for s in samples)  # templates name the class
 
 
 def test_typo_rate_is_respected_and_changes_nothing_else():

@@ -12,11 +12,13 @@ ordinal words and the grammar (``phraser``).
 ``UNSEEN_CLASS_WORDS`` is the small fixed set of the issue's test "words absent from
 the training data that mean a trained class ground like the trained word":
 ``swap_class_word`` rewrites a description naming a trained class with its unseen
-synonym.
+synonym, ``unseen_word_pairs`` pairs a split's samples with their rewritten twins.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import Sequence, TypeVar
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from w2r2_training.referring import ReferringConfig, ReferringSample
 from w2r2_training.relation_facts import Scene
 
 _WORD_STREAM = 11
+SampleT = TypeVar("SampleT")  # a dataclass with ``description`` and ``object_name`` (Sample, ReferringSample)
 
 HELDOUT_VOCABULARY = Vocabulary(
     names={
@@ -153,6 +156,17 @@ def swap_class_word(description: str, category: str) -> str:
     if category not in UNSEEN_CLASS_WORDS:
         raise ValueError(f"swap_class_word: no unseen synonym for {category!r} (have {sorted(UNSEEN_CLASS_WORDS)})")
     return re.sub(rf"\b{re.escape(category)}\b", UNSEEN_CLASS_WORDS[category], description)
+
+
+def unseen_word_pairs(samples: Sequence[SampleT]) -> list[tuple[SampleT, SampleT]]:
+    """(sample, the same sample with its class word swapped for the unseen synonym) for every sample whose
+    description names its target's class (``object_name``) by the class word of the fixed set: evaluate a
+    model on both sides to see whether an unseen word grounds like the trained one."""
+    return [
+        (s, dataclasses.replace(s, description=swap_class_word(s.description, s.object_name)))
+        for s in samples
+        if s.object_name in UNSEEN_CLASS_WORDS and re.search(rf"\b{re.escape(s.object_name)}\b", s.description)
+    ]
 
 
 def heldout_samples(
