@@ -219,3 +219,16 @@ def test_a_dataset_of_the_scannet_world_lists_its_classes_and_is_other_settings(
     assert samples and {s.scene_id for s in samples} == {"syn00000"}
     with pytest.raises(DatasetError, match="other settings"):
         build_synthetic_dataset(root, dataclasses.replace(small, catalogue="classic"), progress=False)
+
+
+def test_instances_of_a_class_differ_in_size_and_style(scenes: list[SceneSpec]) -> None:
+    by_class: dict[str, list] = {}
+    for scene in scenes:
+        for obj in scene.objects:
+            by_class.setdefault(obj.category, []).append(obj)
+    for category in ("chair", "table", "cabinet", "other furniture", "sofa", "window", "picture"):
+        objects = by_class[category]
+        sizes = np.round([o.box.size for o in objects], 3)
+        assert len(np.unique(sizes, axis=0)) > 0.9 * len(objects), category
+        if category != "picture":  # one style, many sizes
+            assert len({len(o.parts) for o in objects}) >= 2, category  # several styles (or part counts) per class
