@@ -38,6 +38,7 @@ from w2r2_ros.scene.structure import StructureConfig, StructurePlane, find_struc
 from w2r2_ros.scene.surface_normals import estimate_normals
 from w2r2_ros.scene.voxel_graph import VoxelGraph, mean_by_label, voxel_graph
 from w2r2_ros.scene.voxel_map import voxel_index_valid
+from w2r2_ros.scene.wall_objects import WallObject, WallObjectConfig, find_wall_objects
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ProposalConfig:
     floor: FloorConfig = field(default_factory=FloorConfig)
     structure: StructureConfig = field(default_factory=StructureConfig)
     parts: PartConfig = field(default_factory=PartConfig)
+    wall_objects: WallObjectConfig = field(default_factory=WallObjectConfig)
     # Points closer than this to the floor belong to it; a noisy sensor's floor is thicker: plane_sigma_k
     # robust standard deviations of the heights within plane_window_m of it (never below plane_margin_m).
     plane_margin_m: float = 0.03
@@ -179,10 +181,14 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     keep = usable & (heights > margin)
 
     planes: list[StructurePlane] = []
+    walled: list[WallObject] = []
     if config.remove_walls and keep.any():
         planes, taken = find_structure(heights, level, normals, graph, keep, config.structure)
+        walled = find_wall_objects(planes, level, heights, rgb, graph, keep.copy(), voxel, config.wall_objects)
         keep &= ~taken
-    if not keep.any():
+        for wall_object in walled:
+            keep[wall_object.member] = False
+    if not keep.any() and not walled:
         if len(planes) > 0 or floor is not None:
             reasons.append(ProposalWarning("only_structure",
                 "the map holds only floor and wall/ceiling planes, no objects yet; if objects are in view, raise "
@@ -198,20 +204,22 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     parts = merge_coplanar_parts(parts, level[index], normals[index], rgb[index], sub, voxel, config.parts)
     objects = group_parts(parts, heights[index], normals[index], rgb[index], sub, voxel, config.parts)
     clusters: list[_Cluster] = []
-    for member in _split_by_label(objects):
+    for member in _split_by_label(objects) if len(index) else []:
         clusters.extend(split_stacked(levelled, rgb[index], member, config))
     clusters = merge_overhangs(levelled, clusters, voxel, config.max_support_m)
     snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
     clusters = sorted((c for c in clusters if len(c.member) >= config.min_cluster_voxels), key=lambda c: -len(c.member))
     wall_yaws = np.array([np.arctan2(p.normal[1], p.normal[0]) for p in planes if p.kind == "wall"])
-    proposals = [
-        _box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation,
-                floor_plane.offset, wall_yaws, config)
+    made = [
+        (_box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation,
+                 floor_plane.offset, wall_yaws, config), index[c.member])
         for c in clusters
-    ]
+    ] + [(_wall_box(w, rgb[w.member], snap, rotation, floor_plane.offset), w.member) for w in walled]
+    made.sort(key=lambda pair: -pair[0].n_points)
+    proposals = [p for p, _ in made]
     voxel_labels = np.full(n, -1)
-    for i, c in enumerate(clusters):
-        voxel_labels[index[c.member]] = i
+    for i, (_, member) in enumerate(made):
+        voxel_labels[member] = i
     point_labels = np.full(len(valid), -1)
     point_labels[valid] = voxel_labels[graph.inverse]
     report = ProposalReport(floor, tuple(planes), tuple(reasons), n, int((~usable).sum()))
@@ -429,12 +437,24 @@ def _box_of(
     if 0 < lo - support_z <= snap_m:
         lo = support_z
     size = np.maximum(np.r_[size_xy + 2 * pad, hi - lo], config.min_box_size_m)
-    centre_level = np.r_[centre_xy, (lo + hi) / 2 + floor_offset]
-    centre = rotation.T @ centre_level
+    return Proposal(-1, _level_box_in_map(centre_xy, size, yaw, lo, hi, rotation, floor_offset), len(points), colors.mean(axis=0))
+
+
+def _wall_box(wall_object: WallObject, colors: np.ndarray, snap_m: float, rotation: np.ndarray, floor_offset: float) -> Proposal:
+    """A wall object's box (turned with its wall, from the wall plane to its front) in ``map``; a bottom
+    within ``snap_m`` of the floor reaches it (a door)."""
+    lo, hi = wall_object.bottom, wall_object.top
+    if lo <= snap_m:
+        lo = 0.0
+    size = np.r_[wall_object.size[:2], hi - lo]
+    box = _level_box_in_map(wall_object.center_xy, size, wall_object.yaw, lo, hi, rotation, floor_offset)
+    return Proposal(-1, box, len(wall_object.member), colors.mean(axis=0))
+
+
+def _level_box_in_map(
+    centre_xy: np.ndarray, size: np.ndarray, yaw: float, lo: float, hi: float, rotation: np.ndarray, floor_offset: float
+) -> Box3D:
+    """A box of the levelled frame (footprint centre and yaw, heights ``lo``..``hi`` above the floor) in ``map``."""
+    centre = rotation.T @ np.r_[centre_xy, (lo + hi) / 2 + floor_offset]
     axis = rotation.T @ np.array([np.cos(yaw), np.sin(yaw), 0.0])
-    return Proposal(
-        proposal_id=-1,
-        box=Box3D(center=centre, size=size, yaw=float(np.arctan2(axis[1], axis[0]))),
-        n_points=len(points),
-        mean_rgb=colors.mean(axis=0),
-    )
+    return Box3D(center=centre, size=size, yaw=float(np.arctan2(axis[1], axis[0])))

@@ -74,6 +74,8 @@ class StructurePlane:
     margin: float  # voxels this close belong to it
     n_voxels: int
     extent_m: tuple[float, float]  # length and height (wall) or the two sides (ceiling)
+    # A wall's segment along it (u = position along (-normal y, normal x)) and in height above the floor.
+    span: tuple[float, float, float, float] | None = None  # u_min, u_max, h_min, h_max
 
 
 def _best_plane(centres: np.ndarray, normals: np.ndarray, pool: np.ndarray, config: StructureConfig, rng: np.random.Generator) -> np.ndarray:
@@ -151,7 +153,8 @@ def _judge(member: np.ndarray, heights: np.ndarray, centres: np.ndarray, usable:
             normal, offset, margin, along, u, centres[usable], config
         )
         if tall or bounds:
-            return StructurePlane("wall", normal, offset, margin, len(member), (length, height))
+            span = (float(u.min()), float(u.max()), float(h.min()), float(h.max()))
+            return StructurePlane("wall", normal, offset, margin, len(member), (length, height), span)
     elif abs(normal[2]) >= np.cos(np.radians(config.vertical_deg)):
         lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
         sides = hi - lo

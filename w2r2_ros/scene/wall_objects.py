@@ -1,0 +1,188 @@
+"""Objects on walls (doors, windows, pictures, curtains) as proposals of their own.
+
+Wall removal (``structure.py``) takes the slab within a wall plane's thickness
+(3-6 cm); what hangs on the wall stands 3-15 cm out of it, so it is either cut
+away with the wall or left as a slab of its front face one voxel thick, whose
+box (a few centimetres off the wall, too thin) does not match the object's.
+Here every wall found is looked at in its own frame (u along the wall, depth
+out of it, height above the floor):
+
+1. The candidate voxels are those within ``band_m`` of the wall's plane, over
+   its extent, less the ones that look like the wall: in the plane's slab or
+   just in front of it (``wall_depth_margins`` thicknesses, the fused surface of
+   a noisy sensor) and of the wall's own colour (within ``colour_step`` or
+   ``wall_spread_k`` robust spreads of the wall's colours, whichever is larger).
+   A picture the slab took comes back by its colour; the wall's colour noise
+   does not.
+2. Colour regions: connected components over the voxel graph of all kept
+   voxels, cut where neighbours' colours differ by more than ``colour_step``. A
+   region is on the wall when ``within_fraction`` of it lies in the band and
+   few of its voxels touch kept voxels beyond the band (``max_contact_fraction``):
+   books on a shelf or a sofa's back lie in the band too but belong to
+   furniture that reaches out of it.
+3. A region enclosed by another in (u, height) is part of it (a window's pane
+   in its frame, a door's handle on its leaf, a canvas in its picture frame);
+   regions side by side stay apart (a curtain beside its window).
+4. Segments smaller than ``min_voxels`` or ``min_size_m`` along the wall or in
+   height are dropped (wall texture, a switch); longer than ``max_length_m``
+   they are the wall's own shading or a wall-long strip, not an object.
+
+The box is turned with the wall and reaches from the wall plane (the object's
+back lies on the wall; the sensor never sees it) to the segment's front. A
+region that fails a test stays with the general object pipeline, so a wall
+object that is not found here is proposed as before.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from w2r2_ros.scene.structure import StructurePlane
+from w2r2_ros.scene.voxel_graph import VoxelGraph
+
+
+@dataclass(frozen=True)
+class WallObjectConfig:
+    enabled: bool = True
+    # Wall objects stand 3-15 cm out of the wall (a door's handle, a sill, a curtain's folds); 20 cm
+    # takes them with sensor noise and stays short of furniture depth (cabinets, shelves: 30 cm and more).
+    band_m: float = 0.2
+    # Voxels this many wall thicknesses (StructurePlane.margin) from the plane, of the wall's colour, are wall.
+    wall_depth_margins: float = 2.0
+    # Neighbouring voxels are one region when their RGB colours (0..1) differ by at most this.
+    colour_step: float = 0.12
+    # A voxel is of the wall's colour within max(colour_step, wall_spread_k robust spreads) of its median.
+    wall_spread_k: float = 3.0
+    # A region is on the wall when this share of its voxels lies in the band and at most
+    # max_contact_fraction of them touch kept voxels beyond it.
+    within_fraction: float = 0.9
+    max_contact_fraction: float = 0.1
+    # Smaller than 3 x 3 voxels, a segment cannot be told from texture or noise on the wall; longer than
+    # max_length_m it is no door, window, picture or curtain.
+    min_voxels: int = 9
+    min_size_m: float = 0.15
+    max_length_m: float = 3.0
+    # Boxes are at least this deep (an object flush with the wall, a window's pane).
+    min_depth_m: float = 0.04
+
+
+@dataclass(frozen=True)
+class WallObject:
+    """A segment on a wall: its voxels and its box in the levelled frame (x, y, height above the floor)."""
+
+    member: np.ndarray  # voxel indices
+    center_xy: np.ndarray
+    size: np.ndarray  # along the wall, out of it, height
+    yaw: float  # of the box's first axis (along the wall) in the levelled frame
+    bottom: float
+    top: float
+
+
+def _wall_frame(plane: StructurePlane) -> tuple[np.ndarray, np.ndarray, float]:
+    """Horizontal unit normal, the direction along the wall, and the plane's offset along that normal."""
+    horizontal = np.hypot(plane.normal[0], plane.normal[1])
+    normal = np.array([plane.normal[0], plane.normal[1]]) / max(horizontal, 1e-12)
+    return normal, np.array([-normal[1], normal[0]]), plane.offset / max(horizontal, 1e-12)
+
+
+def find_wall_objects(
+    planes: list[StructurePlane] | tuple[StructurePlane, ...],
+    level: np.ndarray,
+    heights: np.ndarray,
+    rgb: np.ndarray,
+    graph: VoxelGraph,
+    candidate: np.ndarray,
+    voxel: float,
+    config: WallObjectConfig,
+) -> list[WallObject]:
+    """Wall objects among the ``candidate`` voxels (above the floor, not isolated; wall slabs included)
+    of a levelled map, one list over all walls in ``planes``."""
+    walls = [p for p in planes if p.kind == "wall" and p.span is not None]
+    if not config.enabled or not walls or not candidate.any():
+        return []
+    colours = np.asarray(rgb, dtype=np.float64) / 255.0
+    frames, depth, band = [], [], []
+    wall_like = np.zeros(len(level), dtype=bool)
+    for plane in walls:
+        normal, along, offset = _wall_frame(plane)
+        u, d = level[:, :2] @ along, level[:, :2] @ normal - offset
+        u0, u1, h0, h1 = plane.span
+        over = candidate & (u >= u0 - voxel) & (u <= u1 + voxel) & (heights <= h1 + voxel)
+        slab = over & (np.abs(d) <= plane.margin)
+        if not slab.any():
+            frames.append(None), depth.append(d), band.append(np.zeros(len(level), dtype=bool))
+            continue
+        median = np.median(colours[slab], axis=0)
+        distance = np.linalg.norm(colours - median, axis=1)
+        spread = 1.4826 * float(np.median(distance[slab]))
+        near = over & (np.abs(d) <= config.wall_depth_margins * plane.margin)
+        wall_like |= near & (distance <= max(config.colour_step, config.wall_spread_k * spread))
+        frames.append((normal, along, offset, u))
+        depth.append(d)
+        band.append(over & (np.abs(d) <= config.band_m))
+    pool = candidate & ~wall_like
+    r, c = graph.rows, graph.cols
+    same = pool[r] & pool[c] & (np.linalg.norm(colours[r] - colours[c], axis=1) <= config.colour_step)
+    regions = graph.components(same)
+    n_regions = int(regions.max()) + 1
+    size = np.bincount(regions[pool], minlength=n_regions)
+    found: list[WallObject] = []
+    claimed = np.zeros(n_regions, dtype=bool)
+    for frame, d, in_band in zip(frames, depth, band):
+        if frame is None:
+            continue
+        in_band = in_band & pool
+        share = np.bincount(regions[in_band], minlength=n_regions) / np.maximum(size, 1)
+        # Contacts with kept voxels beyond the band (furniture that reaches out of it).
+        beyond = candidate & ~wall_like & (np.abs(d) > config.band_m)
+        touch = np.zeros(len(level), dtype=bool)
+        for a, b in ((r, c), (c, r)):
+            hit = in_band[a] & beyond[b]
+            touch[a[hit]] = True
+        contact = np.bincount(regions[touch], minlength=n_regions) / np.maximum(size, 1)
+        on_wall = np.flatnonzero((share >= config.within_fraction) & (contact <= config.max_contact_fraction) & ~claimed)
+        if len(on_wall) == 0:
+            continue
+        claimed[on_wall] = True
+        found.extend(_segments(on_wall, regions, in_band, frame, d, heights, voxel, config))
+    return found
+
+
+def _segments(
+    region_ids: np.ndarray,
+    regions: np.ndarray,
+    in_band: np.ndarray,
+    frame: tuple[np.ndarray, np.ndarray, float, np.ndarray],
+    depth: np.ndarray,
+    heights: np.ndarray,
+    voxel: float,
+    config: WallObjectConfig,
+) -> list[WallObject]:
+    """Regions of one wall merged by enclosure in (u, height), filtered, boxed."""
+    normal, along, offset, u = frame
+    members = [np.flatnonzero(in_band & (regions == k)) for k in region_ids]
+    members = sorted((m for m in members if len(m)), key=len, reverse=True)
+    extent = np.array([[u[m].min(), u[m].max(), heights[m].min(), heights[m].max()] for m in members]).reshape(-1, 4)
+    lo, hi = extent[:, [0, 2]], extent[:, [1, 3]]
+    encloses = np.all(lo[:, None] >= lo[None] - voxel, axis=-1) & np.all(hi[:, None] <= hi[None] + voxel, axis=-1)
+    encloses &= np.tri(len(members), k=-1, dtype=bool)  # [i, j]: j (larger, earlier) encloses i
+    owner = np.where(encloses.any(axis=1), np.argmax(encloses, axis=1), np.arange(len(members)))
+    for _ in range(len(members)):  # follow chains to the largest enclosing region
+        if np.array_equal(owner[owner], owner):
+            break
+        owner = owner[owner]
+    found = []
+    for j in np.unique(owner):
+        member = np.concatenate([members[i] for i in np.flatnonzero(owner == j)])
+        u0, u1 = float(u[member].min()), float(u[member].max())
+        bottom, top = float(heights[member].min()), float(heights[member].max())
+        length, height = u1 - u0, top - bottom
+        if len(member) < config.min_voxels or min(length, height) < config.min_size_m or length > config.max_length_m:
+            continue
+        d = depth[member]
+        side = 1.0 if np.abs(d.max()) >= np.abs(d.min()) else -1.0  # walls between rooms have two faces
+        reach = max(float(np.max(side * d)), config.min_depth_m)
+        centre = along * (u0 + u1) / 2 + normal * (offset + side * reach / 2)
+        found.append(WallObject(member, centre, np.array([length, reach, height]), float(np.arctan2(along[1], along[0])), bottom, top))
+    return found
