@@ -186,9 +186,10 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
         planes, taken = find_structure(heights, level, normals, graph, keep, config.structure)
         walled = find_wall_objects(planes, level, heights, rgb, graph, keep.copy(), voxel, config.wall_objects)
         keep &= ~taken
-        for wall_object in walled:
-            keep[wall_object.member] = False
-    if not keep.any() and not walled:
+    on_walls = np.zeros(n, dtype=bool)
+    for wall_object in walled:
+        on_walls[wall_object.member] = True
+    if not (keep & ~on_walls).any() and not walled:
         if len(planes) > 0 or floor is not None:
             reasons.append(ProposalWarning("only_structure",
                 "the map holds only floor and wall/ceiling planes, no objects yet; if objects are in view, raise "
@@ -207,6 +208,9 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     for member in _split_by_label(objects) if len(index) else []:
         clusters.extend(split_stacked(levelled, rgb[index], member, config))
     clusters = merge_overhangs(levelled, clusters, voxel, config.max_support_m)
+    # Wall objects leave the objects they were segmented with only now, so the object pipeline (its
+    # curvature bound is a quantile of the voxels it sees) splits the rest of the room as without them.
+    clusters = [_Cluster(c.member[~on_walls[index[c.member]]], c.support_z) for c in clusters]
     snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
     clusters = sorted((c for c in clusters if len(c.member) >= config.min_cluster_voxels), key=lambda c: -len(c.member))
     wall_yaws = np.array([np.arctan2(p.normal[1], p.normal[0]) for p in planes if p.kind == "wall"])

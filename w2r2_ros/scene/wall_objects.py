@@ -127,9 +127,9 @@ def find_wall_objects(
     regions = graph.components(same)
     n_regions = int(regions.max()) + 1
     size = np.bincount(regions[pool], minlength=n_regions)
-    found: list[WallObject] = []
+    groups: list[tuple[np.ndarray, int]] = []  # (voxels, wall)
     claimed = np.zeros(n_regions, dtype=bool)
-    for frame, d, in_band in zip(frames, depth, band):
+    for k, (frame, d, in_band) in enumerate(zip(frames, depth, band)):
         if frame is None:
             continue
         in_band = in_band & pool
@@ -142,47 +142,59 @@ def find_wall_objects(
             touch[a[hit]] = True
         contact = np.bincount(regions[touch], minlength=n_regions) / np.maximum(size, 1)
         on_wall = np.flatnonzero((share >= config.within_fraction) & (contact <= config.max_contact_fraction) & ~claimed)
-        if len(on_wall) == 0:
-            continue
         claimed[on_wall] = True
-        found.extend(_segments(on_wall, regions, in_band, frame, d, heights, voxel, config))
-    return found
+        members = [np.flatnonzero(in_band & (regions == i)) for i in on_wall]
+        groups.extend((m, k) for m in _merge_enclosed([m for m in members if len(m)], frame[3], heights, voxel))
+    # One wall can be found as several parallel planes (pieces beside a window): a segment enclosed by a
+    # larger one of a parallel wall is part of it (a window's pane found on one, its frame on the other).
+    groups.sort(key=lambda g: -len(g[0]))
+    kept: list[tuple[np.ndarray, int]] = []
+    for member, k in groups:
+        for i, (target, t) in enumerate(kept):
+            if abs(frames[k][0] @ frames[t][0]) >= np.cos(np.radians(20.0)) and len(
+                _merge_enclosed([target, member], frames[t][3], heights, voxel)
+            ) == 1:
+                kept[i] = (np.concatenate([target, member]), t)
+                break
+        else:
+            kept.append((member, k))
+    found = [_box(member, frames[k], depth[k], heights, config) for member, k in kept]
+    return [f for f in found if f is not None]
 
 
-def _segments(
-    region_ids: np.ndarray,
-    regions: np.ndarray,
-    in_band: np.ndarray,
-    frame: tuple[np.ndarray, np.ndarray, float, np.ndarray],
-    depth: np.ndarray,
-    heights: np.ndarray,
-    voxel: float,
-    config: WallObjectConfig,
-) -> list[WallObject]:
-    """Regions of one wall merged by enclosure in (u, height), filtered, boxed."""
-    normal, along, offset, u = frame
-    members = [np.flatnonzero(in_band & (regions == k)) for k in region_ids]
-    members = sorted((m for m in members if len(m)), key=len, reverse=True)
-    extent = np.array([[u[m].min(), u[m].max(), heights[m].min(), heights[m].max()] for m in members]).reshape(-1, 4)
-    lo, hi = extent[:, [0, 2]], extent[:, [1, 3]]
+def _merge_enclosed(members: list[np.ndarray], u: np.ndarray, heights: np.ndarray, voxel: float) -> list[np.ndarray]:
+    """Regions of one wall merged by enclosure in (u, height): each joins the largest region whose extent
+    holds its own (within a voxel). Largest by extent, not by voxels: a door's leaf has more voxels than
+    the frame around it."""
+    if not members:
+        return []
+    extent = np.array([[u[m].min(), heights[m].min(), u[m].max(), heights[m].max()] for m in members])
+    order = np.argsort(-np.prod(extent[:, 2:] - extent[:, :2], axis=1), kind="stable")
+    members, extent = [members[i] for i in order], extent[order]
+    lo, hi = extent[:, :2], extent[:, 2:]
     encloses = np.all(lo[:, None] >= lo[None] - voxel, axis=-1) & np.all(hi[:, None] <= hi[None] + voxel, axis=-1)
-    encloses &= np.tri(len(members), k=-1, dtype=bool)  # [i, j]: j (larger, earlier) encloses i
+    encloses &= np.tri(len(members), k=-1, dtype=bool)  # [i, j]: j (wider, earlier) encloses i
     owner = np.where(encloses.any(axis=1), np.argmax(encloses, axis=1), np.arange(len(members)))
     for _ in range(len(members)):  # follow chains to the largest enclosing region
         if np.array_equal(owner[owner], owner):
             break
         owner = owner[owner]
-    found = []
-    for j in np.unique(owner):
-        member = np.concatenate([members[i] for i in np.flatnonzero(owner == j)])
-        u0, u1 = float(u[member].min()), float(u[member].max())
-        bottom, top = float(heights[member].min()), float(heights[member].max())
-        length, height = u1 - u0, top - bottom
-        if len(member) < config.min_voxels or min(length, height) < config.min_size_m or length > config.max_length_m:
-            continue
-        d = depth[member]
-        side = 1.0 if np.abs(d.max()) >= np.abs(d.min()) else -1.0  # walls between rooms have two faces
-        reach = max(float(np.max(side * d)), config.min_depth_m)
-        centre = along * (u0 + u1) / 2 + normal * (offset + side * reach / 2)
-        found.append(WallObject(member, centre, np.array([length, reach, height]), float(np.arctan2(along[1], along[0])), bottom, top))
-    return found
+    return [np.concatenate([members[i] for i in np.flatnonzero(owner == j)]) for j in np.unique(owner)]
+
+
+def _box(
+    member: np.ndarray, frame: tuple[np.ndarray, np.ndarray, float, np.ndarray], depth: np.ndarray, heights: np.ndarray,
+    config: WallObjectConfig,
+) -> WallObject | None:
+    """A segment's box, from the wall plane to its front; None when it is too small or too long."""
+    normal, along, offset, u = frame
+    u0, u1 = float(u[member].min()), float(u[member].max())
+    bottom, top = float(heights[member].min()), float(heights[member].max())
+    length, height = u1 - u0, top - bottom
+    if len(member) < config.min_voxels or min(length, height) < config.min_size_m or length > config.max_length_m:
+        return None
+    d = depth[member]
+    side = 1.0 if np.abs(d.max()) >= np.abs(d.min()) else -1.0  # walls between rooms have two faces
+    reach = max(float(np.max(side * d)), config.min_depth_m)
+    centre = along * (u0 + u1) / 2 + normal * (offset + side * reach / 2)
+    return WallObject(member, centre, np.array([length, reach, height]), float(np.arctan2(along[1], along[0])), bottom, top)
