@@ -151,7 +151,8 @@ def find_wall_objects(
     kept: list[tuple[np.ndarray, int]] = []
     for member, k in groups:
         for i, (target, t) in enumerate(kept):
-            if abs(frames[k][0] @ frames[t][0]) >= np.cos(np.radians(20.0)) and len(
+            near = np.all(np.abs(depth[t][member]) <= config.band_m)  # the same wall, not the one opposite
+            if near and abs(frames[k][0] @ frames[t][0]) >= np.cos(np.radians(20.0)) and len(
                 _merge_enclosed([target, member], frames[t][3], heights, voxel)
             ) == 1:
                 kept[i] = (np.concatenate([target, member]), t)
