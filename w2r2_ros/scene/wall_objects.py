@@ -134,8 +134,9 @@ def find_wall_objects(
             continue
         in_band = in_band & pool
         share = np.bincount(regions[in_band], minlength=n_regions) / np.maximum(size, 1)
-        # Contacts with kept voxels beyond the band (furniture that reaches out of it).
-        beyond = candidate & ~wall_like & (np.abs(d) > config.band_m)
+        # Contacts with kept voxels beyond the band or of a region that reaches out of it (furniture: a
+        # bed's headboard touches its mattress, books their shelf).
+        beyond = candidate & ~wall_like & ((np.abs(d) > config.band_m) | (share < config.within_fraction)[regions])
         touch = np.zeros(len(level), dtype=bool)
         for a, b in ((r, c), (c, r)):
             hit = in_band[a] & beyond[b]
