@@ -83,3 +83,18 @@ def test_a_name_never_trained_is_scored_and_a_scene_without_it_answers_no_target
         output = model(dataset.scene(dataset.scene_ids()[0]).inputs, states, mask)
     scores = model.score_names(output.object_category[0], text.name_embeddings([*UNSEEN, "chair"]))
     assert scores.shape == (output.object_category.shape[1], len(UNSEEN) + 1) and torch.isfinite(scores).all()
+
+
+def test_saved_states_are_read_back_exactly_and_a_bad_file_is_only_a_miss(tmp_path):
+    texts = ["the red chair", "can you show me the lamp? it is near the door."]
+    text = PretrainedText(cache_size=None)
+    text.precompute(texts, 64)
+    path = text.cache_file(tmp_path, 64)
+    text.save_states(path, texts, 64)
+    assert path.is_file() and text.identity["sha256"][:16] in path.name
+    fresh = PretrainedText(cache_size=None)
+    assert fresh.load_states(path, 64) == 2 and fresh.precompute(texts, 64) == 0  # nothing left to encode
+    for a, b in zip(text.encode(texts, 64), fresh.encode(texts, 64)):
+        assert torch.equal(a, b)
+    path.write_bytes(b"garbage")
+    assert PretrainedText().load_states(path, 64) == 0

@@ -198,6 +198,20 @@ def parameter_groups(model: W2R2GroundingModel, optim: OptimConfig) -> list[dict
     return groups
 
 
+def encode_descriptions(text: PretrainedText, texts: list[str], max_length: int, data_root: Path) -> str:
+    """Run the frozen encoder once over every description (kept in ``text``'s cache for the whole run), reusing and
+    updating the states saved beside the dataset by an earlier run; -> a line for the log."""
+    text.cache_size = None
+    started = time.perf_counter()
+    cache = text.cache_file(data_root, max_length)
+    reused = text.load_states(cache, max_length)
+    encoded = text.precompute(texts, max_length)
+    if encoded:
+        text.save_states(cache, texts, max_length)
+    return (f"text encoder {text.identity['name']} (frozen): {encoded} descriptions encoded, {reused} read from "
+            f"{cache.name}, in {time.perf_counter() - started:.1f} s")
+
+
 def keyframe_subset(inputs: GroundingInputs, n: int, rng: np.random.Generator) -> GroundingInputs:
     """The same random ``n`` of the K keyframes for every scene of a batch (all K when K <= n).
 
@@ -328,11 +342,8 @@ class Trainer:
             self.train_set.manifest.check_model_config(model.config, self.data_root / "manifest.json")
         if isinstance(tokenizer, PretrainedText):
             # Frozen: every description's token states are computed once, before the first step.
-            tokenizer.cache_size = None
-            started = time.perf_counter()
-            count = tokenizer.precompute(self.train_set.texts() + self.val_set.texts(), config.model.max_text_length)
-            self._text_note = (f"text encoder {model.config.text_model} (frozen): {count} descriptions encoded in "
-                               f"{time.perf_counter() - started:.1f} s")
+            self._text_note = encode_descriptions(tokenizer, self.train_set.texts() + self.val_set.texts(),
+                                                  model.config.max_text_length, self.data_root)
         self.config, self.tokenizer, self.state_dir = config, tokenizer, state_dir
         self.train_set.colours = list(model.config.colours)
         self.train_set.relations = list(model.config.relations)

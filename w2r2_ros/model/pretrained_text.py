@@ -15,6 +15,7 @@ SHA-256 of its weights file, and a different one is refused (``check_identity``)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import OrderedDict
 from functools import lru_cache
@@ -124,6 +125,45 @@ class PretrainedText:
             for text, states in zip(part, self._run(part, max_length)):
                 self._remember((text, max_length), states)
         return len(missing)
+
+    def cache_file(self, directory: Path, max_length: int) -> Path:
+        """Where ``save_states``/``load_states`` keep this encoder's states of a dataset's texts: named by the
+        encoder's weights and the text length, so another encoder or length never reads them."""
+        return Path(directory) / f".text_states_{self.identity['sha256'][:16]}_{max_length}.safetensors"
+
+    def load_states(self, path: Path, max_length: int) -> int:
+        """Take the states saved by ``save_states`` into the cache; returns how many (0 when the file is absent
+        or unreadable: it is only a cache)."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as saved:
+                texts = json.loads(saved.metadata()["texts"])
+                states, lengths = saved.get_tensor("states"), saved.get_tensor("lengths").tolist()
+        except (OSError, SafetensorError, KeyError, ValueError):
+            return 0
+        if len(texts) != len(lengths) or sum(lengths) != states.shape[0]:
+            return 0
+        for text, part in zip(texts, states.split(lengths)):
+            self._remember((text, max_length), part.clone())
+        return len(texts)
+
+    def save_states(self, path: Path, texts: Sequence[str], max_length: int) -> None:
+        """Write the cached states of ``texts`` (fp16, real tokens) to ``path`` atomically, for the next run on
+        the same data; a directory that cannot be written is skipped."""
+        from w2r2_ros.model.checkpoint import save_safetensors
+
+        texts = list(dict.fromkeys(t for t in texts if (t, max_length) in self._cache))
+        if not texts:
+            return
+        parts = [self._cache[(t, max_length)] for t in texts]
+        tensors = {"states": torch.cat(parts), "lengths": torch.tensor([p.shape[0] for p in parts], dtype=torch.int64)}
+        staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            save_safetensors(tensors, staging, metadata={"texts": json.dumps(texts), "text_model": TEXT_MODEL})
+            os.replace(staging, path)
+        except OSError:
+            staging.unlink(missing_ok=True)
 
     def _remember(self, key: tuple[str, int], states: torch.Tensor) -> None:
         self._cache[key] = states
