@@ -182,7 +182,7 @@ class Grounder:
             done = time.perf_counter()
 
             order = np.argsort(-probabilities[:-1], kind="stable")[:top_k]
-            named = [self._label(labels[i], output, i, text) for i in order]
+            named = self._labels(order, labels, output, text)
         candidates = tuple(
             GroundingCandidate(
                 proposal_id=int(proposals[i].proposal_id),
@@ -207,23 +207,24 @@ class Grounder:
         viewer = None if pose is None else viewer_from_camera_pose(pose)
         return self.ground(snapshot.keyframes, snapshot.proposals, text, top_k=top_k, max_frames=max_frames, viewer=viewer)
 
-    def _label(self, probabilities: np.ndarray, output: GroundingOutput, index: int, text: str) -> tuple[str, float]:
-        """(label, its probability) of proposal ``index``: the model's category when it is sure
+    def _labels(self, order: np.ndarray, probabilities: np.ndarray, output: GroundingOutput, text: str) -> list[tuple[str, float]]:
+        """(label, its probability) of each proposal in ``order``: the model's category when it is sure
         (``LABEL_CONFIDENCE``), else, with an open vocabulary, the query's word that best matches the object
-        among the query's words and the trained names (its probability over them)."""
+        among the query's words and the trained names (its probability over them), if it beats the category."""
         categories = self.model.config.categories
-        best = int(probabilities.argmax())
-        words = list(dict.fromkeys(word.lower() for word in _LABEL_WORD.findall(text)))[:16]
-        if probabilities[best] >= LABEL_CONFIDENCE or output.object_category is None or not words:
-            return categories[best], float(probabilities[best])
-        names = list(categories) + [word for word in words if word not in categories]
-        embeddings = self.tokenizer.name_embeddings(names).to(self.device)
-        scores = torch.softmax(self.model.score_names(output.object_category[0, index], embeddings).float(), dim=-1)
-        word_scores = scores[len(categories) :]
-        if word_scores.numel() == 0 or float(word_scores.max()) <= float(scores[best]):
-            return categories[best], float(probabilities[best])
-        choice = int(word_scores.argmax())
-        return names[len(categories) + choice], float(word_scores[choice])
+        named = [(categories[int(probabilities[i].argmax())], float(probabilities[i].max())) for i in order]
+        unsure = [row for row, i in enumerate(order) if probabilities[i].max() < LABEL_CONFIDENCE]
+        words = [w for w in dict.fromkeys(w.lower() for w in _LABEL_WORD.findall(text)) if w not in categories][:16]
+        if not unsure or output.object_category is None or not words:
+            return named
+        embeddings = self.tokenizer.name_embeddings([*categories, *words]).to(self.device)
+        objects = output.object_category[0, [int(order[row]) for row in unsure]]
+        scores = torch.softmax(self.model.score_names(objects, embeddings).float(), dim=-1).cpu().numpy()
+        for row, score in zip(unsure, scores):
+            best_word = int(score[len(categories) :].argmax()) + len(categories)
+            if score[best_word] > score[: len(categories)].max():
+                named[row] = (words[best_word - len(categories)], float(score[best_word]))
+        return named
 
     def _prepared(self, keyframe: StampedKeyframe) -> tuple[PreparedKeyframe, torch.Tensor | None]:
         """Cached preprocessing of a keyframe; patch features are None until ``_patch_features`` computes them."""
