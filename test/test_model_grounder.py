@@ -105,3 +105,26 @@ def test_scene_inputs_are_reused_only_while_keyframes_and_proposals_stay_the_sam
         expected = direct(frames, props)
         scores = {c.proposal_id: c.score for c in answer.candidates}
         assert [scores[p.proposal_id] for p in props] == pytest.approx(list(expected[:-1]), abs=1e-5)
+
+
+def _grounder_whose_objects_look_like(name: str, scale: float) -> Grounder:
+    """Every object's category feature set to ``scale`` x the text embedding of ``name`` (real weights, set by hand)."""
+    torch.manual_seed(0)
+    model, text = new_model(ModelConfig(categories=("box", "wall", "lamp")))
+    head = model.category_head
+    with torch.no_grad():
+        for layer in (head.classify, head.classify_token, head.classify_shape[-1]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        head.classify.bias.copy_(text.name_embeddings([name])[0] * scale)
+    return Grounder(model, text)
+
+
+def test_an_unsure_label_comes_from_the_querys_own_words(scene):
+    """The object looks like a bed, which is no trained category: the answer is labelled "bed" from the query,
+    not "box"/"wall"/"lamp" on a guess; a sure category stays the label."""
+    keyframes, proposals = scene
+    unsure = _grounder_whose_objects_look_like("bed", 1.0).ground(keyframes, proposals, "the purple bed").candidates[0]
+    assert unsure.label == "bed" and unsure.label_score > 1 / 5
+    sure = _grounder_whose_objects_look_like("box", 1.0).ground(keyframes, proposals, "the purple bed").candidates[0]
+    assert sure.label == "box" and sure.label_score >= 0.5
