@@ -59,7 +59,8 @@ class ModelConfig:
     max_wavelength_m: float = 16.0
     # Subtract the scene's mean valid patch x, y (not z: the floor is z = 0 and height
     # is meaningful) before encoding, so that a room is the same input wherever the
-    # map origin happens to be.
+    # map origin happens to be. With viewer_frame the mean is taken in the viewer frame: the
+    # origin moves to the middle of what the keyframes see, the axes stay the viewer's.
     center_xy: bool = True
     # Express every xy the model reads in the viewer frame (GroundingInputs.viewer: x forward, y left), so that
     # "left of" means the viewer's left whatever the map's yaw (grounding_model.centred_geometry).
