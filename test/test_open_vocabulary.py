@@ -98,3 +98,15 @@ def test_saved_states_are_read_back_exactly_and_a_bad_file_is_only_a_miss(tmp_pa
         assert torch.equal(a, b)
     path.write_bytes(b"garbage")
     assert PretrainedText().load_states(path, 64) == 0
+
+
+def test_a_full_cache_never_loses_the_batch_it_is_encoding():
+    """A batch that holds a cached text and more new ones than the LRU has room for (w2r2-eval once raised
+    KeyError here: adding the new texts evicted the cached one before its row was read)."""
+    text = PretrainedText(cache_size=4)
+    text.encode(["the red chair", "a lamp", "the sofa", "the box"], 64)
+    batch = ["the red chair", "the tall door.", "a blue cup", "the desk", "the window on the left"]
+    states, mask = text.encode(batch, 64)
+    fresh_states, fresh_mask = PretrainedText(cache_size=None).encode(batch, 64)
+    assert torch.equal(mask, fresh_mask) and torch.equal(states, fresh_states)
+    assert len(text._cache) == 4

@@ -175,13 +175,16 @@ class PretrainedText:
         """Token states (B, L, 384) float32 and mask (B, L) bool, L = the longest text's tokens (<= ``max_length``,
         [CLS] and [SEP] included). Any string is accepted; an empty one is [CLS] [SEP]."""
         keys = [(str(text), max_length) for text in texts]
-        missing = [key[0] for key in dict.fromkeys(keys) if key not in self._cache]
+        # The batch's rows are collected here first: adding its missing texts may evict from the LRU the
+        # ones it already had (a batch of 16 once lost a cached text that way: KeyError in w2r2-eval).
+        found = {key: self._cache[key] for key in dict.fromkeys(keys) if key in self._cache}
+        missing = [key[0] for key in dict.fromkeys(keys) if key not in found]
         if missing:
             for text, states in zip(missing, self._run(missing, max_length)):
-                self._remember((text, max_length), states)
-        rows = [self._cache[key] for key in keys]
-        for key in keys:
-            self._cache.move_to_end(key)
+                found[(text, max_length)] = states
+        for key, states in found.items():
+            self._remember(key, states)
+        rows = [found[key] for key in keys]
         length = max((row.shape[0] for row in rows), default=1)
         states = torch.zeros((len(rows), length, TEXT_STATE_SIZE), dtype=torch.float32)
         mask = torch.zeros((len(rows), length), dtype=torch.bool)
