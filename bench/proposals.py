@@ -10,6 +10,10 @@ comparison, the axis-aligned IoU of their bounds that ScanRefer-style evaluation
 start at 500, away from the training and test splits.
 
     .venv/bin/python bench/proposals.py --scenes 8 --frames 48 --out bench/results/proposals.json
+
+The world switches (``--yaw-deg``, ``--rooms``, ``--touching``, ``--sensor``, ``--world-catalogue``, over ``--world``) replace the
+named conditions by one world of their own (a condition mix no tuning looked at); ``--depth-stride 1
+--width 320 --height 240 --frames 16`` fuses as the synthetic training data does (``every_frame_memory``).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import numpy as np
 from w2r2_ros.geometry.boxes import box_iou_matrix, oriented_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.scene.memory import SceneMemory, SceneMemoryConfig
-from w2r2_ros.sim.conditions import CONDITIONS, WorldConfig
+from w2r2_ros.sim.conditions import CONDITIONS, WorldConfig, add_world_arguments, world_from_args
 from w2r2_ros.sim.render import render_rgbd
 from w2r2_ros.sim.trajectory import orbit_trajectory
 from w2r2_ros.sim.world import generate_scene
@@ -67,16 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conditions", nargs="*", default=list(CONDITIONS), choices=list(CONDITIONS))
     parser.add_argument("--min-hits", type=int, default=SceneMemoryConfig().proposal_min_hits,
                         help="SceneMemoryConfig.proposal_min_hits: voxels hit fewer times are left out of proposals")
+    parser.add_argument("--depth-stride", type=int, default=SceneMemoryConfig().depth_stride,
+                        help="SceneMemoryConfig.depth_stride: fuse every n-th depth row and column")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true", help="print every object below IoU 0.5")
+    add_world_arguments(parser)
     args = parser.parse_args(argv)
     intrinsics = Intrinsics.from_fov(args.width, args.height, 70.0)
-    config = SceneMemoryConfig(proposal_min_hits=args.min_hits)
+    config = SceneMemoryConfig(proposal_min_hits=args.min_hits, depth_stride=args.depth_stride)
+    worlds = {name: CONDITIONS[name] for name in args.conditions}
+    if any(v is not None for v in (args.yaw_deg, args.rooms, args.touching, args.sensor, args.world_catalogue)):
+        worlds = {"custom": world_from_args(args)}  # the command line (in the JSON) says which
     rows = []
-    for name in args.conditions:
-        scenes = [run_scene(f"bench_{i:03d}", args.seed + i, CONDITIONS[name], args.frames, intrinsics, config) for i in range(args.scenes)]
+    for name, world in worlds.items():
+        scenes = [run_scene(f"bench_{i:03d}", args.seed + i, world, args.frames, intrinsics, config) for i in range(args.scenes)]
         ious = np.concatenate([s["best_iou"] for s in scenes])
         aligned = np.concatenate([s["best_aligned_iou"] for s in scenes])
         row = {
