@@ -25,6 +25,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from w2r2_ros.geometry.boxes import box_iou
 from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.model.checkpoint import save_checkpoint
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.build import new_model
@@ -37,9 +38,10 @@ from w2r2_ros.ros.rgbd_stream_publisher import RgbdStreamPublisher, rgbd_message
 from w2r2_ros.ros.scene_memory_node import SceneMemoryNode
 from w2r2_ros.scene.memory import SceneMemory
 from w2r2_ros.sim.recording import record_scene
-from w2r2_ros.sim.world import CATEGORIES, generate_scene
+from w2r2_ros.sim.world import CATEGORIES, SceneConfig, generate_scene
 from w2r2_ros.viz.render_png import active_markers
-from w2r2_training.referring import SPLIT_MULTIPLE, SPLIT_UNIQUE, referring_samples
+from w2r2_training.human_descriptions import human_samples
+from w2r2_training.referring import SPLIT_MULTIPLE, SPLIT_UNIQUE
 
 DEFAULT_MODEL = package_dir() / "models" / "default"
 Status = GroundingResult
@@ -296,9 +298,12 @@ def test_burst_is_queued_up_to_the_bound_and_the_rest_refused_busy(scene_memory,
 def grounded_by_the_default_model(scene_id: str, seed: int, split_label: str) -> tuple[list, list[bool]]:
     """Stream a generated scene into the scene memory, ask the default model every description of one
     split through the nodes, and return (samples, whether each answer hit the target at IoU >= 0.5)."""
-    scene = generate_scene(scene_id, seed)
-    memory, _ = stream_scene(scene, 24, Intrinsics.from_fov(320, 240, 70.0))
-    samples = [s for s in referring_samples(scene) if s.split_label == split_label]
+    scene = generate_scene(scene_id, seed, SceneConfig(catalogue="scannet"))
+    memory, recording = stream_scene(scene, 24, Intrinsics.from_fov(320, 240, 70.0))
+    # Described as the shipped model was trained: the scannet world in people's words, directions seen from
+    # the camera's last pose, which is the memory's newest camera pose when the queries arrive.
+    viewer = viewer_from_camera_pose(recording.poses[-1])
+    samples = [s for s in human_samples(scene, viewer) if s.split_label == split_label]
     with grounding(memory, score_threshold=0.0, queue_size=max(1, len(samples))) as (_, client, runtime):
         for i, sample in enumerate(samples):
             client.send(sample.description, f"q-{i}")
@@ -327,7 +332,8 @@ def test_trained_model_tells_same_category_objects_apart_by_where_they_are():
     through the nodes: the default model must beat picking among the same-category objects at random."""
     samples, correct = grounded_by_the_default_model("grounding-node-relations", 2, SPLIT_MULTIPLE)
     assert len(samples) >= 6
-    same_category = [sum(o.category == s.object_name for o in generate_scene("grounding-node-relations", 2).objects) for s in samples]
+    scene = generate_scene("grounding-node-relations", 2, SceneConfig(catalogue="scannet"))
+    same_category = [sum(o.category == s.object_name for o in scene.objects) for s in samples]
     chance = float(np.mean([1.0 / n for n in same_category]))
     assert np.mean(correct) >= chance + 0.2, (
         f"{sum(correct)}/{len(correct)} multiple queries grounded at IoU >= 0.5; random among the same category: {chance:.2f}"

@@ -1,0 +1,69 @@
+"""Do words the training data never used ground like the trained class word? (issue 15)
+
+Every sample of a split whose description names its target's class by a word of the fixed set
+(``heldout_descriptions.UNSEEN_CLASS_WORDS``: sofa -> couch, lamp -> light, ...) is evaluated twice with one
+checkpoint: as written, and with the class word swapped for its unseen synonym. Same scenes, proposals and
+targets; only the word differs, so the gap is what the unseen word costs.
+
+    python -m w2r2_training.unseen_words --checkpoint w2r2_ros/models/default --data data/scannet --split test
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from w2r2_ros.model.checkpoint import CheckpointError, load_checkpoint
+from w2r2_training.dataset import GroundingDataset
+from w2r2_training.dataset_format import DatasetError
+from w2r2_training.evaluate import evaluate_model
+from w2r2_training.heldout_descriptions import UNSEEN_CLASS_WORDS, unseen_word_pairs
+from w2r2_training.trainer import torch_threads
+
+
+def unseen_word_accuracy(checkpoint: str | Path, data: str | Path, split: str, batch_size: int = 16) -> dict[str, Any]:
+    """{"pairs": n, "trained": {"acc@0.25", "acc@0.5"}, "unseen": {...}, "per_class": {class: n}} over the split's
+    samples that name their class by a word of the fixed set."""
+    model, tokenizer = load_checkpoint(checkpoint)
+    dataset = GroundingDataset(data, split)
+    dataset.manifest.check_model_config(model.config, Path(data) / "manifest.json")
+    pairs = unseen_word_pairs(dataset.samples)
+    if not pairs:
+        raise DatasetError(Path(data) / f"{split}.jsonl", f"no description names a class of {sorted(UNSEEN_CLASS_WORDS)}")
+    out: dict[str, Any] = {"pairs": len(pairs), "per_class": {}}
+    for side, samples in (("trained", [a for a, _ in pairs]), ("unseen", [b for _, b in pairs])):
+        dataset.samples = samples
+        result = evaluate_model(model, dataset, tokenizer, max_text_len=model.config.max_text_length, batch_size=batch_size)
+        out[side] = {key: value for key, value in result.normal.as_dict()["overall"].items() if key.startswith("acc@")}
+    for sample, _ in pairs:
+        out["per_class"][sample.object_name] = out["per_class"].get(sample.object_name, 0) + 1
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m w2r2_training.unseen_words", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        with torch_threads(args.threads):
+            result = unseen_word_accuracy(args.checkpoint, args.data, args.split)
+    except (CheckpointError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result['pairs']} descriptions naming {', '.join(f'{k} ({v})' for k, v in sorted(result['per_class'].items()))}")
+    for side in ("trained", "unseen"):
+        print(f"{side:>8} word: " + "  ".join(f"{k} {100 * v:.1f}" for k, v in result[side].items()))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
