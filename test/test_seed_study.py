@@ -41,3 +41,11 @@ def test_summary_spread_and_table():
 def test_bad_eval_argument_is_refused():
     with pytest.raises(SystemExit):
         main(["--config", str(TINY), "--data", "d", "--out", "o", "--eval", "no-colon"])
+
+
+def test_eval_sets_parse_with_an_optional_sample_limit():
+    assert EvalSet.parse("held=data/x:test_heldout@1500") == EvalSet("held", Path("data/x"), "test_heldout", 1500)
+    assert EvalSet.parse("t=d:test") == EvalSet("t", Path("d"), "test", 0)
+    for bad in ("t=d:test@", "t=d:test@x", "t=d", "=d:test"):
+        with pytest.raises(Exception, match="NAME=DATA:SPLIT"):
+            EvalSet.parse(bad)

@@ -3,7 +3,7 @@ test sets, and report mean and spread (issue 15: "3 seeds each, mean and spread"
 
     python -m w2r2_training.seed_study --config configs/train_default.yaml --data data/scannet \
         --out runs/seeds --seeds 0 1 2 --parallel 2 \
-        --eval test=data/scannet:test --eval heldout=data/scannet:test_heldout
+        --eval test=data/scannet:test --eval heldout=data/scannet:test_heldout@1500
 
 Runs are ``w2r2-train``/``w2r2-eval`` subprocesses (the commands a user types), ``--parallel`` at a time, each
 with one torch thread. A run whose ``best/`` checkpoint and evaluation JSON exist is not redone, so an
@@ -33,19 +33,22 @@ THRESHOLDS = ("acc@0.25", "acc@0.5")
 
 @dataclass(frozen=True)
 class EvalSet:
-    """A named test set: a dataset root and one of its splits."""
+    """A named test set: a dataset root, one of its splits, and at most ``max_samples`` of its samples
+    (evenly spaced, as ``w2r2-eval --max-samples``; 0 = all)."""
 
     name: str
     data: Path
     split: str
+    max_samples: int = 0
 
     @staticmethod
     def parse(text: str) -> "EvalSet":
         name, sep, rest = text.partition("=")
+        rest, at, limit = rest.partition("@")
         data, sep2, split = rest.rpartition(":")
-        if not sep or not sep2 or not name or not data or not split:
-            raise argparse.ArgumentTypeError(f"--eval wants NAME=DATA:SPLIT, got {text!r}")
-        return EvalSet(name, Path(data), split)
+        if not sep or not sep2 or not name or not data or not split or (at and not limit.isdigit()):
+            raise argparse.ArgumentTypeError(f"--eval wants NAME=DATA:SPLIT or NAME=DATA:SPLIT@MAX_SAMPLES, got {text!r}")
+        return EvalSet(name, Path(data), split, int(limit) if at else 0)
 
 
 def _bin(name: str) -> str:
@@ -79,7 +82,8 @@ def run_one(args: argparse.Namespace, loss: str, seed: int) -> dict[str, Any]:
         path = run_dir / "eval" / f"{eval_set.name}.json"
         if not path.exists():
             _run([_bin("w2r2-eval"), "--checkpoint", str(run_dir / "best"), "--data", str(eval_set.data),
-                  "--split", eval_set.split, "--out", str(path), "--threads", "1"], log)
+                  "--split", eval_set.split, "--max-samples", str(eval_set.max_samples), "--out", str(path),
+                  "--threads", "1"], log)
         document = json.loads(path.read_text())
         results[eval_set.name] = next(iter(document["splits"][eval_set.split].values()))
     print(f"seed_study: {loss} seed {seed} done in {time.monotonic() - started:.0f} s", flush=True)
@@ -153,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(runs, args.eval)
     write_json_atomic(args.out / "study.json", {
         "config": str(args.config), "data": str(args.data), "seeds": args.seeds, "overrides": args.overrides,
-        "eval": {e.name: {"data": str(e.data), "split": e.split} for e in args.eval},
+        "eval": {e.name: {"data": str(e.data), "split": e.split, "max_samples": e.max_samples} for e in args.eval},
         "runs": {loss: {str(s): r for s, r in seeds.items()} for loss, seeds in runs.items()},
         "summary": summary,
     })
