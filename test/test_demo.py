@@ -60,7 +60,8 @@ def test_demo_world_flags_build_a_turned_room_and_judge_in_the_map(tmp_path):
     from w2r2_ros.sim.conditions import world_from_args
 
     args = build_parser().parse_args(["--yaw-deg", "40", "--sensor", "structured_light"])
-    bag, scene = synthetic_bag(tmp_path, seed=1, frames=2, world=world_from_args(args))
+    bag, scene, viewer = synthetic_bag(tmp_path, seed=1, frames=2, world=world_from_args(args))
+    assert viewer.shape == (3,)
     assert bag.exists() and scene.yaw_deg == 40.0
     drawn = [np.array([[p.x, p.y, p.z] for p in m.points]) for m in ground_truth_markers(scene, None).markers]
     for points, box in zip(drawn, scene.boxes()):

@@ -32,6 +32,7 @@ from collections import Counter
 from typing import Iterator, Sequence
 
 import cv2
+import numpy as np
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
@@ -55,9 +56,11 @@ from w2r2_ros.ros.tf_listener import TF_STATIC_QOS
 from w2r2_ros.sim.bag_writer import write_bag
 from w2r2_ros.sim.conditions import WorldConfig, add_world_arguments, world_from_args
 from w2r2_ros.sim.recording import record_scene
+from w2r2_ros.geometry.viewer import viewer_from_camera_pose
 from w2r2_ros.sim.world import SceneSpec, generate_scene
 from w2r2_ros.viz.render_png import render_markers_png
-from w2r2_training.referring import SPLIT_MULTIPLE, SPLIT_UNIQUE, referring_samples
+from w2r2_training.human_descriptions import human_samples
+from w2r2_training.referring import SPLIT_MULTIPLE, SPLIT_UNIQUE
 
 _EVERY_MESSAGE = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 _LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -175,15 +178,20 @@ def ingest_summary(scene: SceneMemoryNode, client: DemoClient, plan: PlaybackPla
     return lines
 
 
-def synthetic_bag(directory: Path, seed: int, frames: int, world: WorldConfig = WorldConfig()) -> tuple[Path, SceneSpec]:
+def synthetic_bag(
+    directory: Path, seed: int, frames: int, world: WorldConfig = WorldConfig()
+) -> tuple[Path, SceneSpec, np.ndarray]:
+    """The bag of a generated room, the room, and the viewer of its last frame (``geometry/viewer.py``): the
+    camera pose the scene memory holds when the queries come, which "left" and "right" are seen from."""
     scene = generate_scene(f"demo-{seed}", seed, world.scene)
     recording = record_scene(scene, n_frames=frames, intrinsics=SYNTHETIC_INTRINSICS, seed=seed, render_config=world.render)
-    return write_bag(recording, directory / "synthetic_scene"), scene
+    return write_bag(recording, directory / "synthetic_scene"), scene, viewer_from_camera_pose(recording.poses[-1])
 
 
-def scene_queries(scene: SceneSpec, seed: int, count: int) -> list[DemoQuery]:
-    """``count`` ground-truth referring expressions, "unique" (category + colour) and "multiple" (need Where) alternating."""
-    samples = referring_samples(scene, seed=seed)
+def scene_queries(scene: SceneSpec, viewer: np.ndarray, seed: int, count: int) -> list[DemoQuery]:
+    """``count`` ground-truth descriptions in people's words (the shipped model's training phraser), "unique"
+    and "multiple" (need Where) alternating."""
+    samples = human_samples(scene, viewer, seed=seed)
     unique = [s for s in samples if s.split_label == SPLIT_UNIQUE and s.ann_id == 0]
     multiple = [s for s in samples if s.split_label == SPLIT_MULTIPLE and s.ann_id == 0]
     alternating = [s for pair in zip(unique, multiple) for s in pair]
@@ -256,13 +264,13 @@ def run(args: argparse.Namespace) -> int:
     scene_values["input_timeout_s"] = 30.0  # the model loads before playback starts: no "nothing received" then
     with tempfile.TemporaryDirectory(prefix="w2r2-demo-") as scratch:
         if args.bag is not None:
-            bag, scene = args.bag, None
+            bag, scene, viewer = args.bag, None, None
         else:
-            bag, scene = synthetic_bag(Path(scratch), args.seed, args.frames, world_from_args(args))
+            bag, scene, viewer = synthetic_bag(Path(scratch), args.seed, args.frames, world_from_args(args))
             print(f"synthetic room '{scene.scene_id}': {len(scene.objects)} objects, {args.frames} frames -> {bag.name}")
         plan = plan_playback(str(bag), bag_connections(bag), scene_values)
         scene_values.update(plan.params)
-        queries = scene_queries(scene, args.seed, args.generated) if scene is not None else []
+        queries = scene_queries(scene, viewer, args.seed, args.generated) if scene is not None else []
         texts = args.query or ([] if scene is not None else list(BAG_FALLBACK_QUERIES))
         queries += [DemoQuery(text) for text in texts]
         with NodeRuntime() as runtime, NodeRuntime() as client_runtime:
