@@ -80,6 +80,20 @@ def stream_scene(scene, n_frames: int, intrinsics: Intrinsics) -> tuple[SceneMem
         assert runtime.wait_until(
             lambda: len(memory.snapshot().proposals) >= 3 and len(memory.snapshot().keyframes) == keyframes, timeout_s=30.0
         )
+        # Proposals come from a worker process: on a loaded machine the ones above may be of a map that was
+        # still being fused. Wait until the fusion queue is empty and the boxes have not changed for 3 s.
+        assert runtime.wait_until(lambda: memory.stats().fusion_backlog == 0, timeout_s=60.0)
+        last, since = None, time.monotonic()
+        deadline = since + 120.0
+        while time.monotonic() < deadline:
+            boxes = memory.snapshot().proposal_boxes()
+            if last is None or boxes.shape != last.shape or not np.allclose(boxes, last):
+                last, since = boxes, time.monotonic()
+            elif time.monotonic() - since >= 3.0:
+                break
+            time.sleep(0.25)
+        else:
+            pytest.fail("the proposals kept changing for 120 s after the last frame")
     return memory, recording
 
 
