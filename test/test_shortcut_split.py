@@ -13,7 +13,7 @@ from w2r2_training.dataset_format import (
     read_scene,
     validate_dataset,
 )
-from w2r2_training.shortcut_split import build_shortcut_dataset, main
+from w2r2_training.shortcut_split import PROG, build_shortcut_dataset, main
 from w2r2_training.synthetic_dataset import SyntheticDatasetConfig, build_synthetic_dataset
 
 SMALL = SyntheticDatasetConfig(
@@ -68,7 +68,7 @@ def test_bad_arguments_give_one_line_errors(source, tmp_path, capsys):
         build_shortcut_dataset(source, tmp_path / "x", ratio=1.0)
     assert main(["--source", str(tmp_path / "missing"), "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith(f"{PROG}: error: ") and err.count("\n") == 1
     build_shortcut_dataset(source, tmp_path / "z")
     with pytest.raises(DatasetError, match="already holds a dataset"):
         build_shortcut_dataset(source, tmp_path / "z")

@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from w2r2_ros.cli.exit_codes import run_reporting_errors
 from w2r2_training.dataset_format import (
     MIN_TARGET_IOU,
     NO_TARGET,
@@ -34,6 +35,7 @@ from w2r2_training.dataset_format import (
 )
 
 DEFAULT_RATIO = 1.25
+PROG = "python -m w2r2_training.shortcut_split"
 
 
 def proposal_visibility(record: SceneRecord) -> np.ndarray:
@@ -123,20 +125,20 @@ def build_shortcut_dataset(source: str | os.PathLike, out: str | os.PathLike, ra
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m w2r2_training.shortcut_split", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True, help="a built dataset with train, val and test splits")
     parser.add_argument("--out", required=True, help="where to write the derived dataset")
     parser.add_argument("--ratio", type=float, default=DEFAULT_RATIO, help="visibility ratio that makes an instance clearly the most visible")
     parser.add_argument("--overwrite", action="store_true", help="replace a dataset already at --out")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     args = parser.parse_args(argv)
-    try:
-        counts = build_shortcut_dataset(args.source, args.out, args.ratio, args.overwrite)
-    except (DatasetError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for split, values in counts.items():
-        print(f"{split}: {values}")
-    return 0
+
+    def run() -> int:
+        for split, values in build_shortcut_dataset(args.source, args.out, args.ratio, args.overwrite).items():
+            print(f"{split}: {values}")
+        return 0
+
+    return run_reporting_errors(PROG, run, (DatasetError, ValueError), args.debug)
 
 
 if __name__ == "__main__":

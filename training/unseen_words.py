@@ -10,16 +10,17 @@ targets; only the word differs, so the gap is what the unseen word costs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from w2r2_ros.cli.exit_codes import run_reporting_errors
 from w2r2_ros.model.checkpoint import CheckpointError, load_checkpoint
 from w2r2_training.dataset import GroundingDataset
 from w2r2_training.dataset_format import DatasetError
 from w2r2_training.evaluate import evaluate_model
 from w2r2_training.heldout_descriptions import UNSEEN_CLASS_WORDS, unseen_word_pairs
+from w2r2_training.run_files import write_json_atomic
 from w2r2_training.trainer import torch_threads
 
 
@@ -49,20 +50,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> int:
         with torch_threads(args.threads):
             result = unseen_word_accuracy(args.checkpoint, args.data, args.split)
-    except (CheckpointError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{result['pairs']} descriptions naming {', '.join(f'{k} ({v})' for k, v in sorted(result['per_class'].items()))}")
-    for side in ("trained", "unseen"):
-        print(f"{side:>8} word: " + "  ".join(f"{k} {100 * v:.1f}" for k, v in result[side].items()))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
-    return 0
+        print(f"{result['pairs']} descriptions naming {', '.join(f'{k} ({v})' for k, v in sorted(result['per_class'].items()))}")
+        for side in ("trained", "unseen"):
+            print(f"{side:>8} word: " + "  ".join(f"{k} {100 * v:.1f}" for k, v in result[side].items()))
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(args.out, result)
+        return 0
+
+    return run_reporting_errors("python -m w2r2_training.unseen_words", run, (CheckpointError, DatasetError), args.debug)
 
 
 if __name__ == "__main__":
