@@ -8,7 +8,7 @@ import pytest
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.geometry.transforms import look_at
 from w2r2_ros.scene.keyframes import KeyframePolicy
-from w2r2_ros.scene.memory import FrameOutcome, SceneMemory, SceneMemoryConfig, match_proposal_ids
+from w2r2_ros.scene.memory import FrameOutcome, SceneMemory, SceneMemoryConfig, depth_stride_for, match_proposal_ids
 from w2r2_ros.scene.proposals import Proposal
 from w2r2_ros.geometry.boxes import Box3D
 from w2r2_ros.scene.sync import DropReason
@@ -123,6 +123,18 @@ def test_proposal_ids_follow_their_boxes():
     assert [p.proposal_id for p in first] == [0, 1] and next_id == 2
     second, next_id = match_proposal_ids(first, [proposal(6.0), proposal(3.1), proposal(0.2)], 0.25, next_id)
     assert [p.proposal_id for p in second] == [2, 1, 0] and next_id == 3
+
+
+@pytest.mark.parametrize("height, width, stride", [(480, 640, 3), (240, 320, 2), (720, 1280, 6), (120, 160, 1), (24, 32, 1)])
+def test_depth_stride_follows_the_point_budget(height, width, stride):
+    """With depth_stride 0 a frame is fused at the smallest stride that keeps it within depth_max_points,
+    and a plane seen head-on then fills as many voxels as that many points can."""
+    assert depth_stride_for((height, width), SceneMemoryConfig().depth_max_points) == stride
+    memory = SceneMemory(SceneMemoryConfig(voxel_size=0.001))  # a voxel per point
+    rgb = np.zeros((height, width, 3), dtype=np.uint8)
+    memory.add_rgbd(0.0, rgb, np.full((height, width), 2.0, dtype=np.float32), Intrinsics.from_fov(width, height, 70.0), _pose(0.0))
+    memory.fuse_pending()
+    assert memory.stats().voxels == -(-height // stride) * -(-width // stride)
 
 
 def test_rendered_scene_gives_stable_proposals_and_consistent_snapshots_under_concurrent_reads():

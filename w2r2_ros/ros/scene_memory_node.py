@@ -170,7 +170,8 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "keyframe_max_interval_s": ParamSpec(policy.max_interval_s, "... or after this long", minimum=0.0),
         "voxel_size": ParamSpec(memory.voxel_size, "fusion and proposal clustering grid, metres", minimum=0.001, maximum=10.0),
         "max_voxels": ParamSpec(memory.max_voxels, "least recently updated voxels are evicted beyond this", minimum=1),
-        "depth_stride": ParamSpec(memory.depth_stride, "fuse every n-th depth row and column", minimum=1, maximum=64),
+        "depth_stride": ParamSpec(memory.depth_stride, "fuse every n-th depth row and column; 0: from depth_max_points", minimum=0, maximum=64),
+        "depth_max_points": ParamSpec(memory.depth_max_points, "with depth_stride 0: the smallest stride giving at most this many points per frame", minimum=1),
         "min_depth_m": ParamSpec(memory.min_depth_m, "closer depth is ignored", minimum=0.0),
         "max_depth_m": ParamSpec(memory.max_depth_m, "farther depth is not fused", minimum=0.0),
         "max_coordinate_m": ParamSpec(memory.max_coordinate_m, "poses, cloud points and depths farther from the origin are not physical: dropped", minimum=0.0),
@@ -281,7 +282,7 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
             f"in '{self.map_frame}' (namespace '{self.get_namespace()}'); "
             f"sync {config.sync_tolerance_s} s (frames wait up to {config.max_pose_wait_s} s for their pose), "
             f"K={config.max_keyframes}, voxel {config.voxel_size} m "
-            f"(max {config.max_voxels}), depth stride {config.depth_stride}"
+            f"(max {config.max_voxels}), depth stride {config.depth_stride or f'auto (<= {config.depth_max_points} points per frame)'}"
         )
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -898,6 +899,7 @@ def _memory_config(p: dict[str, object]) -> SceneMemoryConfig:
         voxel_size=float(p["voxel_size"]),
         max_voxels=int(p["max_voxels"]),
         depth_stride=int(p["depth_stride"]),
+        depth_max_points=int(p["depth_max_points"]),
         min_depth_m=float(p["min_depth_m"]),
         max_depth_m=float(p["max_depth_m"]),
         max_coordinate_m=float(p["max_coordinate_m"]),

@@ -62,8 +62,12 @@ class SceneMemoryConfig:
     max_keyframes: int = 32
     voxel_size: float = 0.05
     max_voxels: int = 200_000
-    # Every depth pixel-th row and column is fused (a 640x480 frame at stride 3 gives ~34k points).
-    depth_stride: int = 3
+    # Every depth_stride-th depth row and column is fused; 0: the smallest stride that keeps a frame
+    # within depth_max_points (35k: stride 3 at 640x480, 2 at 320x240, 6 at 1280x720): a low-resolution
+    # camera at stride 3 gave fragments (docs/PROPOSALS.md, "Sparse maps": recall at 320x240 is higher
+    # at stride 2 in every held-out condition), while a frame's fusion cost stays that of a 640x480 one.
+    depth_stride: int = 0
+    depth_max_points: int = 35_000
     min_depth_m: float = 0.1
     max_depth_m: float = 6.0  # beyond: not fused (the keyframe keeps it for the model)
     # No map position (camera pose, cloud point, depth) lies farther than this from the origin: beyond
@@ -190,14 +194,23 @@ def match_proposal_ids(
     return renumbered, next_id
 
 
+def depth_stride_for(shape: tuple[int, ...], max_points: int) -> int:
+    """The smallest stride at which a depth image of ``shape`` (rows, columns) gives at most
+    ``max_points`` points."""
+    stride = max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / max_points))))
+    while (-(-shape[0] // stride)) * (-(-shape[1] // stride)) > max_points:
+        stride += 1
+    return stride
+
+
 class SceneMemory:
     """Fuses an RGB-D + pose stream (and optional map-frame clouds) into keyframes, a voxel map and proposals."""
 
     def __init__(self, config: SceneMemoryConfig = SceneMemoryConfig()) -> None:
-        if config.depth_stride < 1 or config.min_depth_m < 0 or config.max_depth_m <= config.min_depth_m:
+        if config.depth_stride < 0 or config.depth_max_points < 1 or config.min_depth_m < 0 or config.max_depth_m <= config.min_depth_m:
             raise ValueError(
-                f"SceneMemoryConfig: need depth_stride >= 1 and 0 <= min_depth_m < max_depth_m "
-                f"(got {config.depth_stride}, {config.min_depth_m}, {config.max_depth_m})"
+                f"SceneMemoryConfig: need depth_stride >= 0, depth_max_points >= 1 and 0 <= min_depth_m < max_depth_m "
+                f"(got {config.depth_stride}, {config.depth_max_points}, {config.min_depth_m}, {config.max_depth_m})"
             )
         if not config.max_coordinate_m > 0:
             raise ValueError(f"SceneMemoryConfig: max_coordinate_m must be > 0, got {config.max_coordinate_m}")
@@ -513,7 +526,8 @@ class SceneMemory:
         depth = drop_depth_edges(frame.depth, self.config.depth_edge_ratio)
         with np.errstate(invalid="ignore"):
             depth[~((depth >= self.config.min_depth_m) & (depth <= self.config.max_depth_m))] = np.nan
-        points, pixels = backproject_depth(depth, frame.intrinsics, frame.cam_to_world, self.config.depth_stride)
+        stride = self.config.depth_stride or depth_stride_for(depth.shape, self.config.depth_max_points)
+        points, pixels = backproject_depth(depth, frame.intrinsics, frame.cam_to_world, stride)
         return points, frame.rgb.reshape(-1, 3)[pixels]
 
     def _fuse(self, frame: SyncedFrame) -> None:
