@@ -1,11 +1,14 @@
 """The seed study (training/seed_study.py): real w2r2-train and w2r2-eval subprocesses on the tiny recipe."""
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from w2r2_training.seed_study import EvalSet, format_summary, main, summarise
+from w2r2_training.trainer import run_finished
+from w2r2_training.trainer_state import saved_step
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "train_tiny.yaml"
 
@@ -27,6 +30,30 @@ def test_two_seeds_are_trained_evaluated_summarised_and_not_redone(tmp_path, cap
     assert main(argv) == 0
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("w2r2_s*/best/*")}
     assert "test" in capsys.readouterr().out
+
+
+def test_an_interrupted_run_is_resumed_to_its_steps_and_evaluated_again(tmp_path, capsys):
+    """``best/`` is written at the first validation, so it is no sign that a run finished: a run stopped after
+    it is resumed to its configured steps, and an evaluation made from its unfinished ``best/`` is redone."""
+    data, out = tmp_path / "data", tmp_path / "study"
+    run_dir = out / "w2r2_s0"
+    overrides = ["steps=4", "eval_every=2"]
+    # The run as the study starts it, stopped (resumably) after its first validation.
+    train = Path(sys.executable).with_name("w2r2-train")
+    subprocess.run([str(train), "--config", str(TINY), "--loss", "w2r2", "--seed", "0", "--data", str(data),
+                    "--out", str(run_dir), "--no-progress", *overrides, "num_threads=1", "--stop-at-step", "2"],
+                   check=True, capture_output=True)
+    assert (run_dir / "best").is_dir() and saved_step(run_dir / "last") == 2 and not run_finished(run_dir)
+    stale = run_dir / "eval" / "test.json"
+    stale.parent.mkdir()
+    stale.write_text(json.dumps({"made from": "the step-2 best/"}))
+    argv = ["--config", str(TINY), "--data", str(data), "--out", str(out), "--seeds", "0", "--losses", "w2r2",
+            "--eval", f"test={data}:test", "--parallel", "1", *overrides]
+    assert main(argv) == 0
+    assert "resuming the unfinished run" in capsys.readouterr().out
+    assert saved_step(run_dir / "last") == 4 and run_finished(run_dir)
+    assert "splits" in json.loads(stale.read_text())
+    assert len(json.loads((out / "study.json").read_text())["runs"]["w2r2"]["0"]["test"]["normal"]) > 0
 
 
 def test_summary_spread_and_table():

@@ -6,8 +6,10 @@ test sets, and report mean and spread (issue 15: "3 seeds each, mean and spread"
         --eval test=data/scannet:test --eval heldout=data/scannet:test_heldout@1500
 
 Runs are ``w2r2-train``/``w2r2-eval`` subprocesses (the commands a user types), ``--parallel`` at a time, each
-with one torch thread. A run whose ``best/`` checkpoint and evaluation JSON exist is not redone, so an
-interrupted study continues where it stopped. Writes ``<out>/study.json`` (every run's numbers and the summary)
+with one torch thread. A run that trained to its configured steps (its ``last/`` state's step, see
+``trainer.run_finished``) is not trained again and an evaluation whose JSON exists is not redone; an interrupted
+run is resumed (``w2r2-train --resume``) and its evaluations are redone, so an interrupted study continues where
+it stopped. Writes ``<out>/study.json`` (every run's numbers and the summary)
 and prints the summary table: per test set and loss, Acc@0.25 / Acc@0.5 overall, unique and multiple as
 mean ± sample standard deviation over seeds.
 """
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from w2r2_training.run_files import write_json_atomic
+from w2r2_training.run_files import resolve_directory, write_json_atomic
+from w2r2_training.trainer import CONFIG_FILE, LAST_DIR, run_finished
 
 LOSSES = ("w2r2", "baseline")
 COLUMNS = ("overall", "unique", "multiple")
@@ -71,11 +74,16 @@ def run_one(args: argparse.Namespace, loss: str, seed: int) -> dict[str, Any]:
     run_dir = args.out / f"{loss}_s{seed}"
     log = args.out / "logs" / f"{loss}_s{seed}.log"
     started = time.monotonic()
-    if not (run_dir / "best").is_dir():
-        command = [_bin("w2r2-train"), "--config", str(args.config), "--loss", loss, "--seed", str(seed),
-                   "--data", str(args.data), "--out", str(run_dir), "--no-progress", *args.overrides]
-        if run_dir.exists():
-            command.append("--resume")
+    if not run_finished(run_dir):
+        command = [_bin("w2r2-train"), "--loss", loss, "--seed", str(seed), "--data", str(args.data),
+                   "--out", str(run_dir), "--no-progress", *args.overrides]
+        if (run_dir / CONFIG_FILE).exists() or resolve_directory(run_dir / LAST_DIR) is not None:
+            command.append("--resume")  # the run's own config.yaml (w2r2-train refuses --config with --resume)
+            print(f"seed_study: {loss} seed {seed}: resuming the unfinished run in {run_dir}", flush=True)
+        else:
+            command[1:1] = ["--config", str(args.config)]
+        for stale in (run_dir / "eval").glob("*.json"):  # made from an unfinished run's best/
+            stale.unlink()
         _run(command, log)
     results = {}
     for eval_set in args.eval:

@@ -43,7 +43,7 @@ from w2r2_ros.model.grounding_model import GroundingOutput, W2R2GroundingModel
 from w2r2_ros.model.inputs import GroundingInputs
 from w2r2_ros.model.build import new_model
 from w2r2_ros.model.pretrained_text import PretrainedText, TextModelError
-from w2r2_training.config import OptimConfig, TrainConfig, config_to_dict, save_config
+from w2r2_training.config import ConfigError, OptimConfig, TrainConfig, config_to_dict, load_config, save_config
 from w2r2_training.curves import plot_training_curves
 from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grounding, with_absent_targets
 from w2r2_training.evaluate import evaluate_model, evenly_spaced_indices
@@ -52,11 +52,13 @@ from w2r2_training.run_files import MetricsLog, replace_directory, resolve_direc
 from w2r2_training.video_llm import freeze_unweighted_heads, new_video_llm
 from w2r2_training.trainer_state import (
     TrainerState,
+    TrainerStateError,
     capture_rng,
     load_trainer_state,
     optimizer_state_from_json,
     restore_rng,
     save_trainer_state,
+    saved_step,
 )
 
 LOG = logging.getLogger("w2r2_training")
@@ -302,6 +304,19 @@ def check_run_dir(run_dir: Path, resume: bool) -> Path | None:
     if state_dir is not None:
         raise TrainingError(f"{run_dir}: already holds a run (pass --resume to continue it, or choose another --out)")
     return None
+
+
+def run_finished(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` trained to the end: the step of its ``last/`` state reached the ``steps``
+    of its own config.yaml. ``best/`` is no sign of it: the first validation writes it. A run with an
+    unreadable config or state is not finished (``--resume`` then says what is wrong with it)."""
+    state_dir = resolve_directory(Path(run_dir) / LAST_DIR)
+    if state_dir is None or not (Path(run_dir) / CONFIG_FILE).is_file():
+        return False
+    try:
+        return saved_step(state_dir) >= load_config(Path(run_dir) / CONFIG_FILE).steps
+    except (ConfigError, TrainerStateError):
+        return False
 
 
 class Trainer:

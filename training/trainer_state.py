@@ -106,6 +106,17 @@ def save_trainer_state(directory: Path, state: TrainerState) -> None:
     (directory / JSON_FILE).write_text(json.dumps(document), encoding="utf-8")
 
 
+def saved_step(directory: Path) -> int:
+    """The step of the state in ``directory``, read from its JSON alone (no tensors): how far a run got."""
+    json_path = Path(directory) / JSON_FILE
+    try:
+        return int(json.loads(json_path.read_text(encoding="utf-8"))["step"])
+    except FileNotFoundError:
+        raise TrainerStateError(f"{json_path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise TrainerStateError(f"{json_path}: no step in it ({exc})") from None
+
+
 def load_trainer_state(directory: Path) -> TrainerState:
     """Read what ``save_trainer_state`` wrote; problems raise TrainerStateError naming the file."""
     directory = Path(directory)
