@@ -1,4 +1,6 @@
 """Fusion and segmentation off the writer's thread: same map and proposals as inline, nothing lost silently."""
+import os
+import threading
 import time
 
 import numpy as np
@@ -8,7 +10,7 @@ from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.scene.memory import SceneMemory, SceneMemoryConfig
 from w2r2_ros.scene.proposals import ProposalConfig, propose_objects
 from w2r2_ros.scene.sync import DropReason
-from w2r2_ros.scene.workers import SceneWorkers, SegmentationProcess
+from w2r2_ros.scene.workers import SceneWorkers, SegmentationCancelled, SegmentationProcess
 from w2r2_ros.sim.recording import record_scene
 from w2r2_ros.sim.world import generate_scene
 
@@ -99,7 +101,7 @@ def test_segmentation_process_equals_the_function_and_survives_a_bad_request(rec
         got = segment(propose_objects, points, colors, ProposalConfig())
         assert len(got) > 3
         assert _box_set(got).tolist() == _box_set(propose_objects(points, colors, ProposalConfig())).tolist()
-        with pytest.raises(ValueError, match="expected \(N, 3\)"):  # raised in the child, comes here
+        with pytest.raises(ValueError, match=r"expected \(N, 3\)"):  # raised in the child, comes here
             segment(propose_objects, points[:, :2], colors, ProposalConfig())
         assert len(segment(propose_objects, points, colors, ProposalConfig())) == len(got)  # the child is still there
     finally:
@@ -127,3 +129,49 @@ def test_a_failing_segmentation_is_reported_and_the_worker_carries_on(recording)
     finally:
         workers.stop()
     assert errors[:1] == ["segmentation"] and workers.caught_up() and len(memory.snapshot().proposals) > 0
+
+
+def test_close_ends_a_segmentation_in_flight_instead_of_waiting_it_out():
+    """A node's shutdown is bounded: close() during a long segmentation (a 1 cm map of over 500k voxels,
+    clustered at 2 cm: seconds) gives it ``grace_s``, then terminates the child and says so; that update
+    raises SegmentationCancelled (the old close() waited for its proposals). The next call gets a new child."""
+    k = Intrinsics.from_fov(320, 240, 70.0)
+    recording = record_scene(generate_scene("workers-large", seed=1), n_frames=16, intrinsics=k)
+    memory = SceneMemory(SceneMemoryConfig(voxel_size=0.01, max_voxels=2_000_000, depth_stride=1, min_fuse_interval_s=0.0,
+                                           proposals=ProposalConfig(voxel_size=0.02)))
+    for stamp, pose, frame in zip(recording.stamps, recording.poses, recording.frames):
+        memory.add_rgbd(float(stamp), frame.rgb, frame.depth, k, pose)
+    assert memory.stats().voxels > 500_000
+    lines = []
+    segment = SegmentationProcess(grace_s=0.2, log=lines.append)
+    small = np.array(memory.snapshot().cloud_points[:2000])
+    try:
+        segment(propose_objects, small, None, ProposalConfig())  # the child is up before the long call
+        outcome = {}
+
+        def update():
+            try:
+                outcome["proposals"] = memory.update_proposals(segment)
+            except Exception as error:  # noqa: BLE001 - what the call ended with is the test's subject
+                outcome["error"] = error
+
+        caller = threading.Thread(target=update)
+        caller.start()
+        deadline = time.monotonic() + 60.0
+        while not segment.busy and caller.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pid = segment.pid
+        assert segment.busy and pid is not None
+        segment.close()
+        caller.join(60.0)
+        assert not caller.is_alive()
+        assert isinstance(outcome.get("error"), SegmentationCancelled) and "proposals" not in outcome, outcome
+        assert len(lines) == 1 and "terminating the child" in lines[0] and str(pid) in lines[0]
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # ended and reaped
+        assert memory.snapshot().proposals == ()  # nothing half-done was kept
+        segment(propose_objects, small, None, ProposalConfig())  # a new child
+        assert segment.pid not in (None, pid)
+    finally:
+        segment.close()
+    assert segment.pid is None and len(lines) == 1  # an idle child is closed without a word

@@ -248,7 +248,8 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
         self._backlog_drops = 0
         self._publish_due, self._closing = threading.Event(), threading.Event()
         self.workers = SceneWorkers(
-            self._memory, 1.0 / p["publish_rate_hz"], on_error=self._worker_error, in_process=not p["segmentation_process"]
+            self._memory, 1.0 / p["publish_rate_hz"], on_error=self._worker_error, in_process=not p["segmentation_process"],
+            log=self.get_logger().warning,
         )
         self.workers.start()
         self._output_lock = threading.Lock()  # held while publishing; deactivate waits for it before destroying

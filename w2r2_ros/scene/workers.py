@@ -17,19 +17,23 @@ heavy work:
   Python's GIL for most of a second at 300k voxels, and every sensor callback
   would wait for it; the copy goes through a pipe in milliseconds.
 
+Stopping is bounded: a segmentation still running in the child ``grace_s`` (1 s) after ``stop()`` is
+terminated with it (one log line), rather than waited for.
+
 Both record how long each step took (bounded windows) for diagnostics and
 ``bench/ingest.py``; an exception in a step is handed to ``on_error`` and the
 thread carries on. Plain threading: no rclpy here.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import signal
 import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 from w2r2_ros.scene.memory import SceneMemory
@@ -46,6 +50,7 @@ class SceneWorkers:
         period_s: float,
         on_error: Callable[[str, Exception], None] | None = None,
         in_process: bool = True,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"SceneWorkers: period_s must be > 0, got {period_s}")
@@ -61,7 +66,7 @@ class SceneWorkers:
         self._segmentations = 0
         # A daemonic process (e.g. a multiprocessing worker) may not start children: cluster in a thread there.
         self.in_process = in_process or multiprocessing.current_process().daemon
-        self._segmenter = None if self.in_process else SegmentationProcess()
+        self._segmenter = None if self.in_process else SegmentationProcess(log=log)
 
     def start(self) -> None:
         """Switch the memory to background fusion and start both threads (idempotent)."""
@@ -78,9 +83,14 @@ class SceneWorkers:
             self._threads.append(thread)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop both threads; the memory fuses whatever is still queued in this call and fuses inline again."""
+        """Stop both threads; the memory fuses whatever is still queued in this call and fuses inline again.
+
+        The segmentation child is closed first (bounded: ``SegmentationProcess.close``), so a segmentation in
+        flight does not hold the join; and again after it, in case the thread started one in between."""
         self._stop.set()
         self._wake.set()
+        if self._segmenter is not None:
+            self._segmenter.close()
         for thread in self._threads:
             thread.join(timeout_s)
         self._threads.clear()
@@ -112,6 +122,8 @@ class SceneWorkers:
         started = time.perf_counter()
         try:
             result = work()
+        except SegmentationCancelled:  # stop() ended it; SegmentationProcess.close() logged that
+            return False
         except Exception as error:  # noqa: BLE001 - a worker must outlive one bad step; the node logs it
             self._on_error(step, error)
             return False
@@ -140,29 +152,131 @@ class SceneWorkers:
                     self._segmentations += 1
 
 
+class SegmentationCancelled(RuntimeError):
+    """``SegmentationProcess.close()`` ended the child while this call's segmentation ran."""
+
+
+def _serve(connection: Connection) -> None:
+    """The child's loop: ``(function, args)`` in, ``(True, result)`` or ``(False, exception)`` out; ``None`` or a
+    closed pipe ends it. Ctrl-C is the parent's to handle: the parent ends this process (``close()``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        function, args = request
+        try:
+            reply = (True, function(*args))
+        except Exception as error:  # noqa: BLE001 - raised again in the parent
+            reply = (False, error)
+        try:
+            connection.send(reply)
+        except Exception as error:  # noqa: BLE001 - e.g. an exception that does not pickle: say what it was
+            connection.send((False, RuntimeError(f"segmentation process: {type(error).__name__}: {error}")))
+
+
+class _Child:
+    """One spawned child running ``_serve`` and the parent's end of its pipe."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process running DDS threads
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=_serve, args=(theirs,), name="w2r2-segmentation", daemon=True)
+        self.process.start()
+        theirs.close()  # the child's end lives in the child only: its death is an EOF here
+        self.idle = threading.Event()
+        self.idle.set()
+        self.cancelled = False
+
+    def stop(self, timeout_s: float) -> None:
+        """Ask an idle child to exit; terminate it if it has not within ``timeout_s``."""
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout_s)
+        self.terminate()
+        self.connection.close()
+
+    def terminate(self) -> None:
+        """SIGTERM, then SIGKILL if it is still there a second later; reaped either way."""
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(1.0)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(1.0)
+
+
 class SegmentationProcess:
     """A runner for ``SceneMemory.update_proposals``: ``(function, *args) -> function(*args)`` in one child process.
 
     The child is spawned (no fork of a process running DDS threads) on the first call and again after it
-    died; an exception of the function is raised here as it was there. Calls are serialised.
+    died; an exception of the function is raised here as it was there. Calls are serialised. ``close()``
+    is bounded: a segmentation in flight gets ``grace_s`` to finish, then the child is terminated (one line
+    to ``log``) and that call raises ``SegmentationCancelled``, so a node's shutdown never waits out a
+    segmentation of a huge map. A call after ``close()`` spawns a new child.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool: ProcessPoolExecutor | None = None
+    def __init__(self, grace_s: float = 1.0, log: Callable[[str], None] | None = None) -> None:
+        if grace_s < 0:
+            raise ValueError(f"SegmentationProcess: grace_s must be >= 0, got {grace_s}")
+        self.grace_s = float(grace_s)
+        self._log = log or logging.getLogger(__name__).warning
+        self._calls = threading.Lock()  # one request in the pipe at a time
+        self._lock = threading.Lock()  # guards _child
+        self._child: _Child | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None before the first call and after ``close()``)."""
+        with self._lock:
+            return None if self._child is None else self._child.process.pid
+
+    @property
+    def busy(self) -> bool:
+        """A call is in flight."""
+        with self._lock:
+            return self._child is not None and not self._child.idle.is_set()
 
     def __call__(self, function: Callable[..., Any], *args: Any) -> Any:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        with self._calls:
+            with self._lock:
+                if self._child is None:
+                    self._child = _Child()
+                child = self._child
+                child.idle.clear()  # under the lock: close() sees this call once it has taken the child
             try:
-                return self._pool.submit(function, *args).result()
-            except BrokenProcessPool:
-                self._pool = None  # a new child on the next call
+                child.connection.send((function, args))
+                ok, value = child.connection.recv()
+            except (EOFError, OSError):
+                with self._lock:
+                    if self._child is child:
+                        self._child = None  # a new child on the next call
+                child.terminate()
+                child.connection.close()
+                if child.cancelled:
+                    raise SegmentationCancelled("the segmentation was stopped by close()") from None
                 raise RuntimeError("the segmentation process died (it is restarted on the next update)") from None
+            finally:
+                child.idle.set()
+        if not ok:
+            raise value
+        return value
 
     def close(self) -> None:
+        """End the child: at once when idle; a segmentation in flight gets ``grace_s``, then the child is terminated."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            child, self._child = self._child, None
+        if child is None:
+            return
+        if child.idle.wait(self.grace_s):
+            child.stop(timeout_s=max(self.grace_s, 1.0))
+            return
+        child.cancelled = True
+        self._log(f"segmentation process: a segmentation still running {self.grace_s:g} s after close(); "
+                  f"terminating the child (pid {child.process.pid}); its proposals are dropped")
+        child.terminate()  # the call in flight sees the pipe close and raises SegmentationCancelled
