@@ -1,12 +1,15 @@
 """The synthetic benchmark: build -> read round trip, splits by scene, target matching, resume, batches."""
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from w2r2_ros.geometry.boxes import box_iou_matrix
+from safetensors.torch import load_file, save_file
+
+from w2r2_ros.geometry.boxes import aligned_bounds, box_iou_matrix
 from w2r2_ros.model.pretrained_text import PretrainedText
 from w2r2_ros.sim.world import generate_scene
 from w2r2_training.dataset import GroundingDataset, anchor_targets, collate_grounding
@@ -53,12 +56,36 @@ def test_scene_file_round_trips_the_model_inputs(dataset_root):
     scene = generate_scene("syn00002", SMALL.seed)
     built = build_scene_record(scene, SMALL)
     read = read_scene(dataset_root, "syn00002")
-    for name in ("frames", "patch_xyz", "patch_valid", "boxes", "box_patch_weights", "box_colours", "frame_mask", "object_mask"):
+    for name in ("frames", "patch_xyz", "patch_valid", "boxes", "oriented_boxes", "box_patch_weights", "box_colours",
+                 "frame_mask", "object_mask"):
         assert torch.equal(getattr(read.inputs, name), getattr(built.inputs, name)), name
     assert read.inputs.frames.dtype == torch.float32 and read.inputs.frames.shape[0] == SMALL.keyframes_per_scene
     np.testing.assert_allclose(read.gt_boxes, scene.boxes(), atol=1e-5)
     assert [o.category for o in read.objects] == [o.category for o in scene.objects]
     assert read.gt_object_ids.tolist() == [o.object_id for o in scene.objects]
+
+
+def test_proposals_are_stored_turned_in_yaw_and_version_3_files_read_as_yaw_0(dataset_root, tmp_path):
+    """Version 4 keeps each proposal's yaw box beside its axis-aligned bounds; a version-3 dataset (bounds only)
+    still reads, its proposals as yaw-0 boxes; other versions are refused with a message."""
+    read = read_scene(dataset_root, "syn00000")
+    oriented = read.oriented_proposal_boxes
+    assert oriented.shape == (len(read.proposal_boxes), 7) and np.any(np.abs(oriented[:, 6]) > 1e-3)
+    np.testing.assert_allclose(aligned_bounds(oriented), read.proposal_boxes, atol=1e-4)
+    old = tmp_path / "v3"
+    shutil.copytree(dataset_root, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**manifest, "version": 3}))
+    tensors = load_file(str(old / "scenes" / "syn00000.safetensors"))
+    del tensors["oriented_boxes"]
+    save_file(tensors, str(old / "scenes" / "syn00000.safetensors"))
+    validate_dataset(old)
+    v3 = read_scene(old, "syn00000")
+    np.testing.assert_array_equal(v3.oriented_proposal_boxes[:, :6], v3.proposal_boxes)
+    assert not np.any(v3.oriented_proposal_boxes[:, 6])
+    (old / "manifest.json").write_text(json.dumps({**manifest, "version": 2}))
+    with pytest.raises(DatasetError, match="format version 2, this code reads"):
+        read_manifest(old)
 
 
 def test_samples_point_at_the_best_proposal_or_no_target(dataset_root):

@@ -1,4 +1,6 @@
 """W2R2GroundingModel: output shapes, masking of padding, the 3D ablation, and that it learns."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -59,6 +61,7 @@ def test_shapes_and_padding_masks(config, tokenizer):
     garbage = collate_inputs([scene(2, ["red", "blue", "green"]), scene(3, ["blue"])])
     garbage.frames[0, 2] = torch.rand_like(garbage.frames[0, 2])
     garbage.boxes[1, 1:] = torch.tensor([1.0, 2.0, 3.0, 1.0, 1.0, 1.0])
+    garbage.oriented_boxes[1, 1:] = torch.tensor([1.0, 2.0, 3.0, 1.0, 1.0, 1.0, 0.3])
     garbage.patch_xyz[0, 2] = 5.0
     with torch.no_grad():
         again = model(garbage, ids, mask)
@@ -84,7 +87,7 @@ def _moved(inputs: GroundingInputs, offset: float) -> GroundingInputs:
     boxes[..., :3] += torch.tensor([offset, -2 * offset, 0.5 * offset])
     boxes[..., 3:] *= 1.5
     patch_xyz = inputs.patch_xyz * 1.3 + offset
-    return GroundingInputs(**{**vars(inputs), "boxes": boxes, "patch_xyz": patch_xyz})
+    return replace(inputs.with_boxes(boxes), patch_xyz=patch_xyz)
 
 
 def test_ablate_3d_removes_every_3d_input(config, tokenizer):
@@ -127,12 +130,9 @@ def test_center_xy_makes_the_model_invariant_to_map_translation(config, tokenize
     model = model_for(config)
     inputs = scene(2, ["red", "blue"])
     shift = torch.tensor([4.0, -3.0, 0.0])
-    shifted = GroundingInputs(
-        **{
-            **vars(inputs),
-            "patch_xyz": inputs.patch_xyz + shift,
-            "boxes": torch.cat([inputs.boxes[:, :3] + shift, inputs.boxes[:, 3:]], dim=-1),
-        }
+    shifted = replace(
+        inputs.with_boxes(torch.cat([inputs.oriented_boxes[:, :3] + shift, inputs.oriented_boxes[:, 3:]], dim=-1)),
+        patch_xyz=inputs.patch_xyz + shift,
     )
     ids, mask = tokenizer.encode(TEXTS[:1], config.max_text_length)
     with torch.no_grad():

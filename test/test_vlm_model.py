@@ -50,9 +50,8 @@ def test_the_2d_only_pass_ignores_where_and_the_fused_pass_uses_it(model):
     inputs = random_inputs()
     g = torch.Generator().manual_seed(5)
     moved = dataclasses.replace(
-        inputs,
+        inputs.with_boxes(torch.cat([inputs.boxes[:, :3] + torch.randn(4, 3, generator=g), inputs.boxes[:, 3:] * 1.5], dim=1)),
         patch_xyz=inputs.patch_xyz + torch.randn(inputs.patch_xyz.shape, generator=g),
-        boxes=torch.cat([inputs.boxes[:, :3] + torch.randn(4, 3, generator=g), inputs.boxes[:, 3:] * 1.5], dim=1),
     )
     ids, mask = tokenizer.encode(TEXTS, 24)
     with torch.no_grad():

@@ -48,12 +48,14 @@ def random_inputs(frames: int = 3, objects: int = 4, seed: int = 0) -> Grounding
     """One scene of random model inputs at ``GEOMETRY`` (12 tokens per frame)."""
     g = torch.Generator().manual_seed(seed)
     p = 12
+    boxes = torch.cat([torch.randn(objects, 3, generator=g), torch.rand(objects, 3, generator=g) + 0.2], dim=1)
     return GroundingInputs(
         frames=torch.rand(frames, 3, 84, 112, generator=g),
         frame_mask=torch.ones(frames, dtype=torch.bool),
         patch_xyz=torch.randn(frames, p, 3, generator=g) * 2,
         patch_valid=torch.rand(frames, p, generator=g) > 0.2,
-        boxes=torch.cat([torch.randn(objects, 3, generator=g), torch.rand(objects, 3, generator=g) + 0.2], dim=1),
+        boxes=boxes,
+        oriented_boxes=torch.cat([boxes, torch.zeros(objects, 1)], dim=1),
         object_mask=torch.ones(objects, dtype=torch.bool),
         box_patch_weights=(torch.rand(objects, frames, p, generator=g) > 0.7).float(),
         box_colours=torch.rand(objects, frames, 3, generator=g),

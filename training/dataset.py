@@ -189,9 +189,9 @@ class GroundingDataset(torch.utils.data.Dataset):
         """Sorted colour names of the objects of every scene of the split (reads them all)."""
         return sorted({o.color_name for scene_id in self.scene_ids() for o in self.scene(scene_id).objects if o.color_name})
 
-    def proposal_boxes(self) -> np.ndarray:
-        """(M, 6) every proposal box of every scene of the split (reads them all)."""
-        return np.concatenate([self.scene(scene_id).proposal_boxes.reshape(-1, 6) for scene_id in self.scene_ids()])
+    def oriented_proposal_boxes(self) -> np.ndarray:
+        """(M, 7) every proposal box, turned in yaw, of every scene of the split (reads them all)."""
+        return np.concatenate([self.scene(scene_id).oriented_proposal_boxes.reshape(-1, 7) for scene_id in self.scene_ids()])
 
     def sample_relations(self) -> list[str]:
         """Sorted relation labels of the split's samples ("colour", "nearest", ...; unlabelled ones left out)."""

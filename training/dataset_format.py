@@ -33,8 +33,11 @@ from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.inputs import GroundingInputs
 
 FORMAT_NAME = "w2r2-grounding"
-# 2: scene files hold box_colours (GroundingInputs.box_colours); 3: and the viewer (GroundingInputs.viewer).
-FORMAT_VERSION = 3
+# 2: scene files hold box_colours (GroundingInputs.box_colours); 3: and the viewer (GroundingInputs.viewer);
+# 4: and the proposals turned in yaw (GroundingInputs.oriented_boxes).
+FORMAT_VERSION = 4
+# Version 3 is still read: its proposals were stored as axis-aligned bounds only, which are yaw-0 boxes.
+READABLE_VERSIONS = (3, 4)
 SPLITS = ("train", "val", "test")
 # A split's twin with other descriptions of the same scenes (held-out phrasings): the one split
 # allowed to share scene ids, and only all of them.
@@ -96,7 +99,13 @@ class SceneRecord:
 
     @property
     def proposal_boxes(self) -> np.ndarray:
+        """(N, 6) axis-aligned bounds of the proposals (matching and IoU)."""
         return self.inputs.boxes.numpy().astype(np.float64)
+
+    @property
+    def oriented_proposal_boxes(self) -> np.ndarray:
+        """(N, 7) the proposals turned in yaw (what the model reads the sizes of)."""
+        return self.inputs.oriented_boxes.numpy().astype(np.float64)
 
     @property
     def gt_boxes(self) -> np.ndarray:
@@ -257,9 +266,9 @@ def read_manifest(root: str | os.PathLike) -> Manifest:
     data = load_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise DatasetError(path, f"not a {FORMAT_NAME} manifest")
-    if data.get("version") != FORMAT_VERSION:
+    if data.get("version") not in READABLE_VERSIONS:
         raise DatasetError(
-            path, f"format version {data.get('version')!r}, this code reads {FORMAT_VERSION}: rebuild the dataset"
+            path, f"format version {data.get('version')!r}, this code reads {list(READABLE_VERSIONS)}: rebuild the dataset"
         )
     try:
         manifest = Manifest(**data)
@@ -330,6 +339,7 @@ def write_scene(root: str | os.PathLike, record: SceneRecord) -> None:
         "patch_xyz": inputs.patch_xyz.float().contiguous(),
         "patch_valid": inputs.patch_valid.bool().contiguous(),
         "proposal_boxes": inputs.boxes.float().contiguous(),
+        "oriented_boxes": inputs.oriented_boxes.float().contiguous(),
         "box_patch_weights": inputs.box_patch_weights.float().contiguous(),
         "box_colours": inputs.box_colours.float().contiguous(),
         "viewer": inputs.viewer.float().reshape(3).contiguous(),
@@ -357,11 +367,14 @@ def read_scene(root: str | os.PathLike, scene_id: str) -> SceneRecord:
     frames = tensors["frames"]
     k = frames.shape[0]
     n = tensors["proposal_boxes"].shape[0]
+    if "oriented_boxes" not in tensors:  # a version-3 file: axis-aligned proposals, yaw 0
+        tensors["oriented_boxes"] = torch.cat([tensors["proposal_boxes"], tensors["proposal_boxes"].new_zeros((n, 1))], dim=1)
     p = tensors["patch_xyz"].shape[1] if tensors["patch_xyz"].dim() == 3 else -1
     expected = {
         "patch_xyz": (k, p, 3),
         "patch_valid": (k, p),
         "proposal_boxes": (n, 6),
+        "oriented_boxes": (n, 7),
         "box_patch_weights": (n, k, p),
         "box_colours": (n, k, 3),
         "viewer": (3,),
@@ -391,6 +404,7 @@ def read_scene(root: str | os.PathLike, scene_id: str) -> SceneRecord:
         patch_xyz=tensors["patch_xyz"],
         patch_valid=tensors["patch_valid"],
         boxes=tensors["proposal_boxes"],
+        oriented_boxes=tensors["oriented_boxes"],
         object_mask=torch.ones(n, dtype=torch.bool),
         box_patch_weights=tensors["box_patch_weights"],
         box_colours=tensors["box_colours"],

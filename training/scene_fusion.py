@@ -80,5 +80,5 @@ def scene_record_from_frames(
     keyframes = select_keyframes(snapshot.keyframes, keyframes_per_scene)
     if viewer is None and newest is not None:
         viewer = viewer_from_camera_pose(newest)
-    inputs = prepare_inputs(keyframes, snapshot.proposal_boxes(), model_config, viewer)
+    inputs = prepare_inputs(keyframes, snapshot.oriented_proposal_boxes(), model_config, viewer)
     return SceneRecord(scene_id=scene_id, inputs=inputs, objects=objects, keyframe_stamps=[k.stamp for k in keyframes])

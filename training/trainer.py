@@ -232,6 +232,7 @@ def keyframe_subset(inputs: GroundingInputs, n: int, rng: np.random.Generator) -
         patch_xyz=inputs.patch_xyz[:, keep],
         patch_valid=inputs.patch_valid[:, keep],
         boxes=inputs.boxes,
+        oriented_boxes=inputs.oriented_boxes,
         object_mask=inputs.object_mask,
         box_patch_weights=inputs.box_patch_weights[:, :, keep],
         box_colours=inputs.box_colours[:, :, keep],
@@ -337,7 +338,7 @@ class Trainer:
         if state_dir is None and config.model_kind == "video_llm":
             model, tokenizer, config = new_video_llm(config, self.train_set)
         elif state_dir is None:
-            shape_mean, shape_std = box_shape_statistics(torch.from_numpy(self.train_set.proposal_boxes()))
+            shape_mean, shape_std = box_shape_statistics(torch.from_numpy(self.train_set.oriented_proposal_boxes()[:, :6]))
             model_config = dataclasses.replace(
                 config.model,
                 categories=tuple(self.train_set.categories),

@@ -85,6 +85,14 @@ def as_oriented(boxes: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def aligned_bounds(boxes: np.ndarray) -> np.ndarray:
+    """(N, 6) or (N, 7) boxes -> (N, 6) the axis-aligned bounds around each (``Box3D.aligned_size``, vectorised)."""
+    boxes = as_oriented(boxes)
+    c, s = np.abs(np.cos(boxes[:, 6])), np.abs(np.sin(boxes[:, 6]))
+    sx, sy = boxes[:, 3], boxes[:, 4]
+    return np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 2], c * sx + s * sy, s * sx + c * sy, boxes[:, 5]], axis=1)
+
+
 def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every axis-aligned box of ``a`` (N, 6) with every box of ``b`` (M, 6): (N, M)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 6)

@@ -161,7 +161,7 @@ class Grounder:
             chosen = [keyframes[i] for i in select_keyframes(len(keyframes), max_frames)]
             if not proposals:
                 return GroundingAnswer((), 1.0, (time.perf_counter() - start) * 1e3, 0.0, len(chosen))
-            boxes = np.stack([proposal.box.as_array() for proposal in proposals])
+            boxes = np.stack([proposal.box.as_oriented_array() for proposal in proposals])
             viewer = np.asarray(newest_viewer(keyframes) if viewer is None else viewer, dtype=np.float32)
             scene_key = (tuple(float(keyframe.stamp) for keyframe in chosen), boxes.tobytes(), viewer.tobytes())
             inputs = None

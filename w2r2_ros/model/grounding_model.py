@@ -111,14 +111,16 @@ def to_viewer(points: torch.Tensor, viewer: torch.Tensor) -> torch.Tensor:
     return torch.stack([c * dx + s * dy, -s * dx + c * dy, points[..., 2]], dim=-1)
 
 
-def viewer_sizes(boxes: torch.Tensor, viewer: torch.Tensor) -> torch.Tensor:
-    """Box sizes (B, N, 3) along the viewer's axes as far as an axis-aligned (map) box allows: sx and sy swapped
-    when the viewer looks closer to the map's y axis than to its x axis. A permutation, so no size is distorted,
-    and a map turned by a multiple of 90 degrees gives the same sizes."""
-    sizes = boxes[..., 3:6]
-    sideways = torch.cos(viewer[:, 2]).abs() < torch.sin(viewer[:, 2]).abs()
-    swapped = sizes[..., [1, 0, 2]]
-    return torch.where(sideways[:, None, None], swapped, sizes)
+def viewer_sizes(oriented_boxes: torch.Tensor, viewer: torch.Tensor) -> torch.Tensor:
+    """Sizes (B, N, 3) of boxes turned in yaw (B, N, 7) along the viewer's axes as far as a box's own axes allow:
+    its own sx and sy, swapped when the viewer looks closer to the box's y axis than to its x axis. A permutation
+    of the box's own sizes, so no size is distorted, and a map turned by any yaw under the box and the viewer
+    gives the same sizes (the axis-aligned bounds of a turned box grow instead: 34.5 against 54.0 Acc@0.5 on
+    turned maps when the model read them, docs/TRAINING.md). Yaw-0 boxes: the bounds, as before."""
+    sizes = oriented_boxes[..., 3:6]
+    relative = oriented_boxes[..., 6] - viewer[:, 2:3]
+    sideways = torch.cos(relative).abs() < torch.sin(relative).abs()
+    return torch.where(sideways[..., None], sizes[..., [1, 0, 2]], sizes)
 
 
 def scene_centre(patch_xyz: torch.Tensor, patch_valid: torch.Tensor) -> torch.Tensor:
@@ -134,14 +136,15 @@ def centred_geometry(inputs: GroundingInputs, config: ModelConfig) -> tuple[torc
     centre (B, 3) that was subtracted).
 
     With ``ModelConfig.viewer_frame`` the points and box centres are first expressed in the viewer frame
-    (``inputs.viewer``; box sizes by ``viewer_sizes``), so a map turned about z gives the same numbers; with
+    (``inputs.viewer``; box sizes by ``viewer_sizes`` from ``inputs.oriented_boxes``), so a map turned about z
+    gives the same numbers; with
     ``center_xy`` the scene's mean valid patch (x, y) in that frame is then subtracted: the origin sits at the
     middle of what the keyframes see, the axes stay the viewer's (forward, left).
     """
     patch_xyz, boxes = inputs.patch_xyz, inputs.boxes
     if config.viewer_frame:
         patch_xyz = to_viewer(patch_xyz, inputs.viewer)
-        boxes = torch.cat([to_viewer(boxes[..., :3], inputs.viewer), viewer_sizes(boxes, inputs.viewer)], dim=-1)
+        boxes = torch.cat([to_viewer(boxes[..., :3], inputs.viewer), viewer_sizes(inputs.oriented_boxes, inputs.viewer)], dim=-1)
     if not config.center_xy:
         return patch_xyz, boxes, patch_xyz.new_zeros((patch_xyz.shape[0], 3))
     centre = scene_centre(patch_xyz, inputs.patch_valid)

@@ -15,6 +15,9 @@ that frame: object pixels only, where a patch feature mixes in the background.
 The tensors stay in the map frame (the dataset's ground-truth boxes and the scores' IoU are map-frame);
 ``viewer`` records where the query is asked from (``w2r2_ros.geometry.viewer``) and the model turns
 every xy it reads into that frame (``grounding_model.viewer_geometry``), so "left" means the viewer's left.
+A proposal is turned in yaw (its minimum-area footprint rectangle); ``boxes`` are its axis-aligned bounds (patch
+pooling, IoU), ``oriented_boxes`` the box itself, whose own sizes the model reads: the bounds of a box grow as
+the map turns under it, the box's own sizes do not.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from w2r2_ros.geometry.boxes import aligned_bounds, as_oriented
 from w2r2_ros.geometry.camera import Intrinsics, depth_to_world_map
 from w2r2_ros.geometry.viewer import VIEWER_SIZE, viewer_from_camera_pose
 from w2r2_ros.model.config import ModelConfig
@@ -66,7 +70,9 @@ class GroundingInputs:
 
     frames (K, 3, h, w) float in [0, 1]; frame_mask (K,) bool;
     patch_xyz (K, P, 3) metres (0 where invalid); patch_valid (K, P) bool;
-    boxes (N, 6) ``[cx, cy, cz, sx, sy, sz]``; object_mask (N,) bool;
+    boxes (N, 6) ``[cx, cy, cz, sx, sy, sz]`` axis-aligned bounds; oriented_boxes (N, 7) ``[cx, cy, cz, sx, sy, sz,
+    yaw]`` the same proposals turned in yaw, sizes along their own axes (yaw 0: the bounds themselves);
+    object_mask (N,) bool;
     box_patch_weights (N, K, P): fraction of each patch's depth samples inside each box;
     box_colours (N, K, 3): mean RGB in [0, 1] of the pixels of the depth samples inside each box (not
     grown) in each frame (0 where the frame has none; ``box_patch_weights`` summed over patches weighs the frames);
@@ -78,6 +84,7 @@ class GroundingInputs:
     patch_xyz: torch.Tensor
     patch_valid: torch.Tensor
     boxes: torch.Tensor
+    oriented_boxes: torch.Tensor
     object_mask: torch.Tensor
     box_patch_weights: torch.Tensor
     box_colours: torch.Tensor
@@ -92,6 +99,14 @@ class GroundingInputs:
         if self.is_batched:
             return self
         return GroundingInputs(**{f.name: getattr(self, f.name).unsqueeze(0) for f in fields(self)})
+
+    def with_boxes(self, proposal_boxes: torch.Tensor) -> "GroundingInputs":
+        """The same inputs with other proposal boxes, (..., N, 7) turned in yaw or (..., N, 6) axis-aligned,
+        ``boxes`` and ``oriented_boxes`` kept consistent (pooling weights and colours unchanged)."""
+        if proposal_boxes.shape[-1] == 6:
+            proposal_boxes = torch.cat([proposal_boxes, proposal_boxes.new_zeros(proposal_boxes.shape[:-1] + (1,))], dim=-1)
+        aligned = aligned_bounds(proposal_boxes.reshape(-1, 7).double().numpy()).reshape(proposal_boxes.shape[:-1] + (6,))
+        return replace(self, boxes=torch.from_numpy(aligned).to(self.boxes.dtype), oriented_boxes=proposal_boxes.to(self.boxes.dtype))
 
     def to(self, device: torch.device | str) -> "GroundingInputs":
         return GroundingInputs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -156,15 +171,17 @@ def _per_patch(grid: np.ndarray, gh: int, gw: int, s: int) -> np.ndarray:
 def assemble_inputs(
     prepared: Sequence[PreparedKeyframe], proposal_boxes: np.ndarray, config: ModelConfig, viewer: np.ndarray
 ) -> GroundingInputs:
-    """Combine prepared keyframes with the proposals of one query and the ``viewer`` (3,) into ``GroundingInputs``."""
+    """Combine prepared keyframes with the proposals of one query, (N, 7) turned in yaw or (N, 6) axis-aligned
+    (``geometry.boxes``), and the ``viewer`` (3,) into ``GroundingInputs``."""
     viewer = np.asarray(viewer, dtype=np.float32).reshape(-1)
     if viewer.shape != (VIEWER_SIZE,) or not np.all(np.isfinite(viewer)):
         raise ValueError(f"viewer: expected 3 finite values [x, y, yaw], got {viewer.tolist()}")
-    boxes = np.asarray(proposal_boxes, dtype=np.float32).reshape(-1, 6)
-    if not np.all(np.isfinite(boxes)):
+    oriented = as_oriented(proposal_boxes)
+    if not np.all(np.isfinite(oriented)):
         raise ValueError("proposal_boxes: contains NaN or infinite values")
-    if np.any(boxes[:, 3:] < 0):
+    if np.any(oriented[:, 3:6] < 0):
         raise ValueError("proposal_boxes: negative box size")
+    boxes = aligned_bounds(oriented).astype(np.float32)
     k, p = len(prepared), config.patches_per_frame
 
     def stacked(name: str, empty_shape: tuple[int, ...], dtype: type) -> np.ndarray:
@@ -184,6 +201,7 @@ def assemble_inputs(
         patch_xyz=torch.from_numpy(patch_xyz),
         patch_valid=torch.from_numpy(patch_valid),
         boxes=torch.from_numpy(boxes),
+        oriented_boxes=torch.from_numpy(oriented.astype(np.float32)),
         object_mask=torch.ones(boxes.shape[0], dtype=torch.bool),
         box_patch_weights=torch.from_numpy(weights),
         box_colours=torch.from_numpy(colours),
@@ -248,7 +266,7 @@ def newest_viewer(keyframes: Sequence[KeyframeLike]) -> np.ndarray:
 def prepare_inputs(
     keyframes: Sequence[KeyframeLike], proposal_boxes: np.ndarray, config: ModelConfig, viewer: np.ndarray | None = None
 ) -> GroundingInputs:
-    """Model inputs of one scene: K keyframes (oldest first) and N proposal boxes (N, 6) in the map frame, seen
+    """Model inputs of one scene: K keyframes (oldest first) and N proposal boxes (N, 7) or (N, 6) in the map frame, seen
     from ``viewer`` (3,) ``[x, y, yaw]`` (default: ``newest_viewer(keyframes)``)."""
     viewer = newest_viewer(keyframes) if viewer is None else viewer
     return assemble_inputs([prepare_keyframe(kf, config) for kf in keyframes], proposal_boxes, config, viewer)
@@ -280,6 +298,7 @@ def collate_inputs(items: Sequence[GroundingInputs]) -> GroundingInputs:
             patch_xyz=_pad(item.patch_xyz, {0: k}),
             patch_valid=_pad(item.patch_valid, {0: k}),
             boxes=_pad(item.boxes, {0: n}),
+            oriented_boxes=_pad(item.oriented_boxes, {0: n}),
             object_mask=_pad(item.object_mask, {0: n}),
             box_patch_weights=_pad(item.box_patch_weights, {0: n, 1: k}),
             box_colours=_pad(item.box_colours, {0: n, 1: k}),

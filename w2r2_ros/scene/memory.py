@@ -134,10 +134,16 @@ class SceneSnapshot:
     camera_pose: np.ndarray | None = None
 
     def proposal_boxes(self) -> np.ndarray:
-        """Proposal boxes as an (N, 6) array, in ``proposals`` order."""
+        """Axis-aligned bounds of the proposal boxes as an (N, 6) array, in ``proposals`` order."""
         if not self.proposals:
             return np.zeros((0, 6))
         return np.stack([p.box.as_array() for p in self.proposals])
+
+    def oriented_proposal_boxes(self) -> np.ndarray:
+        """Proposal boxes turned in yaw as an (N, 7) array ``[cx, cy, cz, sx, sy, sz, yaw]``, in ``proposals`` order."""
+        if not self.proposals:
+            return np.zeros((0, 7))
+        return np.stack([p.box.as_oriented_array() for p in self.proposals])
 
 
 @dataclass(frozen=True)
