@@ -95,6 +95,9 @@ class TrainConfig:
     has no object of its target's category, answered "no target" (``with_absent_targets``): without such rows
     nothing teaches the model to say so, and a query about a missing (or never trained) class would get the
     nearest object with confidence.
+    ``text_token_dropout``: each training row's text tokens after the first are hidden from the model with this
+    probability (``drop_text_tokens``), a fresh draw every step: the one phraser's exact words stop being enough,
+    so a sentence missing a word or with unseen filler still reads (embedded model only; 0 = off).
     ``model_kind``: ``embedded`` (``W2R2GroundingModel``, the CPU default) or ``video_llm``
     (``W2R2VideoLLM`` on the pretrained base of the ``vlm`` section; docs/VLM.md)."""
 
@@ -105,6 +108,7 @@ class TrainConfig:
     texts_per_scene: int = 4
     train_keyframes: int = 4
     absent_fraction: float = 0.0
+    text_token_dropout: float = 0.0
     eval_every: int = 250
     eval_batch_size: int = 32
     log_every: int = 10
@@ -121,6 +125,10 @@ class TrainConfig:
             raise ValueError(f"num_threads and train_keyframes must be >= 0, got {self.num_threads}, {self.train_keyframes}")
         if not 0.0 <= self.absent_fraction < 1.0:
             raise ValueError(f"absent_fraction must be in [0, 1), got {self.absent_fraction}")
+        if not 0.0 <= self.text_token_dropout < 1.0:
+            raise ValueError(f"text_token_dropout must be in [0, 1), got {self.text_token_dropout}")
+        if self.text_token_dropout and self.model_kind != "embedded":
+            raise ValueError("text_token_dropout applies to the embedded model only (a causal LM reads its prompt in order)")
         if self.model_kind not in MODEL_KINDS:
             raise ValueError(f"model_kind must be one of {MODEL_KINDS}, got {self.model_kind!r}")
         for name in ("steps", "batch_size", "texts_per_scene", "eval_every", "eval_batch_size", "log_every"):

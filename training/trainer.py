@@ -240,6 +240,14 @@ def keyframe_subset(inputs: GroundingInputs, n: int, rng: np.random.Generator) -
     )
 
 
+def drop_text_tokens(text_mask: torch.Tensor, probability: float, rng: np.random.Generator) -> torch.Tensor:
+    """(B, L) mask with each real token after the first (the encoder's [CLS]) hidden with ``probability``:
+    an augmentation of the words, as ``keyframe_subset`` is of the views (``TrainConfig.text_token_dropout``)."""
+    drop = torch.from_numpy(rng.random(tuple(text_mask.shape)) < probability).to(text_mask.device)
+    drop[:, 0] = False
+    return text_mask & ~drop
+
+
 def first_rows_of_scenes(scene_ids: Sequence[str]) -> torch.Tensor:
     """(B,) index of the first row with the same scene id: rows of one scene share identical inputs."""
     first: dict[str, int] = {}
@@ -453,6 +461,9 @@ class Trainer:
         if self.config.train_keyframes:
             rng = np.random.default_rng([self.config.seed, step, 1])
             batch = dataclasses.replace(batch, inputs=keyframe_subset(batch.inputs, self.config.train_keyframes, rng))
+        if self.config.text_token_dropout:
+            rng = np.random.default_rng([self.config.seed, step, 3])
+            batch = dataclasses.replace(batch, text_mask=drop_text_tokens(batch.text_mask, self.config.text_token_dropout, rng))
         return batch.to(self.accelerator.device)
 
     def _scene_categories(self, scene_id: str) -> frozenset[str]:

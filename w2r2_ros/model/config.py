@@ -67,6 +67,11 @@ class ModelConfig:
     viewer_frame: bool = True
     # Initial temperature tau of the grounding head's scores; tau is then learned (CLIP-style, GroundingHead).
     temperature: float = 0.07
+    # Open vocabulary: add the pretrained encoder's own sentence embedding (mean of its token states, normalised:
+    # what all-MiniLM-L6-v2 was trained to make similar for paraphrases), projected, to every pooled text vector
+    # (TextEncoder), so that a phrasing training never saw still reaches the heads near the ones it did.
+    # False in checkpoints made before it (they load as trained).
+    sentence_summary: bool = False
     # Anchor pointers of the RelationHead: two cover "between A and B" (relation_head.py).
     relation_anchors: int = 2
     # RelationHead: add a linear read-out of the raw relation geometry (weights from the text) to the MLP's score.

@@ -89,6 +89,14 @@ def _load_minilm() -> tuple[object, torch.nn.Module]:
     return tokenizer, model
 
 
+def sentence_embedding(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, 384) token states and mask (B, L) -> (B, 384): their mean over real tokens, unit length (the
+    sentence-transformers pooling all-MiniLM-L6-v2 was trained with)."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    mean = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    return torch.nn.functional.normalize(mean, dim=-1)
+
+
 class PretrainedText:
     """Frozen MiniLM: texts -> token states (B, L, 384) and mask, and names -> unit sentence embeddings.
 
@@ -199,7 +207,7 @@ class PretrainedText:
         missing = [name for name in dict.fromkeys(names) if name not in self._names]
         if missing:
             for name, states in zip(missing, self._run([n.replace("_", " ") for n in missing], 16)):
-                self._names[name] = torch.nn.functional.normalize(states.float().mean(dim=0), dim=-1)
+                self._names[name] = sentence_embedding(states.float()[None], torch.ones(1, len(states), dtype=torch.bool))[0]
         if not names:
             return torch.zeros((0, TEXT_STATE_SIZE))
         return torch.stack([self._names[name] for name in names])

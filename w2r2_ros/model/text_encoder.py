@@ -5,7 +5,9 @@ Input: with ``ModelConfig.text_model`` the frozen pretrained encoder's token sta
 A small trainable encoder (``text_layers`` of the backbone) contextualises them, then each query token
 (GRD, ANC...) gets an attention-pooled summary with its own learned pooling vector: a short path through
 which the grounding token reads the relation and each anchor pointer its anchor's words (docs/TRAINING.md,
-"Choices").
+"Choices"). With ``ModelConfig.sentence_summary`` the pretrained encoder's sentence embedding (mean-pooled,
+normalised: the vector it was trained to make alike for paraphrases) is projected and added to each summary:
+the small encoder above is trained on one phraser's sentences, the sentence embedding on many people's.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from torch import nn
 from transformers import AutoModel
 
 from w2r2_ros.model.config import ModelConfig
-from w2r2_ros.model.pretrained_text import TEXT_STATE_SIZE
+from w2r2_ros.model.pretrained_text import TEXT_STATE_SIZE, sentence_embedding
 
 
 class TextEncoder(nn.Module):
@@ -26,6 +28,8 @@ class TextEncoder(nn.Module):
             self.project = nn.Sequential(nn.Linear(TEXT_STATE_SIZE, config.hidden_size), nn.LayerNorm(config.hidden_size))
         else:
             self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=0)
+        if config.open_vocabulary and config.sentence_summary:
+            self.sentence = nn.Sequential(nn.Linear(TEXT_STATE_SIZE, config.hidden_size), nn.LayerNorm(config.hidden_size))
         self.encoder = AutoModel.from_config(config.text_backbone_config(), **config.backbone_kwargs)
         self.pooling = nn.Parameter(torch.randn(1 + config.relation_anchors, config.hidden_size) * 0.02)
         self.scale = 1.0 / math.sqrt(config.hidden_size)
@@ -37,4 +41,7 @@ class TextEncoder(nn.Module):
         states = self.encoder(inputs_embeds=embeds, attention_mask=text_mask.long()).last_hidden_state
         weights = torch.einsum("qd,bld->bql", self.pooling, states) * self.scale
         weights = weights.masked_fill(~text_mask[:, None, :], -1.0e4).softmax(dim=-1)
-        return states, torch.einsum("bql,bld->bqd", weights, states)
+        pooled = torch.einsum("bql,bld->bqd", weights, states)
+        if hasattr(self, "sentence"):
+            pooled = pooled + self.sentence(sentence_embedding(text.to(self.pooling.dtype), text_mask))[:, None, :]
+        return states, pooled
