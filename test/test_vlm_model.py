@@ -37,7 +37,7 @@ def test_lora_adapts_only_the_language_models_projections_and_the_vision_tower_i
     trainable = {name for name, p in net.named_parameters() if p.requires_grad}
     assert not any(".visual." in name for name in trainable)
     assert not any("embed_tokens" in name or "base_layer" in name for name in trainable)
-    assert {"markers", "object_embedding", "unseen_object", "heads.query.weight", "where.mlp.0.weight"} <= trainable
+    assert {"tokens.markers", "tokens.object_embedding", "tokens.unseen_object", "heads.query.weight", "where.mlp.0.weight"} <= trainable
     assert sum("lora_" in name for name in trainable) == 2 * len(adapted)
 
     unfrozen, _ = tiny_video_llm(base, train_vision=True)

@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from torch import nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -49,6 +50,14 @@ from w2r2_training.dataset import GroundingBatch, GroundingDataset, collate_grou
 from w2r2_training.evaluate import evaluate_model, evenly_spaced_indices
 from w2r2_training.losses import w2r2_objective
 from w2r2_training.run_files import MetricsLog, replace_directory, resolve_directory, tidy_run_directory
+from w2r2_training.sharded_state import (
+    fill_deepspeed_config,
+    gather_optimizer_state,
+    gather_weights,
+    restore_optimizer_state,
+    uses_deepspeed,
+    zero_stage,
+)
 from w2r2_training.video_llm import freeze_unweighted_heads, new_video_llm
 from w2r2_training.trainer_state import (
     TrainerState,
@@ -375,9 +384,17 @@ class Trainer:
         if config.model_kind == "video_llm":
             freeze_unweighted_heads(model, config.loss)
         self.accelerator = Accelerator()
-        optimizer = torch.optim.AdamW(
-            parameter_groups(model, config.optim), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-        )
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            raise TrainingError("FSDP is not supported by this trainer (its validation and checkpoints read the unwrapped "
+                                "model); shard with DeepSpeed ZeRO-3 instead: configs/accelerate/deepspeed_zero3.yaml")
+        # Under DeepSpeed (ZeRO) the optimizer state, and under ZeRO-3 the parameters, are sharded over the
+        # processes: every process takes part in saving and validating (sharded_state.py), the main one writes.
+        self.sharded = uses_deepspeed(self.accelerator)
+        if self.sharded:
+            fill_deepspeed_config(self.accelerator, config.batch_size, config.optim.grad_clip)
+        groups = parameter_groups(model, config.optim)
+        self._param_groups = [list(group["params"]) for group in groups]  # the optimizer's order, for sharded_state
+        optimizer = torch.optim.AdamW(groups, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
         # Not passed to accelerator.prepare: its wrapper steps the schedule once per process.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
         self.dual, self.optimizer = self.accelerator.prepare(DualPass(model), optimizer)
@@ -399,7 +416,10 @@ class Trainer:
     def _restore(self, state_dir: Path) -> None:
         state = load_trainer_state(state_dir)
         try:
-            self.optimizer.load_state_dict(optimizer_state_from_json(state.optimizer))
+            if self.sharded:
+                restore_optimizer_state(self.optimizer, self._param_groups, optimizer_state_from_json(state.optimizer))
+            else:
+                self.optimizer.load_state_dict(optimizer_state_from_json(state.optimizer))
         except ValueError as exc:  # e.g. saved before the read-out terms had their own parameter group
             raise TrainingError(f"{state_dir}: the optimizer state does not fit this model ({exc}); start a new run") from None
         self.scheduler.load_state_dict(state.scheduler)
@@ -424,16 +444,34 @@ class Trainer:
             "train_config": config_to_dict(self.config),
         }
 
-    def _staged_checkpoint(self, name: str) -> Path:
-        """The model saved to ``.<name>.partial``, ready for ``replace_directory``."""
+    def _staged_checkpoint(self, name: str) -> Path | None:
+        """The model saved to ``.<name>.partial``, ready for ``replace_directory`` (None on the other processes).
+
+        Sharded: collective, the checkpoint's tensors gathered whole onto the main process first."""
+        state = gather_weights(self.accelerator, self.model, list(self._checkpoint_names())) if self.sharded else None
+        if not self.accelerator.is_main_process:
+            return None
         staging = self.run_dir / f".{name}.partial"
         if staging.exists():
             shutil.rmtree(staging)
-        return save_checkpoint(self.model, self.tokenizer, staging, self._metadata())
+        return save_checkpoint(self.model, self.tokenizer, staging, self._metadata(), state=state)
+
+    def _checkpoint_names(self) -> Sequence[str]:
+        """The tensors a checkpoint holds: the video LLM's trained and added ones (never the base), else all."""
+        trainable_state = getattr(self.model, "trainable_state", None)
+        return trainable_state().keys() if trainable_state is not None else self.model.state_dict().keys()
 
     def _save_last(self) -> None:
-        """Checkpoint + trainer state, staged then swapped in, so ``last/`` is always complete."""
+        """Checkpoint + trainer state, staged then swapped in, so ``last/`` is always complete.
+        Sharded: collective (every process calls it), the main process writes."""
         staging = self._staged_checkpoint(LAST_DIR)
+        optimizer_state = (
+            gather_optimizer_state(self.accelerator, self.optimizer, self._param_groups)
+            if self.sharded else self.optimizer.state_dict()
+        )
+        if staging is None:
+            self._saved_step = self.step
+            return
         extra = {
             "best_step": self.best_step,
             "best_value": self.best_value if math.isfinite(self.best_value) else None,
@@ -443,7 +481,7 @@ class Trainer:
             extra.pop("best_value")
         save_trainer_state(
             staging,
-            TrainerState(step=self.step, optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            TrainerState(step=self.step, optimizer=optimizer_state, scheduler=self.scheduler.state_dict(),
                          rng=capture_rng(), extra=extra),
         )
         replace_directory(staging, self.run_dir / LAST_DIR)
@@ -483,20 +521,24 @@ class Trainer:
         return result.flat()
 
     def _after_validation(self, metrics: dict[str, float]) -> None:
+        """Log the validation and keep the best checkpoint. Sharded: every process calls it with the same metrics."""
         self.last_validation = metrics
-        self.val_log.append({"step": self.step, **{f"val/{k}": v for k, v in metrics.items()}})
-        plot_training_curves(self.train_log.rows, self.val_log.rows, self.run_dir / CURVES_FILE)
+        if self.accelerator.is_main_process:
+            self.val_log.append({"step": self.step, **{f"val/{k}": v for k, v in metrics.items()}})
+            plot_training_curves(self.train_log.rows, self.val_log.rows, self.run_dir / CURVES_FILE)
+            LOG.info(
+                "step %d val: normal %s | 3D-ablated %s",
+                self.step,
+                " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in metrics.items() if k.startswith("normal/overall")),
+                " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in metrics.items() if k.startswith("ablated/overall")),
+            )
         value = metrics.get(self.config.best_metric, math.nan)
-        LOG.info(
-            "step %d val: normal %s | 3D-ablated %s",
-            self.step,
-            " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in metrics.items() if k.startswith("normal/overall")),
-            " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in metrics.items() if k.startswith("ablated/overall")),
-        )
         if math.isfinite(value) and value > self.best_value:
             self.best_value, self.best_step = value, self.step
-            replace_directory(self._staged_checkpoint(BEST_DIR), self.run_dir / BEST_DIR)
-            LOG.info("new best %s = %.4f at step %d -> %s", self.config.best_metric, value, self.step, self.run_dir / BEST_DIR)
+            staging = self._staged_checkpoint(BEST_DIR)
+            if staging is not None:
+                replace_directory(staging, self.run_dir / BEST_DIR)
+                LOG.info("new best %s = %.4f at step %d -> %s", self.config.best_metric, value, self.step, self.run_dir / BEST_DIR)
 
     def fit(self, stop_at_step: int | None = None, show_progress: bool = True) -> TrainSummary:
         """Train to ``config.steps`` (or stop after ``stop_at_step``, saving a resumable state)."""
@@ -510,16 +552,17 @@ class Trainer:
                 self._restore(self.state_dir)
             if main:
                 save_config(config, self.run_dir / CONFIG_FILE)  # on resume: with any new overrides
-                if self.state_dir is None:
-                    self._save_last()  # step 0: from here on the run is always resumable
+            if self.state_dir is None and (main or self.sharded):
+                self._save_last()  # step 0: from here on the run is always resumable
             self._log_start()
             if self._text_note:
                 LOG.info(self._text_note)
             end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
             seconds = self._loop(end, show_progress and main)
+            if self._saved_step != self.step and (main or self.sharded):
+                self._save_last()
+            self.accelerator.wait_for_everyone()  # no process leaves (and may start another run) while main writes
             if main:
-                if self._saved_step != self.step:
-                    self._save_last()
                 LOG.info(
                     "stopped at step %d; files in %s: %s", self.step, self.run_dir,
                     ", ".join(sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith("."))),
@@ -531,17 +574,17 @@ class Trainer:
                 handler.close()
 
     def _log_start(self) -> None:
-        n_params = sum(p.numel() for p in self.model.parameters())
+        n_params = sum(getattr(p, "ds_numel", p.numel()) for p in self.model.parameters())  # ZeRO-3: p is empty
         LOG.info(
             "data %s: train %d samples / %d scenes, val %d samples (%d used per validation) / %d scenes",
             self.data_root, len(self.train_set), len(self.train_set.manifest.splits[self.config.data.train_split]),
             len(self.val_set), len(self.val_indices), len(self.val_set.manifest.splits[self.config.data.val_split]),
         )
         LOG.info(
-            "model %.2fM parameters, text %s, %d categories; device %s x%d; loss %s (lambda_pl %g, margin %g, %s)",
+            "model %.2fM parameters, text %s, %d categories; device %s x%d%s; loss %s (lambda_pl %g, margin %g, %s)",
             n_params / 1e6, self.model.config.text_model or f"own/word-level ({self.model.config.vocab_size})",
-            len(self.model.config.categories), self.accelerator.device,
-            self.accelerator.num_processes, loss_kind(self.config), self.config.loss.lambda_pl, self.config.loss.margin,
+            len(self.model.config.categories), self.accelerator.device, self.accelerator.num_processes,
+            f" DeepSpeed ZeRO-{zero_stage(self.accelerator)}" if self.sharded else "", loss_kind(self.config), self.config.loss.lambda_pl, self.config.loss.margin,
             self.config.loss.form,
         )
         LOG.info("steps %d from %d, batch %d, run dir %s", self.config.steps, self.step, self.config.batch_size, self.run_dir)
@@ -578,7 +621,7 @@ class Trainer:
                          **{f"loss/{k}": v for k, v in values.items()}}
                     )
                 if self.step % config.eval_every == 0 or self.step == config.steps:
-                    if self.accelerator.is_main_process:
+                    if self.accelerator.is_main_process or self.sharded:  # sharded: every process runs the forwards
                         self._after_validation(self.validate())
                         self._save_last()
                     self.accelerator.wait_for_everyone()

@@ -49,11 +49,14 @@ def save_checkpoint(
     tokenizer: QueryTokenizer | PretrainedText,
     directory: str | Path,
     extra_metadata: dict[str, Any] | None = None,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write the checkpoint to ``directory`` (replacing one that is there) and return its path.
 
     ``extra_metadata`` (JSON-serialisable: training config, metrics, seed, ...) is
     stored under ``"metadata"`` in config.json; read it back with ``load_checkpoint_metadata``.
+    ``state`` replaces the tensors read from ``model`` (the same names): the trainer passes the
+    whole tensors gathered from the processes when they hold only shards of them (ZeRO-3).
     """
     directory = Path(directory)
     metadata = extra_metadata or {}
@@ -61,7 +64,7 @@ def save_checkpoint(
     if not isinstance(model, W2R2GroundingModel):  # the video-LLM kind writes its own files (base named, not copied)
         from w2r2_ros.vlm.checkpoint import save_video_llm
 
-        return _write_staged(directory, lambda staging: save_video_llm(model, staging, metadata))
+        return _write_staged(directory, lambda staging: save_video_llm(model, staging, metadata, state))
     if isinstance(tokenizer, QueryTokenizer) and tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(f"save_checkpoint: tokenizer has {tokenizer.vocab_size} tokens, model config only {model.config.vocab_size}")
     document = {
@@ -73,8 +76,8 @@ def save_checkpoint(
     text = json.dumps(document, indent=2, sort_keys=True)
 
     def write(staging: Path) -> None:
-        state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-        save_safetensors(state, staging / WEIGHTS_FILE, metadata={"format": FORMAT_NAME})
+        tensors = state if state is not None else model.state_dict()
+        save_safetensors({name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}, staging / WEIGHTS_FILE, metadata={"format": FORMAT_NAME})
         (staging / CONFIG_FILE).write_text(text + "\n")
         if isinstance(tokenizer, QueryTokenizer):
             tokenizer.save(staging / TOKENIZER_FILE)

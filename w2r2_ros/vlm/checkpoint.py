@@ -57,9 +57,13 @@ def build_video_llm(
     return model, tokenizer
 
 
-def save_video_llm(model: W2R2VideoLLM, directory: Path, metadata: dict[str, Any]) -> None:
+def save_video_llm(
+    model: W2R2VideoLLM, directory: Path, metadata: dict[str, Any], state: dict[str, torch.Tensor] | None = None
+) -> None:
     """Write config.json and trained.safetensors into ``directory`` (an empty staging directory: the caller
-    swaps it into place, as ``save_checkpoint`` does for both kinds)."""
+    swaps it into place, as ``save_checkpoint`` does for both kinds). ``state``: the tensors of
+    ``model.trainable_state()`` gathered whole when the processes hold shards (ZeRO-3; the trainer's
+    ``sharded_state.gather_weights``), else they are read from ``model``."""
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -68,9 +72,22 @@ def save_video_llm(model: W2R2VideoLLM, directory: Path, metadata: dict[str, Any
         "metadata": metadata,
     }
     text = json.dumps(document, indent=2, sort_keys=True)
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.trainable_state().items()}
+    expected = model.trainable_state()
+    if state is not None and set(state) != set(expected):
+        raise ValueError("save_video_llm: the given state has other tensors than the model's trained ones")
+    tensors = expected if state is None else state
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
     save_safetensors(state, directory / WEIGHTS_FILE, metadata={"format": FORMAT_NAME})
     (directory / "config.json").write_text(text + "\n")
+
+
+# Checkpoints written before the changes for DeepSpeed ZeRO-3 (model.py: ``LearnedTokens``, the (1,) logit scale).
+_RENAMED = {"markers": "tokens.markers", "object_embedding": "tokens.object_embedding", "unseen_object": "tokens.unseen_object"}
+
+
+def _upgraded(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = {_RENAMED.get(name, name): tensor for name, tensor in state.items()}
+    return {n: v.reshape(1) if n.endswith("log_logit_scale") and v.dim() == 0 else v for n, v in state.items()}
 
 
 def load_video_llm(
@@ -90,6 +107,7 @@ def load_video_llm(
         raise ValueError(f"{directory / 'config.json'}: bad model config ({error})") from None
     weights = directory / WEIGHTS_FILE
     state = read_weights(weights)
+    state = _upgraded(state)
     base = os.environ.get(BASE_OVERRIDE_ENV) or vlm_config.base_model
     try:
         loaded = load_base(base, dtype, vlm_config.base_config_sha256)

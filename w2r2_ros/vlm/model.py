@@ -102,6 +102,28 @@ class WhereEncoder(nn.Module):
         return self.mlp(torch.cat([self.fourier(boxes[..., :3]), log_size(boxes)], dim=-1))
 
 
+class LearnedTokens(nn.Module):
+    """The input embeddings this kind adds to the language model's: the ``MARKERS`` (rows of ``markers``), the
+    embedding added to every object token, and the token of an object that no keyframe sees.
+
+    A module whose ``forward`` returns them, not parameters of ``W2R2VideoLLM`` read directly: DeepSpeed ZeRO-3
+    gathers a module's sharded parameters for the backward pass through hooks on the module's output tensors,
+    and ``W2R2VideoLLM`` returns a ``GroundingOutput``, which it cannot look into (its gradients then met empty
+    shards: "The size of tensor a (0) must match ...").
+    """
+
+    def __init__(self, markers: int, hidden: int, scale: float) -> None:
+        super().__init__()
+        self.markers = nn.Parameter(torch.randn(markers, hidden) * scale)
+        self.object_embedding = nn.Parameter(torch.randn(hidden) * scale)
+        self.unseen_object = nn.Parameter(torch.randn(hidden) * scale)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(markers (M, D), object embedding (D,), unseen-object token (D,)): copies, since ZeRO-3 empties the
+        parameters themselves when the module's forward returns."""
+        return self.markers.clone(), self.object_embedding.clone(), self.unseen_object.clone()
+
+
 class VLMGroundingHeads(nn.Module):
     """Scores and auxiliary read-outs from the ``<ground>`` and object hidden states, as ``GroundingOutput``.
 
@@ -116,7 +138,8 @@ class VLMGroundingHeads(nn.Module):
         super().__init__()
         c, a, d = len(config.categories), config.relation_anchors, vlm.head_size
         self.anchors, self.categories = a, c
-        self.log_logit_scale = nn.Parameter(torch.tensor(-math.log(config.temperature)))
+        # Shape (1,), not (): DeepSpeed's start-up broadcast views every parameter as bytes, which a 0-dim one cannot be.
+        self.log_logit_scale = nn.Parameter(torch.full((1,), -math.log(config.temperature)))
         self.query = nn.Linear(hidden, d)
         self.key = nn.Linear(hidden, d)
         self.anchor_query = nn.Linear(hidden, a * d)
@@ -125,8 +148,13 @@ class VLMGroundingHeads(nn.Module):
         self.target_category = nn.Linear(hidden, c)
         self.anchor_category = nn.Linear(hidden, a * c)
 
-    def forward(self, ground: torch.Tensor, objects: torch.Tensor, object_mask: torch.Tensor) -> GroundingOutput:
+    def read(self, ground: torch.Tensor, objects: torch.Tensor, object_mask: torch.Tensor) -> GroundingOutput:
         """ground (B, D), objects (B, N, D), object_mask (B, N) -> ``GroundingOutput`` (float32)."""
+        return GroundingOutput(**self(ground, objects, object_mask))
+
+    def forward(self, ground: torch.Tensor, objects: torch.Tensor, object_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``read``'s fields as a dict: DeepSpeed ZeRO-3 finds a module's output tensors in tuples and dicts only,
+        and a module whose outputs it cannot see breaks its backward hooks (``active_backward_submodules is empty``)."""
         ground, objects = ground.float(), objects.float()
         b = ground.shape[0]
         scale = self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
@@ -136,7 +164,7 @@ class VLMGroundingHeads(nn.Module):
         scores = scores.masked_fill(~object_mask, MASKED_LOGIT)
         anchor_queries = F.normalize(self.anchor_query(ground).view(b, self.anchors, -1), dim=-1)
         anchor_logits = (torch.einsum("bad,bnd->ban", anchor_queries, keys) * scale).masked_fill(~object_mask[:, None], MASKED_LOGIT)
-        return GroundingOutput(
+        return dict(
             logits=torch.cat([scores, self.no_target(ground)], dim=-1),
             object_mask=object_mask,
             category_logits=self.category(objects),
@@ -209,9 +237,7 @@ class W2R2VideoLLM(nn.Module):
         self.where = WhereEncoder(3, 0, config, vlm_config, hidden)
         self.box_where = WhereEncoder(3, 3, config, vlm_config, hidden)
         scale = float(self._qwen.get_input_embeddings().weight.float().std())
-        self.markers = nn.Parameter(torch.randn(len(self.MARKERS), hidden) * scale)
-        self.object_embedding = nn.Parameter(torch.randn(hidden) * scale)
-        self.unseen_object = nn.Parameter(torch.randn(hidden) * scale)
+        self.tokens = LearnedTokens(len(self.MARKERS), hidden, scale)
         self.heads = VLMGroundingHeads(hidden, config, vlm_config)
         self._prompt = {
             "header": tokenizer.ids(family.user_prefix.format(system=vlm_config.system_prompt)),
@@ -237,7 +263,7 @@ class W2R2VideoLLM(nn.Module):
         return []
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        device = self.markers.device
+        device = self.tokens.markers.device
         if device.type == "cuda" and self.vlm_config.autocast_bf16:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
@@ -270,7 +296,8 @@ class W2R2VideoLLM(nn.Module):
         weights = inputs.box_patch_weights.flatten(2).to(patch_features.dtype)
         total = weights.sum(-1, keepdim=True)
         pooled = torch.bmm(weights, patch_features.flatten(1, 2)) / total.clamp_min(1e-6)
-        objects = torch.where(total > 0, pooled, self.unseen_object.to(pooled.dtype)) + self.object_embedding.to(pooled.dtype)
+        _, object_embedding, unseen_object = self.tokens()
+        objects = torch.where(total > 0, pooled, unseen_object.to(pooled.dtype)) + object_embedding.to(pooled.dtype)
         visual = patch_features
         if not ablate_3d:
             if patch_where is None:
@@ -325,7 +352,7 @@ class W2R2VideoLLM(nn.Module):
         marker_positions = layout.marker_positions[:, :marker_count].to(device)
         embeds = embeds.index_put(
             (rows[:, None].expand_as(marker_positions), marker_positions),
-            self.markers[:marker_count].to(embeds.dtype).expand(ids.shape[0], -1, -1),
+            self.tokens()[0][:marker_count].to(embeds.dtype).expand(ids.shape[0], -1, -1),
         )
         valid_rows, valid_slots = torch.nonzero(object_mask, as_tuple=True)
         embeds = embeds.index_put(
@@ -415,7 +442,7 @@ class W2R2VideoLLM(nn.Module):
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         object_states = hidden[rows[:, None], layout.object_positions.to(hidden.device)]
         ground = hidden[rows, layout.marker_positions[:, 2].to(hidden.device)]
-        return self.heads(ground, object_states, object_mask)
+        return self.heads.read(ground, object_states, object_mask)
 
     def _answer(self, scene: VLMScene, queries: list[list[int]]) -> GroundingOutput:
         """Each query's tokens, the assistant header and ``<ground>`` against the scene's cached prefix."""
@@ -425,7 +452,7 @@ class W2R2VideoLLM(nn.Module):
         for query in queries:
             ids = torch.tensor([query + self._prompt["assistant"]], dtype=torch.long, device=device)
             with self._autocast():
-                embeds = torch.cat([embed(ids), self.markers[2:3].to(embed.weight.dtype)[None]], dim=1)
+                embeds = torch.cat([embed(ids), self.tokens()[0][2:3].to(embed.weight.dtype)[None]], dim=1)
                 length = embeds.shape[1]
                 positions = (scene.next_position + torch.arange(length, device=device)).view(1, 1, -1).expand(3, 1, -1)
                 try:
@@ -437,7 +464,7 @@ class W2R2VideoLLM(nn.Module):
             grounds.append(output.last_hidden_state[:, -1])
         b = len(queries)
         ground = torch.cat(grounds)
-        return self.heads(ground, scene.object_states.expand(b, -1, -1), scene.object_mask.expand(b, -1))
+        return self.heads.read(ground, scene.object_states.expand(b, -1, -1), scene.object_mask.expand(b, -1))
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """What a checkpoint saves: the modules added to the base (Where encoders, markers, heads) and what trains
