@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vlm_fixtures import build_vlm_dataset, tiny_video_llm, write_base
+from vlm_fixtures import build_vlm_dataset, free_port, tiny_video_llm, write_base
 from w2r2_ros.model.checkpoint import load_checkpoint, load_checkpoint_metadata
 from w2r2_training import eval_cli, train_cli
 from w2r2_training.config import TrainConfig
@@ -86,12 +85,6 @@ def test_a_dataset_for_another_token_grid_or_a_missing_base_is_one_line(base, da
     assert error.count("\n") == 0 and "base model nobody/absent-vlm not found" in error
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_ddp_trains_like_one_process_with_the_same_global_batch(base, data, tmp_path):
     """``accelerate launch`` with 2 CPU processes (gloo): both ranks end with the same weights, and the logged loss
     (averaged over ranks) equals one process's on the whole batch. The auxiliary losses are off: their masked means
@@ -106,7 +99,7 @@ def test_two_process_ddp_trains_like_one_process_with_the_same_global_batch(base
     for name, launcher in (
         # torchrun's launcher (--multi_gpu); ACCELERATE_USE_CPU makes accelerate run DDP on the CPU with gloo.
         ("ddp", [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                 "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]),
+                 "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]),
         ("single", [sys.executable]),
     ):
         out = tmp_path / name

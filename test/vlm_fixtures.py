@@ -1,6 +1,7 @@
 """The video-LLM kind at toy size for tests: a tiny random Qwen2.5-VL base, a model on it, data at its token grid."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import torch
@@ -61,3 +62,10 @@ def random_inputs(frames: int = 3, objects: int = 4, seed: int = 0) -> Grounding
         box_colours=torch.rand(objects, frames, 3, generator=g),
         viewer=torch.tensor([0.3, -0.2, 0.7]),
     )
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback for a multi-process launch's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

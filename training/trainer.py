@@ -430,8 +430,9 @@ class Trainer:
         self.last_validation = {
             k: math.nan if v is None else float(v) for k, v in state.extra.get("last_validation", {}).items()
         }
-        self.train_log.load(self.step)
-        self.val_log.load(self.step)
+        if self.accelerator.is_main_process:  # it rewrites the files: two processes at once collide
+            self.train_log.load(self.step)
+            self.val_log.load(self.step)
         LOG.info("resumed from %s at step %d", state_dir, self.step)
 
     def _metadata(self) -> dict[str, Any]:
