@@ -1,7 +1,8 @@
-"""DeepSpeed ZeRO-3 training of the video-LLM kind with 2 CPU processes (DeepSpeed's CPU accelerator, gloo), on the
-tiny Qwen2.5-VL: the run stops at step 2 and is resumed in a new engine to step 3. Its checkpoint must hold the whole
-trained tensors (each process holds only shards of them), load in one process with the normal loader, and equal, with
-its optimizer state and losses, one process's uninterrupted run with the same global batch.
+"""DeepSpeed ZeRO-3 training of the video-LLM kind (configs/accelerate/deepspeed_zero3.yaml) with 2 CPU processes
+(DeepSpeed's CPU accelerator, gloo) on the tiny Qwen2.5-VL: the run stops at step 2 and is resumed in a new engine
+to step 3. Its checkpoint must hold the whole trained tensors (each process holds only shards of them), load in one
+process with the normal loader, and equal, with its optimizer state and losses, one process's uninterrupted run
+with the same global batch.
 
 The first DeepSpeed start on a machine compiles its shared-memory communication op (C++, cached in
 ~/.cache/torch_extensions): about a minute once."""
@@ -27,6 +28,7 @@ pytest.importorskip("deepspeed")
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "train_vlm_tiny.yaml"
 WORKER = REPO / "test" / "vlm_sharded_worker.py"
+ZERO3_CONFIG = REPO / "configs" / "accelerate" / "deepspeed_zero3.yaml"  # the shipped file, fp32 and 2 processes here
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +43,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "test")}
     env.pop("ACCELERATE_USE_CPU", None)  # accelerate turns DeepSpeed off when told to use the CPU
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--use_deepspeed", "--zero_stage", "3",
-              "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(free_port())]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ZERO3_CONFIG),
+              "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(free_port())]
     out = {}
     for name, launcher, stop in (("zero3", launch, "2"), ("single", [sys.executable], "0")):
         out[name] = root / name

@@ -101,11 +101,17 @@ def _inner_torch_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     return inner
 
 
-def _flat_partitions(optimizer: Any) -> list[torch.Tensor]:
-    """This process's flat fp32 partitions: the tensors the inner optimizer's state is keyed by."""
+def _zero_optimizer(optimizer: Any) -> Any:
+    """DeepSpeed's ZeRO optimizer under accelerate's wrapper."""
     zero = optimizer
     while not hasattr(zero, "fp32_partitioned_groups_flat") and not hasattr(zero, "single_partition_of_fp32_groups"):
         zero = zero.optimizer  # AttributeError past the innermost: not a ZeRO optimizer
+    return zero
+
+
+def _flat_partitions(optimizer: Any) -> list[torch.Tensor]:
+    """This process's flat fp32 partitions: the tensors the inner optimizer's state is keyed by."""
+    zero = _zero_optimizer(optimizer)
     if hasattr(zero, "fp32_partitioned_groups_flat"):  # ZeRO-3
         return list(zero.fp32_partitioned_groups_flat)
     return list(zero.single_partition_of_fp32_groups)  # ZeRO-1/2
@@ -156,6 +162,9 @@ def restore_optimizer_state(optimizer: Any, groups: Sequence[Sequence[nn.Paramet
         if "step" not in entry:
             entry.update({key: torch.zeros_like(flat) for key in MOMENTS})
         entry["step"] = torch.tensor(step, dtype=torch.float32)
+    link = getattr(_zero_optimizer(optimizer), "_lazy_init_hp_params_optimizer_state", None)
+    if link is not None:  # ZeRO-1/2 point each parameter at its slice of the state when it is first made
+        link()
     parameters = [p for group in groups for p in group]
     for index, parameter in enumerate(parameters):
         for key in MOMENTS:
