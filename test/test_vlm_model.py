@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from vlm_fixtures import random_inputs, tiny_video_llm, write_base
 from w2r2_ros.model.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_metadata, save_checkpoint
@@ -106,6 +106,22 @@ def test_save_then_load_gives_identical_logits_and_keeps_no_base_weight(base, mo
     assert load_checkpoint_metadata(directory) == {"step": 3}
     document = json.loads((directory / "config.json").read_text())
     assert document["vlm"]["base_model"] == str(base) and len(document["vlm"]["base_config_sha256"]) == 64
+
+
+def test_a_checkpoint_from_before_the_deepspeed_changes_loads_with_the_same_logits(model, tmp_path):
+    """Written before ``LearnedTokens`` and the (1,) logit scale: top-level marker/object names, a 0-dim scale."""
+    net, tokenizer = model
+    directory = save_checkpoint(net, tokenizer, tmp_path / "ckpt")
+    state = load_file(str(directory / WEIGHTS_FILE))
+    old = {name.removeprefix("tokens."): tensor for name, tensor in state.items()}
+    old["heads.log_logit_scale"] = old["heads.log_logit_scale"].reshape(())
+    assert "markers" in old and "tokens.markers" not in old
+    save_file(old, str(directory / WEIGHTS_FILE), metadata={"format": "w2r2-video-llm"})
+    loaded, _ = load_checkpoint(directory)
+    inputs = random_inputs(seed=5)
+    ids, mask = tokenizer.encode(TEXTS, 24)
+    with torch.no_grad():
+        assert torch.equal(loaded(inputs, ids, mask).logits, net(inputs, ids, mask).logits)
 
 
 def test_a_missing_base_is_one_line_naming_it(model, tmp_path):

@@ -1,8 +1,8 @@
 """The trained state of a run read and written through DeepSpeed, so that it is right when ZeRO shards it.
 
-Under ZeRO each process keeps 1/N of the optimizer's fp32 master weights and Adam moments
-(stages 1-3) and, under ZeRO-3, 1/N of every parameter: outside a forward the module's own
-tensors are empty. Neither ``model.parameters()`` nor ``optimizer.state_dict()`` on one process
+Under ZeRO-2 and ZeRO-3 (the stages the trainer accepts) each process keeps 1/N of the
+optimizer's fp32 master weights and Adam moments and, under ZeRO-3, 1/N of every parameter:
+outside a forward the module's own tensors are empty. Neither ``model.parameters()`` nor ``optimizer.state_dict()`` on one process
 is then the run's state. The functions here are collective (every process calls them, in the
 same order) and give the main process full, unsharded tensors:
 

@@ -387,9 +387,15 @@ class Trainer:
         if self.accelerator.distributed_type == DistributedType.FSDP:
             raise TrainingError("FSDP is not supported by this trainer (its validation and checkpoints read the unwrapped "
                                 "model); shard with DeepSpeed ZeRO-3 instead: configs/accelerate/deepspeed_zero3.yaml")
-        # Under DeepSpeed (ZeRO) the optimizer state, and under ZeRO-3 the parameters, are sharded over the
+        # Under DeepSpeed (ZeRO-2/3) the optimizer state, and under ZeRO-3 the parameters, are sharded over the
         # processes: every process takes part in saving and validating (sharded_state.py), the main one writes.
         self.sharded = uses_deepspeed(self.accelerator)
+        if self.sharded and config.model_kind != "video_llm":
+            raise TrainingError("DeepSpeed is for model_kind video_llm (tested there); train the embedded model on "
+                                "one device or with DDP (accelerate launch --multi_gpu)")
+        if self.sharded and zero_stage(self.accelerator) not in (2, 3):
+            raise TrainingError(f"DeepSpeed ZeRO stage {zero_stage(self.accelerator)}: this trainer saves and resumes "
+                                "stages 2 and 3 (configs/accelerate/deepspeed_zero2.yaml, deepspeed_zero3.yaml)")
         if self.sharded:
             fill_deepspeed_config(self.accelerator, config.batch_size, config.optim.grad_clip)
         groups = parameter_groups(model, config.optim)
