@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/vlm.py --arch tiny --device cpu                      # the tiny random base, CPU rows
     python bench/vlm.py --arch qwen2_5_vl_3b --device cuda --out bench/results/vlm_cuda_3b.json
+    python bench/vlm.py --arch qwen2_5_vl_3b --device cuda --vision-layouts    # keyframes as images vs video
+    .venv/bin/python bench/vlm.py --arch tiny --smoke --out /tmp/vlm.json       # the code path at toy sizes (test_bench_vlm.py)
 
 ``--arch qwen2_5_vl_3b`` builds the published Qwen2.5-VL-3B-Instruct architecture
 (bench/configs/qwen2_5_vl_3b_config.json) with random bf16 weights on the device: nothing is
@@ -211,6 +213,11 @@ def device_name(device: str) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
 
 
+def write_json(path: Path, document: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", choices=("tiny", *ARCH_CONFIGS), default="tiny")
@@ -227,22 +234,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--vision-layouts", action="store_true",
                         help="only compare the vision tower with keyframes as images and as one video (docs/VLM.md)")
-    parser.add_argument("--out", type=Path, help="JSON results (default bench/results/vlm_<device>_<arch>.json)")
+    parser.add_argument("--out", type=Path, help="JSON results (default bench/results/vlm[_layouts]_<device>_<arch>.json)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every row at toy sizes (2 keyframes, 4 proposals, 1 step, 1 repeat): checks the code path, times nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.frames, args.train_frames, args.proposals, args.batch, args.steps, args.repeats = [2], 2, 4, 2, 1, 1
     torch.set_num_threads(args.threads)
     image = args.image or ("112x84" if args.arch == "tiny" else "336x252")
     width, height = (int(v) for v in image.lower().split("x"))
-    out = args.out or REPO / "bench" / "results" / f"vlm_{args.device.split(':')[0]}_{args.arch}.json"
+    kind = "vlm_layouts" if args.vision_layouts else "vlm"
+    out = args.out or REPO / "bench" / "results" / f"{kind}_{args.device.split(':')[0]}_{args.arch}.json"
+    command = "python bench/vlm.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     with tempfile.TemporaryDirectory() as work:
         model, tokenizer = build_model(args.arch, args.device, (width, height), Path(work), args.checkpointing, args.layers)
         if args.vision_layouts:
             rows = bench_vision_layouts(model, args.device, args.frames, args.repeats)
+            write_json(out, {"command": command, "device": device_name(args.device), "arch": args.arch,
+                             "layers_override": args.layers, "image": f"{width}x{height}", "vision_layouts": rows})
             print(f"{device_name(args.device)}; {args.arch}, {width}x{height} keyframes; vision tower only")
             print(f"{'keyframes':>9} | {'images: tokens/kf, p50 ms':>26} | {'video: tokens/kf, p50 ms':>25}")
             for n, row in rows.items():
                 cells = [f"{row[k]['tokens_per_keyframe']:.1f}, {row[k]['p50_ms']:.1f}" for k in ("images", "video")]
                 print(f"{n:>9} | {cells[0]:>26} | {cells[1]:>25}")
+            print(f"written to {out}")
             return 0
         parameters = sum(p.numel() for p in model.parameters())
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -251,13 +267,12 @@ def main(argv: list[str] | None = None) -> int:
 
     tokens = model.config.patches_per_frame
     result = {
-        "command": "python bench/vlm.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command,
         "device": device_name(args.device), "arch": args.arch, "layers_override": args.layers, "image": f"{width}x{height}", "tokens_per_frame": tokens,
         "parameters": parameters, "trained_parameters": trained, "proposals": args.proposals,
         "train": {"frames": args.train_frames, "batch": args.batch, **training}, "query": queries,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out, result)
     print(f"{result['device']}; {args.arch} ({parameters / 1e6:.1f} M parameters, {trained / 1e6:.2f} M trained), "
           f"{width}x{height} keyframes = {tokens} visual tokens each, {args.proposals} proposals")
     print(f"train: {args.train_frames} keyframes, {args.batch} texts/step: {training['step_s'] * 1e3:.0f} ms/step, "
