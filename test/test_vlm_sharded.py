@@ -5,7 +5,7 @@ process with the normal loader, and equal, with its optimizer state and losses, 
 with the same global batch.
 
 The first DeepSpeed start on a machine compiles its shared-memory communication op (C++, cached in
-~/.cache/torch_extensions): about a minute once."""
+~/.cache/torch_extensions): 2.5 minutes once on the loaded 2-core machine here."""
 from __future__ import annotations
 
 import json
