@@ -33,7 +33,7 @@ from scipy.spatial import ConvexHull
 
 from w2r2_ros.geometry.boxes import Box3D, min_area_rectangle
 from w2r2_ros.scene.floor_plane import FloorConfig, FloorPlane, find_floor, levelling_rotation
-from w2r2_ros.scene.object_parts import PartConfig, group_parts, merge_coplanar_parts, split_parts
+from w2r2_ros.scene.object_parts import PartConfig, group_parts, merge_coplanar_parts, split_oversized, split_parts
 from w2r2_ros.scene.structure import StructureConfig, StructurePlane, find_structure
 from w2r2_ros.scene.surface_normals import estimate_normals
 from w2r2_ros.scene.voxel_graph import VoxelGraph, mean_by_label, voxel_graph
@@ -204,6 +204,7 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     parts = split_parts(normals[index], surface.curvature[index], rgb[index], sub, config.parts)
     parts = merge_coplanar_parts(parts, level[index], normals[index], rgb[index], sub, voxel, config.parts)
     objects = group_parts(parts, heights[index], normals[index], rgb[index], sub, voxel, config.parts)
+    objects = split_oversized(objects, parts, levelled[:, :2], sub, config.parts)
     clusters: list[_Cluster] = []
     for member in _split_by_label(objects) if len(index) else []:
         clusters.extend(split_stacked(levelled, rgb[index], member, config))
