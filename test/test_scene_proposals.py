@@ -5,7 +5,9 @@ import pytest
 from w2r2_ros.geometry.boxes import Box3D, box_iou_matrix, oriented_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.scene.proposal_recall import best_iou_per_object, stream_synthetic_scene
-from w2r2_ros.scene.proposals import cluster_voxels, propose_objects, segment_scene
+from w2r2_ros.scene.object_parts import PartConfig, group_parts
+from w2r2_ros.scene.proposals import ProposalConfig, cluster_voxels, propose_objects, segment_scene
+from w2r2_ros.scene.voxel_graph import voxel_graph
 from w2r2_ros.scene.voxel_map import VoxelMap
 
 
@@ -250,3 +252,53 @@ def test_touching_furniture_stays_apart():
     proposals = propose_objects(points, colors)
     for box in (table_box, chair_box, counter_box, upper_box):
         assert _best_iou(proposals, box) > 0.6, box
+
+
+def test_a_part_under_a_seat_and_a_desk_holds_up_the_seat_only():
+    """Hand-labelled parts, as on the SUN3D carrels: a desk top whose fused part reaches down beside a
+    chair pushed under it (real tops are 10-15 cm thick after fusion; there it spanned 0.28-0.87 m),
+    the chair's seat, and the chair's base under both, touching both. The base hangs under the lowest
+    surface above it (the seat): desk and chair stay two objects. Hanging under both joined them."""
+    cells, labels = [], []
+    for x in range(0, 28):
+        for y in range(0, 16):
+            cells.append((x, y, 14)); labels.append(0)  # desk top at 0.70 m
+    for z in range(5, 8):
+        cells.append((16, 9, z)); labels.append(0)  # the desk part's noise, reaching down beside the base
+    for x in range(8, 17):
+        for y in range(4, 13):
+            cells.append((x, y, 9)); labels.append(1)  # seat at 0.45 m
+    for x in range(11, 14):
+        for y in range(7, 10):
+            for z in range(2, 9):
+                if x in (11, 13) or y in (7, 9):
+                    cells.append((x, y, z)); labels.append(2)  # the base (a hollow column) under the seat
+    for x in range(14, 16):
+        cells.append((x, 9, 6)); labels.append(2)  # a foot of the base, touching the desk part
+    voxel = 0.05
+    cells = np.array(cells)
+    points = (cells + 0.5) * voxel
+    graph = voxel_graph(points, voxel)
+    label_of = {tuple(c): label for c, label in zip(cells, labels)}
+    parts = np.array([label_of[tuple(c)] for c in graph.cells])
+    normals = np.zeros((len(points), 3))
+    normals[:, 2] = 1.0
+    normals[parts == 2] = (1.0, 0.0, 0.0)
+    heights = graph.cells[:, 2] * voxel + voxel / 2
+    colours = np.where(parts[:, None] == 0, 230, 60).repeat(3, axis=1)
+    objects = group_parts(parts, heights, normals, colours, graph, voxel, PartConfig())
+    assert objects[parts == 1][0] == objects[parts == 2][0]  # the base holds up its seat
+    assert objects[parts == 0][0] != objects[parts == 1][0]  # and the desk is another object
+
+
+def test_a_desk_against_a_long_partition_is_cut_from_it():
+    """Two desks in a row against one 3 m partition (rising from both desks' rear rims; a carrel row):
+    the support relations join the partition to one desk, a 3 m object; split_oversized cuts it at its
+    weakest contact, so each desk is a proposal of its own (and the partition another)."""
+    desk_a, box_a = _table(-0.75, 0.0, w=1.4, d=0.7, rgb=(240, 235, 225))
+    desk_b, box_b = _table(0.75, 0.0, w=1.4, d=0.7, h=0.72, rgb=(240, 235, 225))
+    partition = [_surface([-1.5, 0.36, 0.0], [1.5, 0.41, 1.5], (120, 115, 130), skip=("-z",))]
+    points, colors = _fused(_room() + desk_a + desk_b + partition)
+    assert min(_best_iou(propose_objects(points, colors), box) for box in (box_a, box_b)) > 0.5
+    config = ProposalConfig(parts=PartConfig(max_object_m=0.0))  # the cut switched off: a desk joins the partition
+    assert min(_best_iou(propose_objects(points, colors, config), box) for box in (box_a, box_b)) < 0.5
