@@ -260,12 +260,17 @@ def group_parts(
     # the one its bottom is nearest (a chair's back, posts included, joins its seat, not the table top
     # it leans on), and only if it hangs under none, or meets that rim with its bottom (a sofa's arm
     # under the arm's top and on the seat's rim; not a table leg beside a chair's seat).
-    # A part under several surfaces at different levels hangs under the lowest of them only: the legs
-    # and base of a chair pushed under a table are under its seat and under the table top, and hold up
-    # the seat (hanging under both joined every tucked chair to its table).
+    # A part under several surfaces at different levels holds up the lowest of them; it hangs under a
+    # higher one too only when that one has the lowest one's colour (a sofa's arm top over its seat:
+    # one piece of furniture). The base of a chair pushed under a table is under its seat and under the
+    # table top; hanging under both joined every tucked chair to its table.
     for o, above in hangs.items():
-        lowest = min(info[s].level for s in above)
-        hangs[o] = [s for s in above if info[s].level <= lowest + config.same_surface_m]
+        lowest = min(above, key=lambda s: info[s].level)
+        hangs[o] = [
+            s for s in above
+            if info[s].level <= info[lowest].level + config.same_surface_m
+            or np.linalg.norm(part_rgb[s] - part_rgb[lowest]) <= config.colour_step
+        ]
     for o in set(hangs) | set(rims):
         rim = min(rims[o]) if o in rims else None
         for s in hangs.get(o, []):
