@@ -139,7 +139,7 @@ def bench_training(model, tokenizer, device: str, frames: int, proposals: int, b
     from w2r2_training.losses import W2R2LossConfig, w2r2_objective
     from w2r2_training.trainer import DualPass
 
-    scene = prepare_inputs(synthetic_keyframes(frames, seed=7), np.stack([p.box.as_array() for p in synthetic_proposals(proposals, 7)]),
+    scene = prepare_inputs(synthetic_keyframes(frames, seed=7), np.stack([p.box.as_oriented_array() for p in synthetic_proposals(proposals, 7)]),
                            model.config)
     inputs = scene.batched().to(device)
     ids, mask = tokenizer.encode([QUERIES[i % len(QUERIES)] for i in range(batch)], model.config.max_text_length)

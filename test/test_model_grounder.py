@@ -49,7 +49,7 @@ def test_answer_ranks_every_proposal_with_probabilities(grounder, scene):
 def test_answer_matches_the_model_run_directly(grounder, scene):
     keyframes, proposals = scene
     answer = grounder.ground(keyframes, proposals, "the blue box", top_k=3)
-    inputs = prepare_inputs(keyframes, np.stack([p.box.as_array() for p in proposals]), grounder.model.config)
+    inputs = prepare_inputs(keyframes, np.stack([p.box.as_oriented_array() for p in proposals]), grounder.model.config)
     ids, mask = grounder.tokenizer.encode(["the blue box"], 32)
     with torch.no_grad():
         probabilities = torch.softmax(grounder.model(inputs, ids, mask).logits[0], -1).numpy()
@@ -95,7 +95,7 @@ def test_scene_inputs_are_reused_only_while_keyframes_and_proposals_stay_the_sam
     moved = proposals_from_boxes(np.stack([rectangle_box(*r[1:]) for r in RECTS[::-1]]))
 
     def direct(frames, props):
-        inputs = prepare_inputs(frames, np.stack([p.box.as_array() for p in props]), grounder.model.config)
+        inputs = prepare_inputs(frames, np.stack([p.box.as_oriented_array() for p in props]), grounder.model.config)
         ids, mask = grounder.tokenizer.encode(["the red box"], 32)
         with torch.no_grad():
             return torch.softmax(grounder.model(inputs, ids, mask).logits[0], -1).numpy()

@@ -37,7 +37,7 @@ def snapshot():
 def uncached_probabilities(model, tokenizer, keyframes, proposals) -> np.ndarray:
     """Softmax over proposals + "no target" from the model alone: Where computed inside ``scene_tokens``."""
     prepared = [prepare_keyframe(keyframe, model.config) for keyframe in keyframes]
-    inputs = assemble_inputs(prepared, np.stack([p.box.as_array() for p in proposals]), model.config, newest_viewer(keyframes))
+    inputs = assemble_inputs(prepared, np.stack([p.box.as_oriented_array() for p in proposals]), model.config, newest_viewer(keyframes))
     ids, mask = tokenizer.encode([QUERY], model.config.max_text_length)
     with torch.inference_mode():
         output = model(None, ids, mask, scene=model.scene_tokens(inputs))
