@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from w2r2_ros.geometry.boxes import box_iou_matrix
+from w2r2_ros.geometry.boxes import as_oriented, box_iou_matrix
 from w2r2_ros.model.checkpoint import save_safetensors
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.inputs import GroundingInputs
@@ -368,7 +368,7 @@ def read_scene(root: str | os.PathLike, scene_id: str) -> SceneRecord:
     k = frames.shape[0]
     n = tensors["proposal_boxes"].shape[0]
     if "oriented_boxes" not in tensors:  # a version-3 file: axis-aligned proposals, yaw 0
-        tensors["oriented_boxes"] = torch.cat([tensors["proposal_boxes"], tensors["proposal_boxes"].new_zeros((n, 1))], dim=1)
+        tensors["oriented_boxes"] = torch.from_numpy(as_oriented(tensors["proposal_boxes"].numpy())).float()
     p = tensors["patch_xyz"].shape[1] if tensors["patch_xyz"].dim() == 3 else -1
     expected = {
         "patch_xyz": (k, p, 3),

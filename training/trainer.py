@@ -235,17 +235,14 @@ def keyframe_subset(inputs: GroundingInputs, n: int, rng: np.random.Generator) -
     if k <= n:
         return inputs
     keep = torch.from_numpy(np.sort(rng.choice(k, size=n, replace=False)))
-    return GroundingInputs(
+    return dataclasses.replace(
+        inputs,
         frames=inputs.frames[:, keep],
         frame_mask=inputs.frame_mask[:, keep],
         patch_xyz=inputs.patch_xyz[:, keep],
         patch_valid=inputs.patch_valid[:, keep],
-        boxes=inputs.boxes,
-        oriented_boxes=inputs.oriented_boxes,
-        object_mask=inputs.object_mask,
         box_patch_weights=inputs.box_patch_weights[:, :, keep],
         box_colours=inputs.box_colours[:, :, keep],
-        viewer=inputs.viewer,
     )
 
 

@@ -103,10 +103,13 @@ class GroundingInputs:
     def with_boxes(self, proposal_boxes: torch.Tensor) -> "GroundingInputs":
         """The same inputs with other proposal boxes, (..., N, 7) turned in yaw or (..., N, 6) axis-aligned,
         ``boxes`` and ``oriented_boxes`` kept consistent (pooling weights and colours unchanged)."""
-        if proposal_boxes.shape[-1] == 6:
-            proposal_boxes = torch.cat([proposal_boxes, proposal_boxes.new_zeros(proposal_boxes.shape[:-1] + (1,))], dim=-1)
-        aligned = aligned_bounds(proposal_boxes.reshape(-1, 7).double().numpy()).reshape(proposal_boxes.shape[:-1] + (6,))
-        return replace(self, boxes=torch.from_numpy(aligned).to(self.boxes.dtype), oriented_boxes=proposal_boxes.to(self.boxes.dtype))
+        leading = tuple(proposal_boxes.shape[:-1])
+        oriented = as_oriented(proposal_boxes.reshape(-1, proposal_boxes.shape[-1]).double().numpy())
+        return replace(
+            self,
+            boxes=torch.from_numpy(aligned_bounds(oriented)).reshape(*leading, 6).to(self.boxes.dtype),
+            oriented_boxes=torch.from_numpy(oriented).reshape(*leading, 7).to(self.boxes.dtype),
+        )
 
     def to(self, device: torch.device | str) -> "GroundingInputs":
         return GroundingInputs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
