@@ -26,7 +26,7 @@ from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.grounding_model import W2R2GroundingModel
 from w2r2_ros.model.text import QueryTokenizer
 from w2r2_ros.ros.grounding_node import GroundingNode
-from w2r2_ros.ros.interfaces import GroundAction, GroundingResult, GroundService
+from w2r2_ros.ros.interfaces import GroundAction, GroundingResult, GroundService, ObjectProposalArray
 from w2r2_ros.ros.markers import candidate_box
 from w2r2_ros.ros.node_runtime import NodeRuntime
 from w2r2_ros.ros.params import parameter_overrides
@@ -100,6 +100,9 @@ class Client(Node):
 
     def ask(self, text: str, target_frame: str = "") -> GroundingResult:
         return self.wait(self.service.call_async(GroundService.Request(text=text, target_frame=target_frame))).result
+
+
+TWO_PROCESS_NS = "/two_process"
 
 
 def grounding(memory, checkpoint, namespace="/w2r2test", **params):
@@ -176,22 +179,28 @@ def test_two_processes_answer_what_one_process_answers(checkpoint):
     """Scene memory node and grounding node in separate contexts (as separate processes): the keyframes
     cross the SceneKeyframe topic losslessly, so the answer equals the in-process one; the grounding node
     starts after the keyframes were published (transient-local)."""
-    with NodeRuntime() as scene_runtime:
+    # A namespace of their own: a scene memory node anywhere else in this domain publishing on the same topics would
+    # replace the scene the remote node reads (the node warns: test_a_second_scene_publisher_is_named).
+    with NodeRuntime(args=["--ros-args", "-r", f"__ns:={TWO_PROCESS_NS}"]) as scene_runtime:
         scene_node = scene_runtime.add(SceneMemoryNode(context=scene_runtime.context,
                                                        parameter_overrides=parameter_overrides({"publish_rate_hz": 5.0, "depth_stride": 3})))
         fill(scene_node.memory)
         time.sleep(0.5)  # published at least once before the grounding node exists
-        remote_runtime, remote = grounding(None, checkpoint, namespace="/", top_k=3)
+        remote_runtime, remote = grounding(None, checkpoint, namespace=TWO_PROCESS_NS, top_k=3)
         with remote_runtime, NodeRuntime() as client_runtime:
             expected = scene_node.memory.snapshot(include_cloud=False)
             assert expected.keyframes and expected.proposals
             assert remote_runtime.wait_until(
                 lambda: len(remote.memory.snapshot().keyframes) == len(expected.keyframes)
-                and len(remote.memory.snapshot().proposals) == len(expected.proposals), TIMEOUT_S)
+                and len(remote.memory.snapshot().proposals) == len(expected.proposals), TIMEOUT_S), (
+                f"remote: {len(remote.memory.snapshot().keyframes)} keyframes, {len(remote.memory.snapshot().proposals)} "
+                f"proposals; expected {len(expected.keyframes)}, {len(expected.proposals)}; publishers: "
+                + str({t: [(i.node_namespace, i.node_name) for i in remote.get_publishers_info_by_topic(t)]
+                       for t in (f"{TWO_PROCESS_NS}/w2r2/scene/keyframes", f"{TWO_PROCESS_NS}/w2r2/scene/proposal_array")}))
             for got, want in zip(remote.memory.snapshot().keyframes, expected.keyframes):
                 assert np.array_equal(got.rgb, want.rgb) and np.array_equal(got.depth, want.depth, equal_nan=True)
                 assert np.array_equal(got.cam_to_world, want.cam_to_world) and got.stamp == pytest.approx(want.stamp, abs=1e-9)
-            client = client_runtime.add(Client(client_runtime))
+            client = client_runtime.add(Client(client_runtime, TWO_PROCESS_NS))
             assert client.ready()
             two = client.ask("the red chair")
             # A reset on the scene side empties the remote scene too (its proposal array counts 0 keyframes).
@@ -211,3 +220,22 @@ def test_two_processes_answer_what_one_process_answers(checkpoint):
         for got, want in zip([two.best, *two.alternatives], [one.best, *one.alternatives]):
             assert candidate_box(got).as_array() == pytest.approx(candidate_box(want).as_array(), abs=1e-6)
             assert got.score == pytest.approx(want.score, abs=1e-5) and got.label == want.label
+
+
+def test_a_second_scene_publisher_is_named(checkpoint):
+    """Two scene memory nodes on one proposal topic make the remote scene flip between them: the grounding node
+    says so, with the count and the topic; one publisher alone says nothing."""
+    with NodeRuntime() as runtime:
+        remote_runtime, remote = grounding(None, checkpoint, namespace="/two_scenes")
+        with remote_runtime:
+            topic = "/two_scenes/w2r2/scene/proposal_array"
+            first = runtime.add(Node("first_scene", context=runtime.context)).create_publisher(ObjectProposalArray, topic, 1)
+            assert runtime.wait_until(lambda: first.get_subscription_count() == 1, TIMEOUT_S)
+            first.publish(ObjectProposalArray(num_keyframes=0))
+            assert runtime.wait_until(lambda: remote.memory.snapshot().stamp is not None, TIMEOUT_S)
+            assert remote.warnings.emitted["several_scene_publishers"] == 0
+            second = runtime.add(Node("second_scene", context=runtime.context)).create_publisher(ObjectProposalArray, topic, 1)
+            assert runtime.wait_until(lambda: remote.count_publishers(topic) == 2, TIMEOUT_S)
+            first.publish(ObjectProposalArray(num_keyframes=0))
+            assert runtime.wait_until(lambda: remote.warnings.emitted["several_scene_publishers"] == 1, TIMEOUT_S)
+            assert "2 publishers on /two_scenes/w2r2/scene/proposal_array" in remote.warnings.last_message["several_scene_publishers"]

@@ -302,9 +302,11 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
         if self.remote:
             keyframes_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p.scene_max_keyframes,
                                        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._proposal_subscription = self.create_subscription(ObjectProposalArray, p.proposal_array_topic,
+                                                                   self._on_proposals, 1)
             subscriptions += [
                 self.create_subscription(SceneKeyframe, p.keyframes_topic, self._on_keyframe, keyframes_qos),
-                self.create_subscription(ObjectProposalArray, p.proposal_array_topic, self._on_proposals, 1),
+                self._proposal_subscription,
             ]
         self._subscriptions_active = subscriptions
 
@@ -352,6 +354,12 @@ class GroundingNode(GuardedCallbacks, LifecycleNode):
             self.warnings.warn("invalid_keyframe", f"dropped a keyframe: {error}")
 
     def _on_proposals(self, msg: ObjectProposalArray) -> None:
+        topic = self._proposal_subscription.topic_name
+        if (publishers := self.count_publishers(topic)) > 1:
+            # Each array replaces the scene and trims the keyframes to its count: two scene memory nodes on one
+            # topic make the scene flip between them (and an empty one clears the other's keyframes).
+            self.warnings.warn("several_scene_publishers", f"{publishers} publishers on {topic}: the scene flips "
+                               "between them; run one scene_memory_node per namespace (or remap proposal_array_topic)")
         self.memory.set_proposals(array_to_proposals(msg), msg.num_keyframes, msg.num_voxels, stamp_to_seconds(msg.header.stamp))
 
     # --- set-up ------------------------------------------------------------------------------

@@ -103,16 +103,21 @@ class NodeRuntime:
         return True
 
     def shutdown(self) -> None:
-        """Stop the executor, destroy the nodes (newest first) and shut the context down."""
+        """Stop the executor, destroy the nodes (newest first) and shut the context down.
+
+        The context is shut down even when a node's destroy raises (the error is raised after): a context left
+        alive keeps its DDS participant, whose publishers other nodes in the domain would go on hearing."""
         self.executor.shutdown(timeout_sec=5.0)
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
-        for node in reversed(self._nodes):
-            node.destroy_node()
-        self._nodes.clear()
-        if self.context.ok():
-            rclpy.shutdown(context=self.context)
+        try:
+            for node in reversed(self._nodes):
+                node.destroy_node()
+        finally:
+            self._nodes.clear()
+            if self.context.ok():
+                rclpy.shutdown(context=self.context)
 
     def __enter__(self) -> "NodeRuntime":
         return self.start()
