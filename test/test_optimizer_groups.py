@@ -48,3 +48,15 @@ def test_the_first_adamw_step_moves_the_read_out_terms_by_the_scaled_rate():
 def test_a_scale_that_is_not_positive_is_a_config_error():
     with pytest.raises(ConfigError, match="term_lr_scale must be > 0"):
         load_config(None, ["optim.term_lr_scale=0"])
+
+
+def test_the_fine_tuned_text_layers_learn_at_their_own_rate():
+    torch.manual_seed(0)
+    model = W2R2GroundingModel(ModelConfig(hidden_size=32, categories=("chair",), text_finetune_layers=1))
+    groups = parameter_groups(model, OptimConfig(lr=1e-3, term_lr_scale=10.0, text_finetune_lr_scale=0.1))
+    layer = {id(p) for name, p in model.named_parameters() if name.startswith("text_encoder.pretrained_layers.layer.5.")}
+    assert len(groups) == 3 and len(layer) > 10 and {id(p) for p in groups[2]["params"]} == layer
+    assert groups[2]["lr"] == pytest.approx(1e-4)
+    assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in model.parameters())
+    with pytest.raises(ConfigError, match="text_finetune_lr_scale must be > 0"):
+        load_config(None, ["optim.text_finetune_lr_scale=0"])

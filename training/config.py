@@ -69,6 +69,12 @@ class OptimConfig:
     features, with its own loss, under-fits at the model's pace: inside the fourth model the shape term
     named 86 % of val objects while the same MLP trained alone named 90 % at lr 1e-3 and 93 % at lr 1e-2
     (docs/TRAINING.md, "Colours: the fifth model"). A higher learning rate for the whole model was worse.
+
+    ``text_finetune_lr_scale``: the pretrained text encoder's top layers, when the model trains them
+    (``ModelConfig.text_finetune_layers``), learn at ``lr * text_finetune_lr_scale``. Why 0.1: they start from
+    weights that already know words training never uses, and the model's rate, 1e-3, is one for fresh layers;
+    BERT-style encoders are fine-tuned at 1e-5 to 1e-4 (Devlin et al. 2019, appendix A.3), which keeps what
+    pretraining learned while the task is learned. Not tuned here.
     """
 
     lr: float = 1e-3
@@ -77,10 +83,13 @@ class OptimConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     term_lr_scale: float = 1.0
+    text_finetune_lr_scale: float = 0.1
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.term_lr_scale <= 0:
             raise ValueError(f"optim.lr and optim.term_lr_scale must be > 0, got {self.lr}, {self.term_lr_scale}")
+        if self.text_finetune_lr_scale <= 0:
+            raise ValueError(f"optim.text_finetune_lr_scale must be > 0, got {self.text_finetune_lr_scale}")
 
 
 @dataclass

@@ -198,20 +198,26 @@ class DualPass(nn.Module):
 
 
 def parameter_groups(model: W2R2GroundingModel, optim: OptimConfig) -> list[dict[str, Any]]:
-    """AdamW parameter groups: everything at ``optim.lr`` (first group: the rate the logs show), and the
-    model's read-out terms (``W2R2GroundingModel.read_out_terms``) at ``optim.lr * optim.term_lr_scale``."""
+    """AdamW parameter groups: everything at ``optim.lr`` (first group: the rate the logs show), the model's
+    read-out terms (``W2R2GroundingModel.read_out_terms``) at ``optim.lr * optim.term_lr_scale``, and its
+    fine-tuned pretrained parts (``fine_tuned_pretrained``) at ``optim.lr * optim.text_finetune_lr_scale``; a
+    group with no parameters is left out, so a model without them has the groups it always had."""
     terms = [p for module in model.read_out_terms() for p in module.parameters()]
-    term_ids = {id(p) for p in terms}
-    trained = [p for p in model.parameters() if p.requires_grad and id(p) not in term_ids]  # a frozen base stays out
+    pretrained = [p for module in model.fine_tuned_pretrained() for p in module.parameters()]
+    apart = {id(p) for p in terms + pretrained}
+    trained = [p for p in model.parameters() if p.requires_grad and id(p) not in apart]  # a frozen base stays out
     groups: list[dict[str, Any]] = [{"params": trained}]
     if terms:
         groups.append({"params": terms, "lr": optim.lr * optim.term_lr_scale})
+    if pretrained:
+        groups.append({"params": pretrained, "lr": optim.lr * optim.text_finetune_lr_scale})
     return groups
 
 
 def encode_descriptions(text: PretrainedText, texts: list[str], max_length: int, data_root: Path) -> str:
-    """Run the frozen encoder once over every description (kept in ``text``'s cache for the whole run), reusing and
-    updating the states saved beside the dataset by an earlier run; -> a line for the log."""
+    """Run the frozen encoder (below the layers the model trains, ``PretrainedText.state_layer``) once over every
+    description (kept in ``text``'s cache for the whole run), reusing and updating the states saved beside the
+    dataset by an earlier run; -> a line for the log."""
     text.cache_size = None
     started = time.perf_counter()
     cache = text.cache_file(data_root, max_length)
@@ -219,7 +225,8 @@ def encode_descriptions(text: PretrainedText, texts: list[str], max_length: int,
     encoded = text.precompute(texts, max_length)
     if encoded:
         text.save_states(cache, texts, max_length)
-    return (f"text encoder {text.identity['name']} (frozen): {encoded} descriptions encoded, {reused} read from "
+    frozen = "frozen" if text.state_layer == text.layers else f"frozen below layer {text.state_layer}"
+    return (f"text encoder {text.identity['name']} ({frozen}): {encoded} descriptions encoded, {reused} read from "
             f"{cache.name}, in {time.perf_counter() - started:.1f} s")
 
 
@@ -371,7 +378,7 @@ class Trainer:
             model, tokenizer = load_checkpoint(state_dir)
             self.train_set.manifest.check_model_config(model.config, self.data_root / "manifest.json")
         if isinstance(tokenizer, PretrainedText):
-            # Frozen: every description's token states are computed once, before the first step.
+            # The frozen encoder's states of every description (below the layers the model trains) are computed once.
             self._text_note = encode_descriptions(tokenizer, self.train_set.texts() + self.val_set.texts(),
                                                   model.config.max_text_length, self.data_root)
         self.config, self.tokenizer, self.state_dir = config, tokenizer, state_dir

