@@ -178,20 +178,21 @@ def test_rendered_scene_gives_stable_proposals_and_consistent_snapshots_under_co
         assert np.linalg.norm(p.box.center - early[p.proposal_id].center) < 0.5
 
 
-def test_fusion_matches_backprojecting_every_stride_th_pixel():
-    from w2r2_ros.geometry.camera import backproject_depth
+def test_fusion_fuses_the_block_means_of_the_frame():
+    from w2r2_ros.scene.depth_decimation import decimate_depth
+    from w2r2_ros.scene.depth_noise import DepthNoise
     from w2r2_ros.scene.voxel_map import VoxelMap
 
     scene = generate_scene("fusion_test", 2)
     intrinsics = Intrinsics.from_fov(160, 120, 70.0)
     pose = orbit_trajectory(scene, 4, 0)[0]
     frame = render_rgbd(scene, intrinsics, pose)
-    memory = SceneMemory(SceneMemoryConfig(depth_stride=3, max_depth_m=20.0, depth_edge_ratio=0.0))
+    memory = SceneMemory(SceneMemoryConfig(depth_stride=3, max_depth_m=20.0, depth_edge_ratio=0.0, drop_depth_speckles=False))
     memory.add_rgbd(0.0, frame.rgb, frame.depth, intrinsics, cam_to_world=pose)
-    points, pixels = backproject_depth(frame.depth, intrinsics, pose, stride=3)
     expected = VoxelMap()
-    expected.insert(points, frame.rgb.reshape(-1, 3)[pixels])
+    expected.insert(*decimate_depth(frame.depth, frame.rgb, intrinsics, pose, 3, DepthNoise()))
     snapshot = memory.snapshot()
+    assert len(expected) > 1000
     assert np.allclose(snapshot.cloud_points, expected.points(), atol=1e-5)
     assert np.array_equal(snapshot.cloud_colors, expected.colors())
 
@@ -242,6 +243,39 @@ def test_flying_pixels_at_depth_edges_are_not_fused():
     assert np.isfinite(out[:, 15]).all() and np.isnan(out[:, 14]).all() and np.isnan(out[:, 16]).all()
     assert np.isfinite(out[:, 12:14]).all() and np.isfinite(out[:, 17:]).all()
     assert np.array_equal(drop_depth_edges(depth, ratio=0.0), depth)
+
+
+def test_holes_are_no_depth_edges():
+    """A dark surface loses pixels to holes (0 in a 16-bit image, or NaN): the pixels beside a hole are
+    not behind it, so they are kept; the holes come back as NaN."""
+    from w2r2_ros.scene.depth_edges import drop_depth_edges
+
+    rng = np.random.default_rng(0)
+    depth = np.full((30, 40), 2.0, np.float32)
+    holes = rng.random(depth.shape) < 0.6
+    depth[holes] = 0.0
+    depth[0, 0] = np.nan
+    out = drop_depth_edges(depth, ratio=0.04)
+    assert np.isnan(out[holes]).all() and np.isnan(out[0, 0])
+    assert np.array_equal(out[~holes & np.isfinite(depth)], depth[~holes & np.isfinite(depth)])
+
+
+def test_readings_no_neighbour_confirms_are_dropped():
+    """A stray reading among holes (a flying pixel whose object lost its pixels) and one floating in
+    front of a wall are dropped; a noisy wall and a pole one pixel wide in front of it are kept."""
+    from w2r2_ros.scene.depth_edges import drop_depth_speckles
+    from w2r2_ros.scene.depth_noise import DepthNoise
+
+    noise = DepthNoise()
+    depth = (3.0 + float(noise.sigma(np.float32(3.0))) * np.random.default_rng(3).standard_normal((20, 20))).astype(np.float32)
+    depth[:, 15] = 1.5  # the pole
+    depth[2:5, 2:5] = np.nan
+    depth[3, 3] = 2.4  # alone among holes
+    depth[10, 5] = 2.7  # alone in front of the wall
+    out = drop_depth_speckles(depth, noise)
+    assert np.isnan(out[3, 3]) and np.isnan(out[10, 5])
+    assert np.isfinite(out[:, 15]).all()
+    assert np.isfinite(out).sum() == np.isfinite(depth).sum() - 2
 
 
 def test_proposal_ids_stay_when_the_same_frames_come_again():

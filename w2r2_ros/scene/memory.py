@@ -33,8 +33,10 @@ from typing import Any, Callable
 import numpy as np
 
 from w2r2_ros.geometry.boxes import oriented_iou_matrix
-from w2r2_ros.geometry.camera import Intrinsics, backproject_depth
-from w2r2_ros.scene.depth_edges import drop_depth_edges
+from w2r2_ros.geometry.camera import Intrinsics
+from w2r2_ros.scene.depth_decimation import decimate_depth
+from w2r2_ros.scene.depth_edges import drop_depth_edges, drop_depth_speckles
+from w2r2_ros.scene.depth_noise import DepthNoise
 from w2r2_ros.scene.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
 from w2r2_ros.scene.proposals import Proposal, ProposalConfig, ProposalWarning, segment_scene
 from w2r2_ros.scene.sync import DropReason, SyncedFrame, SyncOutcome, TimestampSync
@@ -84,6 +86,12 @@ class SceneMemoryConfig:
     # Depth pixels that differ from a neighbour by more than this share of their depth (and 5 cm) are
     # flying pixels at a discontinuity and are not fused (scene/depth_edges.py); 0: fuse them.
     depth_edge_ratio: float = 0.04
+    # The camera's axial noise: each stride block is fused as the mean of its pixels that agree within
+    # depth_noise.agree_sigmas sigmas (scene/depth_decimation.py), not as one pixel.
+    depth_noise: DepthNoise = field(default_factory=DepthNoise)
+    # Readings that no neighbouring pixel confirms within the noise (stray returns) are not fused
+    # (scene/depth_edges.py, drop_depth_speckles).
+    drop_depth_speckles: bool = True
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     # A new proposal inherits the id of the previous proposal it overlaps most, if by at least this IoU.
     proposal_match_iou: float = 0.25
@@ -528,13 +536,15 @@ class SceneMemory:
     # --- fusion (in the writer's call, or on the fusion worker: takes only the voxel lock) -------
 
     def _frame_points(self, frame: SyncedFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Map-frame points (N, 3) of a frame's depth within [min_depth_m, max_depth_m], and their colours."""
+        """Map-frame points (N, 3) of a frame's depth within [min_depth_m, max_depth_m], and their colours:
+        one per stride block (``decimate_depth``)."""
         depth = drop_depth_edges(frame.depth, self.config.depth_edge_ratio)
+        if self.config.drop_depth_speckles:
+            depth = drop_depth_speckles(depth, self.config.depth_noise)
         with np.errstate(invalid="ignore"):
             depth[~((depth >= self.config.min_depth_m) & (depth <= self.config.max_depth_m))] = np.nan
         stride = self.config.depth_stride or depth_stride_for(depth.shape, self.config.depth_max_points)
-        points, pixels = backproject_depth(depth, frame.intrinsics, frame.cam_to_world, stride)
-        return points, frame.rgb.reshape(-1, 3)[pixels]
+        return decimate_depth(depth, frame.rgb, frame.intrinsics, frame.cam_to_world, stride, self.config.depth_noise)
 
     def _fuse(self, frame: SyncedFrame) -> None:
         points, colors = self._frame_points(frame)
