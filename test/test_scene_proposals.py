@@ -302,3 +302,17 @@ def test_a_desk_against_a_long_partition_is_cut_from_it():
     assert min(_best_iou(propose_objects(points, colors), box) for box in (box_a, box_b)) > 0.5
     config = ProposalConfig(parts=PartConfig(max_object_m=0.0))  # the cut switched off: a desk joins the partition
     assert min(_best_iou(propose_objects(points, colors, config), box) for box in (box_a, box_b)) < 0.5
+
+
+def test_a_cabinet_front_with_nothing_before_it_is_no_wall():
+    """A tall cabinet against a wall, alone in a room whose ceiling no frame saw: its front has only the
+    wall above it behind and nothing in front. The side away from the rest of the map is its back, so
+    the front does not bound the map and the cabinet is a proposal, not a wall (the emptier side was
+    taken for the outside, and the cabinet lost its front)."""
+    lo, hi = np.array([-0.6, 2.05, 0.0]), np.array([0.55, 2.5, 1.26])
+    cabinet = [_surface(lo, hi, (140, 90, 60), skip=("-z", "+y"))]
+    room = [_surface([-3.0, -2.5, 0.0], [3.0, 2.5, 2.6], (200, 200, 190), spacing=0.04, skip=("+z",))]
+    points, colors = _fused(room + cabinet)
+    result = segment_scene(points, colors)
+    assert sorted(p.kind for p in result.report.structure) == ["wall", "wall", "wall", "wall"]
+    assert _best_iou(result.proposals, Box3D((lo + hi) / 2, hi - lo)) > 0.75

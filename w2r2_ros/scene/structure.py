@@ -41,7 +41,8 @@ class StructureConfig:
     hypotheses: int = 128
     score_sample: int = 3000
     # A wall: vertical within vertical_deg and at least wall_min_length_m long. A plane with (almost)
-    # nothing behind it (at most boundary_fraction of what is in front, within boundary_depth_m) bounds
+    # nothing behind it, away from the bulk of the map (at most boundary_fraction of its own voxels or of
+    # what is in front, whichever is more, within boundary_depth_m) bounds
     # the map: a wall as soon as it is boundary_min_height_m tall and reaches boundary_min_top_m (a
     # kitchen wall shows between counter and upper cabinets only). A plane with things behind it (a
     # wall between two rooms, but also a cabinet's front) must be wall_min_height_m tall and reach
@@ -167,13 +168,21 @@ def _bounds_map(
     normal: np.ndarray, offset: float, margin: float, along: np.ndarray, u: np.ndarray, points: np.ndarray, config: StructureConfig
 ) -> bool:
     """Whether (almost) nothing of the map lies behind the plane, over its extent: a wall seen from
-    the room, not the front of a cabinet with the wall behind it."""
+    the room, not the front of a cabinet with the wall behind it.
+
+    "Behind" is the side away from most of the map (the room the plane is seen from; a plane's normal
+    has no sign of its own). Nothing in front is no evidence of a wall: the front of a cabinet in an
+    empty stretch of room has nothing in front of it either, and only the wall above it behind, which
+    the old symmetric test (the emptier side) took for the room's outside. The few readings behind a
+    real wall (range noise past its slab) are counted against the plane's own voxels and what is ahead.
+    """
+    side = 1.0 if np.median(points @ normal - offset) >= 0 else -1.0
     across = points @ along
     within = (across >= u.min()) & (across <= u.max())
-    distance = points[within] @ normal - offset
+    distance = side * (points[within] @ normal - offset)
     ahead = np.sum((distance > 2 * margin) & (distance <= config.boundary_depth_m))
     behind = np.sum((distance < -2 * margin) & (distance >= -config.boundary_depth_m))
-    return min(ahead, behind) <= config.boundary_fraction * max(ahead, behind)
+    return behind <= config.boundary_fraction * max(ahead, len(u))
 
 
 def _slab(plane: StructurePlane, member: np.ndarray, heights: np.ndarray, centres: np.ndarray, config: StructureConfig) -> np.ndarray:
