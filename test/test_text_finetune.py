@@ -74,8 +74,6 @@ def test_more_layers_than_the_encoder_has_or_without_a_text_model_is_refused():
         PretrainedTopLayers(7)
     with pytest.raises(ValueError, match="text_finetune_layers"):
         ModelConfig(text_model="", text_finetune_layers=1)
-    with pytest.raises(ValueError, match="name_span"):
-        ModelConfig(name_span=True, text_finetune_layers=1)
 
 
 @pytest.fixture(scope="module")

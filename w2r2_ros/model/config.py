@@ -72,10 +72,6 @@ class ModelConfig:
     # (TextEncoder), so that a phrasing training never saw still reaches the heads near the ones it did.
     # False in checkpoints made before it (they load as trained).
     sentence_summary: bool = False
-    # Open vocabulary: read the class the query names for its target and anchors from the frozen encoder's states
-    # of the words that name it (name_span.py) instead of a learned read-out of the pooled text, so that a word
-    # training never saw is matched as its pretrained neighbours are. False in checkpoints made before it.
-    name_span: bool = False
     # Anchor pointers of the RelationHead: two cover "between A and B" (relation_head.py).
     relation_anchors: int = 2
     # RelationHead: add a linear read-out of the raw relation geometry (weights from the text) to the MLP's score.
@@ -152,13 +148,6 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: max_text_length must be >= 3, got {self.max_text_length}")
         if self.temperature <= 0:
             raise ValueError(f"ModelConfig: temperature must be > 0, got {self.temperature}")
-        if self.name_span and not self.text_model:
-            raise ValueError("ModelConfig: name_span reads the pretrained text encoder's states: it needs a text_model")
-        if self.name_span and self.text_finetune_layers:
-            # name_span's premise is MiniLM's own last states of a word (where "couch" sits near "sofa"); with its top
-            # layers ours the model has only the states below them and the trained layers' output, neither of which is that.
-            raise ValueError("ModelConfig: name_span reads the frozen encoder's last states: it cannot be combined "
-                             "with text_finetune_layers > 0")
 
     @property
     def open_vocabulary(self) -> bool:

@@ -134,9 +134,7 @@ class GroundingHead(nn.Module):
         self.log_logit_scale = nn.Parameter(torch.tensor(-math.log(config.temperature)))
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        # With name_span the target's class comes from NameSpan (passed to forward), not from this read-out.
-        self.target_category = None if config.name_span else nn.Linear(
-            config.hidden_size, NameMatch.feature_size(config, len(config.categories)))
+        self.target_category = nn.Linear(config.hidden_size, NameMatch.feature_size(config, len(config.categories)))
         colours = NameMatch.feature_size(config, len(config.colours) + 1)
         self.target_colour = nn.Linear(config.hidden_size, colours) if config.colours else None
         self.no_target = nn.Linear(config.hidden_size, 1)
@@ -152,7 +150,6 @@ class GroundingHead(nn.Module):
         relation_scores: torch.Tensor,
         grounding_text: torch.Tensor,
         object_colour: torch.Tensor | None = None,
-        named: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """-> (logits (B, N + 1), unit query (B, D), unit keys (B, N, D), the target's category features (B, F),
         target category logits (B, C), target colour logits (B, K + 1) or None without colours, match (B, N)).
@@ -160,11 +157,10 @@ class GroundingHead(nn.Module):
         ``object_category`` (B, N, F) and ``object_colour`` (B, N, K) are the objects' category features and
         colour logits (``CategoryHead`` through ``names``); ``grounding_text`` (B, D) the GRD token's pooled
         text, from which the target's category and colour are read: what the query names is a question of language.
-        ``named`` (B, F): the target's category features from ``NameSpan`` (``ModelConfig.name_span``).
         """
         query = F.normalize(self.query(grounding_state), dim=-1)
         keys = F.normalize(self.key(object_states), dim=-1)
-        target_category = self.target_category(grounding_text) if named is None else named
+        target_category = self.target_category(grounding_text)
         target_colour = names.colour_logits(None if self.target_colour is None else self.target_colour(grounding_text), True)
         match = names.match(
             object_category, target_category[:, None], object_colour, None if target_colour is None else target_colour[:, None]

@@ -21,7 +21,6 @@ from w2r2_ros.model.geometry_encoding import BoxEncoder, PointEncoder
 from w2r2_ros.model.grounding_head import CategoryHead, GroundingHead, NameMatch
 from w2r2_ros.model.image_encoder import PatchImageEncoder
 from w2r2_ros.model.inputs import GroundingInputs
-from w2r2_ros.model.name_span import NameSpan
 from w2r2_ros.model.object_colour import object_colour_features
 from w2r2_ros.model.relation_head import RelationHead
 from w2r2_ros.model.text_encoder import TextEncoder
@@ -165,7 +164,6 @@ class W2R2GroundingModel(nn.Module):
         self.grounding_head = GroundingHead(config)
         self.relation_head = RelationHead(config)
         self.names = NameMatch(config)
-        self.name_span = NameSpan(config) if config.name_span else None
         self.category_head = CategoryHead(config, shape=config.category_shape)
         # The "What" of an object also has a colour; colours are named in the queries (ModelConfig.colours).
         self.colour_head = CategoryHead(config, len(config.colours), pixels=config.colour_pixels) if config.colours else None
@@ -269,16 +267,13 @@ class W2R2GroundingModel(nn.Module):
         if self.colour_head is not None:
             pixel_features = self.colour_head.pixel_logits(scene.object_colours, scene.object_seen)
             colour_logits = names.colour_logits(self.colour_head(object_states, objects, pixel_features))
-        # The classes the query names for its target and anchors, in the names' own space (NameScorer.project).
-        named = None if self.name_span is None else names.categories.project(
-            self.name_span(pooled_text, text, text_ids, text_mask))
         relation_scores, anchor_logits, anchor_category_logits, anchor_colour_logits = self.relation_head(
             pooled_text, query_states[:, 1:], object_states, names, object_category, boxes, object_mask, ablate_3d,
-            colour_logits, None if named is None else named[:, 1:],
+            colour_logits,
         )
         logits, query, keys, target_features, target_category_logits, target_colour_logits, match = self.grounding_head(
             grounding_state, object_states, object_mask, names, object_category, relation_scores, pooled_text[:, 0],
-            colour_logits, None if named is None else named[:, 0],
+            colour_logits,
         )
         return GroundingOutput(
             logits=logits,

@@ -45,8 +45,7 @@ class RelationHead(nn.Module):
         self.anchors = config.relation_anchors
         self.anchor_query = nn.Linear(d, d)
         self.anchor_key = nn.Linear(d, d)
-        # With name_span the anchors' classes come from NameSpan (passed to forward), not from this read-out.
-        self.anchor_category = None if config.name_span else nn.Linear(d, NameMatch.feature_size(config, len(config.categories)))
+        self.anchor_category = nn.Linear(d, NameMatch.feature_size(config, len(config.categories)))
         colours = NameMatch.feature_size(config, len(config.colours) + 1)
         self.anchor_colour = nn.Linear(d, colours) if config.colours else None
         self.fourier = FourierFeatures(config.fourier_bands, config.min_wavelength_m, config.max_wavelength_m)
@@ -66,12 +65,10 @@ class RelationHead(nn.Module):
         object_category: torch.Tensor,
         object_mask: torch.Tensor,
         object_colour: torch.Tensor | None = None,
-        named: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """-> (pointer logits (B, A, N), anchor category logits (B, A, C), anchor colour logits (B, A, K + 1)
         or None without colours). ``object_category`` (B, N, F): the objects' category features, ``object_colour``
-        (B, N, K) their colour logits (``NameMatch``); ``named`` (B, A, F): the anchors' category features from
-        ``NameSpan`` (``ModelConfig.name_span``), else read from ``anchor_text``.
+        (B, N, K) their colour logits (``NameMatch``).
 
         Pointer logits: query-key attention of each fused ANC state over the objects, plus the
         log-probability that object j has the category (and the colour, ``NameMatch.match``) that
@@ -83,7 +80,7 @@ class RelationHead(nn.Module):
         the attention is left to tell same-category instances apart ("the red table").
         """
         attention = torch.einsum("bad,bnd->ban", self.anchor_query(anchor_states), self.anchor_key(object_states))
-        anchor_category = self.anchor_category(anchor_text) if named is None else named
+        anchor_category = self.anchor_category(anchor_text)
         anchor_colour = names.colour_logits(None if self.anchor_colour is None else self.anchor_colour(anchor_text), True)
         match = names.match(object_category, anchor_category, object_colour, anchor_colour)
         logits = attention * self.scale + torch.log(match + 1e-6)
@@ -119,7 +116,6 @@ class RelationHead(nn.Module):
         object_mask: torch.Tensor,
         ablate_3d: bool = False,
         object_colour: torch.Tensor | None = None,
-        named: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """-> (relation scores (B, N), anchor pointer logits (B, A, N), anchor category logits (B, A, C),
         anchor colour logits (B, A, K + 1) or None).
@@ -129,10 +125,10 @@ class RelationHead(nn.Module):
         ``anchor_states`` (B, A, D) are the fused ANC tokens, which tell instances apart by
         what the scene shows (for "the red table"). ``object_category`` (B, N, F) and ``object_colour``
         (B, N, K) are the objects' category features and colour logits (``NameMatch``), ``boxes`` (B, N, 6)
-        as the model reads them (``centred_geometry``: viewer frame). ``named`` (B, A, F): see ``anchor_logits``.
+        as the model reads them (``centred_geometry``: viewer frame).
         """
         anchor_logits, anchor_category, anchor_colour = self.anchor_logits(
-            anchor_states, query_text[:, 1:], object_states, names, object_category, object_mask, object_colour, named
+            anchor_states, query_text[:, 1:], object_states, names, object_category, object_mask, object_colour
         )
         geometry = self.geometry(boxes, anchor_logits.softmax(dim=-1))
         if ablate_3d:
