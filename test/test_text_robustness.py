@@ -1,5 +1,6 @@
-"""What keeps an unseen phrasing readable: MiniLM's sentence embedding (ModelConfig.sentence_summary) and hidden
-words in training (TrainConfig.text_token_dropout)."""
+"""What keeps an unseen phrasing readable: MiniLM's sentence embedding (ModelConfig.sentence_summary), hidden
+words in training (TrainConfig.text_token_dropout) and the class the text names drawn onto the category names
+when answering (ModelConfig.snap_names)."""
 import numpy as np
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from w2r2_ros.model.build import new_model
 from w2r2_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from w2r2_ros.model.config import ModelConfig
+from w2r2_ros.model.grounding_head import NameMatch
 from w2r2_ros.model.pretrained_text import PretrainedText, sentence_embedding
 from w2r2_training.config import TrainConfig
 from w2r2_training.trainer import drop_text_tokens
@@ -63,3 +65,26 @@ def test_hidden_words_keep_the_first_token_padding_and_their_rate():
         TrainConfig(text_token_dropout=1.0)
     with pytest.raises(ValueError, match="embedded model only"):
         TrainConfig(text_token_dropout=0.1, model_kind="video_llm")
+
+
+def test_snapped_names_sharpen_the_match_when_answering_and_leave_training_and_no_target_raw(text):
+    """A text vector between two names (what an unseen synonym gives) matches its nearer name's objects better
+    and the other's worse once drawn onto the names; training mode and ``snap=False`` (what "no target" reads)
+    keep the raw cosine, so a vector far from every name still matches nothing well."""
+    names = NameMatch(ModelConfig(categories=("chair", "table", "sofa"), colours=()))
+    names.categories.names.copy_(text.name_embeddings(["chair", "table", "sofa"]))
+    chair, table, sofa = names.categories.names
+    objects = torch.stack([sofa, chair, table])[None]  # (1, N=3, 384)
+    between = (0.6 * sofa + 0.4 * chair)[None, None]  # (1, Q=1, 384)
+    names.train()
+    trained = names.match(objects, between)[0, 0]
+    names.eval()
+    answered = names.match(objects, between)[0, 0]
+    raw = names.match(objects, between, snap=False)[0, 0]
+    torch.testing.assert_close(raw, trained)
+    assert answered[0] > raw[0] and answered[1] < raw[1] and answered[2] < raw[2]
+    assert answered[0] - answered[1:].max() > raw[0] - raw[1:].max() + 0.05
+    far = torch.randn(1, 1, 384, generator=torch.Generator().manual_seed(0))
+    assert names.match(objects, far, snap=False).max() < 0.6 < names.match(objects, far).max()
+    names.snap_names = False
+    torch.testing.assert_close(names.match(objects, between)[0, 0], raw)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Sequence, TypeVar
+from typing import Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -150,22 +150,24 @@ UNSEEN_CLASS_WORDS: dict[str, str] = {
 }
 
 
-def swap_class_word(description: str, category: str) -> str:
-    """``description`` with every whole-word mention of ``category`` replaced by its unseen synonym
-    (``UNSEEN_CLASS_WORDS``); a category outside the fixed set is a ValueError."""
-    if category not in UNSEEN_CLASS_WORDS:
-        raise ValueError(f"swap_class_word: no unseen synonym for {category!r} (have {sorted(UNSEEN_CLASS_WORDS)})")
-    return re.sub(rf"\b{re.escape(category)}\b", UNSEEN_CLASS_WORDS[category], description)
+def swap_class_word(description: str, category: str, words: Mapping[str, str] = UNSEEN_CLASS_WORDS) -> str:
+    """``description`` with every whole-word mention of ``category`` replaced by its unseen synonym in ``words``
+    (class -> word; default ``UNSEEN_CLASS_WORDS``); a category outside ``words`` is a ValueError."""
+    if category not in words:
+        raise ValueError(f"swap_class_word: no unseen synonym for {category!r} (have {sorted(words)})")
+    return re.sub(rf"\b{re.escape(category)}\b", words[category], description)
 
 
-def unseen_word_pairs(samples: Sequence[SampleT]) -> list[tuple[SampleT, SampleT]]:
+def unseen_word_pairs(
+    samples: Sequence[SampleT], words: Mapping[str, str] = UNSEEN_CLASS_WORDS
+) -> list[tuple[SampleT, SampleT]]:
     """(sample, the same sample with its class word swapped for the unseen synonym) for every sample whose
-    description names its target's class (``object_name``) by the class word of the fixed set: evaluate a
-    model on both sides to see whether an unseen word grounds like the trained one."""
+    description names its target's class (``object_name``) by a class word of ``words``: evaluate a model on
+    both sides to see whether an unseen word grounds like the trained one."""
     return [
-        (s, dataclasses.replace(s, description=swap_class_word(s.description, s.object_name)))
+        (s, dataclasses.replace(s, description=swap_class_word(s.description, s.object_name, words)))
         for s in samples
-        if s.object_name in UNSEEN_CLASS_WORDS and re.search(rf"\b{re.escape(s.object_name)}\b", s.description)
+        if s.object_name in words and re.search(rf"\b{re.escape(s.object_name)}\b", s.description)
     ]
 
 

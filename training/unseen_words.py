@@ -10,9 +10,10 @@ targets; only the word differs, so the gap is what the unseen word costs.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from w2r2_ros.cli.exit_codes import run_reporting_errors
 from w2r2_ros.model.checkpoint import CheckpointError, load_checkpoint
@@ -24,15 +25,17 @@ from w2r2_training.run_files import write_json_atomic
 from w2r2_training.trainer import torch_threads
 
 
-def unseen_word_accuracy(checkpoint: str | Path, data: str | Path, split: str, batch_size: int = 16) -> dict[str, Any]:
+def unseen_word_accuracy(
+    checkpoint: str | Path, data: str | Path, split: str, batch_size: int = 16, words: Mapping[str, str] = UNSEEN_CLASS_WORDS
+) -> dict[str, Any]:
     """{"pairs": n, "trained": {"acc@0.25", "acc@0.5"}, "unseen": {...}, "per_class": {class: n}} over the split's
-    samples that name their class by a word of the fixed set."""
+    samples that name their class by a class of ``words`` (class -> the word said instead; default the fixed set)."""
     model, tokenizer = load_checkpoint(checkpoint)
     dataset = GroundingDataset(data, split)
     dataset.manifest.check_model_config(model.config, Path(data) / "manifest.json")
-    pairs = unseen_word_pairs(dataset.samples)
+    pairs = unseen_word_pairs(dataset.samples, words)
     if not pairs:
-        raise DatasetError(Path(data) / f"{split}.jsonl", f"no description names a class of {sorted(UNSEEN_CLASS_WORDS)}")
+        raise DatasetError(Path(data) / f"{split}.jsonl", f"no description names a class of {sorted(words)}")
     out: dict[str, Any] = {"pairs": len(pairs), "per_class": {}}
     for side, samples in (("trained", [a for a, _ in pairs]), ("unseen", [b for _, b in pairs])):
         dataset.samples = samples
@@ -43,19 +46,38 @@ def unseen_word_accuracy(checkpoint: str | Path, data: str | Path, split: str, b
     return out
 
 
+class WordsError(ValueError):
+    """A ``--words`` file that is not a JSON object of class -> word strings."""
+
+
+def read_words(path: Path) -> dict[str, str]:
+    """The ``--words`` file: {class: word}."""
+    try:
+        words = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise WordsError(f"--words {path}: {error}") from None
+    if not isinstance(words, dict) or not words or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                                           for k, v in words.items()):
+        raise WordsError(f"--words {path}: expected a non-empty JSON object of class name -> word, e.g. {{\"sofa\": \"couch\"}}")
+    return words
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m w2r2_training.unseen_words", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    parser.add_argument("--words", type=Path, help="a JSON object {class: word to say instead} (default: the fixed "
+                        "set, heldout_descriptions.UNSEEN_CLASS_WORDS)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     args = parser.parse_args(argv)
 
     def run() -> int:
+        words = UNSEEN_CLASS_WORDS if args.words is None else read_words(args.words)
         with torch_threads(args.threads):
-            result = unseen_word_accuracy(args.checkpoint, args.data, args.split)
+            result = unseen_word_accuracy(args.checkpoint, args.data, args.split, words=words)
         print(f"{result['pairs']} descriptions naming {', '.join(f'{k} ({v})' for k, v in sorted(result['per_class'].items()))}")
         for side in ("trained", "unseen"):
             print(f"{side:>8} word: " + "  ".join(f"{k} {100 * v:.1f}" for k, v in result[side].items()))
@@ -64,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_json_atomic(args.out, result)
         return 0
 
-    return run_reporting_errors("python -m w2r2_training.unseen_words", run, (CheckpointError, DatasetError), args.debug)
+    return run_reporting_errors("python -m w2r2_training.unseen_words", run, (CheckpointError, DatasetError, WordsError),
+                                args.debug)
+
 
 
 if __name__ == "__main__":

@@ -72,6 +72,10 @@ class ModelConfig:
     # (TextEncoder), so that a phrasing training never saw still reaches the heads near the ones it did.
     # False in checkpoints made before it (they load as trained).
     sentence_summary: bool = False
+    # Open vocabulary, when answering (eval mode): match objects against the mixture of the category names' vectors
+    # that the text's class vector picks (softmax at the name scorer's learned scale) rather than that vector
+    # itself; "no target" still reads the raw vector (NameMatch.match). False in checkpoints made before it.
+    snap_names: bool = True
     # Anchor pointers of the RelationHead: two cover "between A and B" (relation_head.py).
     relation_anchors: int = 2
     # RelationHead: add a linear read-out of the raw relation geometry (weights from the text) to the MLP's score.
