@@ -178,9 +178,8 @@ def test_rendered_scene_gives_stable_proposals_and_consistent_snapshots_under_co
         assert np.linalg.norm(p.box.center - early[p.proposal_id].center) < 0.5
 
 
-def test_fusion_fuses_the_block_means_of_the_frame():
+def test_fusion_fuses_the_block_medians_of_the_frame():
     from w2r2_ros.scene.depth_decimation import decimate_depth
-    from w2r2_ros.scene.depth_noise import DepthNoise
     from w2r2_ros.scene.voxel_map import VoxelMap
 
     scene = generate_scene("fusion_test", 2)
@@ -190,7 +189,7 @@ def test_fusion_fuses_the_block_means_of_the_frame():
     memory = SceneMemory(SceneMemoryConfig(depth_stride=3, max_depth_m=20.0, depth_edge_ratio=0.0, drop_depth_speckles=False))
     memory.add_rgbd(0.0, frame.rgb, frame.depth, intrinsics, cam_to_world=pose)
     expected = VoxelMap()
-    expected.insert(*decimate_depth(frame.depth, frame.rgb, intrinsics, pose, 3, DepthNoise()))
+    expected.insert(*decimate_depth(frame.depth, frame.rgb, intrinsics, pose, 3))
     snapshot = memory.snapshot()
     assert len(expected) > 1000
     assert np.allclose(snapshot.cloud_points, expected.points(), atol=1e-5)

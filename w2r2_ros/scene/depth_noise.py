@@ -5,10 +5,11 @@ their axial noise grows with the square of the range; Nguyen, Izadi and Lovell
 (2012, "Modeling Kinect sensor noise for improved 3D reconstruction and
 tracking") measured base 1.2 mm, 1.9 mm/m^2 and offset 0.4 m for the Kinect,
 the defaults here (the SUN3D and ScanNet recordings are of such sensors). Fusion
-uses it to tell a reading that agrees with its neighbours (the same surface,
-within a few sigma) from one that does not (another surface, a stray return).
-A camera with another noise sets its own values (``SceneMemoryConfig.depth_noise``);
-a larger model only averages over more of a surface, a smaller one over less.
+uses it to tell a reading that agrees with a neighbour (the same surface,
+within a few sigma) from one that no neighbour confirms (a stray return,
+``depth_edges.drop_depth_speckles``). A camera with another noise sets its own
+values (``SceneMemoryConfig.depth_noise``): a model too small drops readings of
+real surfaces that its noise scatters apart, one too large keeps more strays.
 """
 from __future__ import annotations
 

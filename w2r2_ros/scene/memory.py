@@ -86,11 +86,10 @@ class SceneMemoryConfig:
     # Depth pixels that differ from a neighbour by more than this share of their depth (and 5 cm) are
     # flying pixels at a discontinuity and are not fused (scene/depth_edges.py); 0: fuse them.
     depth_edge_ratio: float = 0.04
-    # The camera's axial noise: each stride block is fused as the mean of its pixels that agree within
-    # depth_noise.agree_sigmas sigmas (scene/depth_decimation.py), not as one pixel.
+    # The camera's axial noise model: readings that no neighbouring pixel confirms within
+    # depth_noise.agree_sigmas sigmas (stray returns) are not fused when drop_depth_speckles
+    # (scene/depth_edges.py).
     depth_noise: DepthNoise = field(default_factory=DepthNoise)
-    # Readings that no neighbouring pixel confirms within the noise (stray returns) are not fused
-    # (scene/depth_edges.py, drop_depth_speckles).
     drop_depth_speckles: bool = True
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
     # A new proposal inherits the id of the previous proposal it overlaps most, if by at least this IoU.
@@ -544,7 +543,7 @@ class SceneMemory:
         with np.errstate(invalid="ignore"):
             depth[~((depth >= self.config.min_depth_m) & (depth <= self.config.max_depth_m))] = np.nan
         stride = self.config.depth_stride or depth_stride_for(depth.shape, self.config.depth_max_points)
-        return decimate_depth(depth, frame.rgb, frame.intrinsics, frame.cam_to_world, stride, self.config.depth_noise)
+        return decimate_depth(depth, frame.rgb, frame.intrinsics, frame.cam_to_world, stride)
 
     def _fuse(self, frame: SyncedFrame) -> None:
         points, colors = self._frame_points(frame)
