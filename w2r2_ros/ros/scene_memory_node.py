@@ -179,6 +179,11 @@ def parameter_specs() -> dict[str, ParamSpec]:
         "proposal_min_hits": ParamSpec(memory.proposal_min_hits, "voxels hit fewer times are left out of proposals", minimum=1),
         "depth_edge_ratio": ParamSpec(memory.depth_edge_ratio, "depth jumps over this share of the depth are flying pixels, not fused (0: off)",
                                       minimum=0.0, maximum=1.0),
+        "depth_noise_base_m": ParamSpec(memory.depth_noise.base_m, "the camera's axial noise sigma(z) = base + per_m2 (z - offset)^2, metres",
+                                        minimum=0.0, maximum=1.0),
+        "depth_noise_per_m2": ParamSpec(memory.depth_noise.per_m2, "... its growth with range, 1/m", minimum=0.0, maximum=1.0),
+        "depth_noise_offset_m": ParamSpec(memory.depth_noise.offset_m, "... the range where it is least, metres", minimum=0.0, maximum=100.0),
+        "drop_depth_speckles": ParamSpec(memory.drop_depth_speckles, "readings no neighbouring pixel confirms within 3 sigma(z) are not fused"),
         "diagnostics_period_s": ParamSpec(1.0, "/diagnostics report period (input rates, drops by cause, memory); 0: off",
                                           minimum=0.0, maximum=3600.0),
         "proposal_min_cluster_voxels": ParamSpec(proposals.min_cluster_voxels, "smaller clusters are not proposals", minimum=1),
@@ -907,6 +912,13 @@ def _memory_config(p: dict[str, object]) -> SceneMemoryConfig:
         min_fuse_interval_s=float(p["min_fuse_interval_s"]),
         proposal_min_hits=int(p["proposal_min_hits"]),
         depth_edge_ratio=float(p["depth_edge_ratio"]),
+        depth_noise=dataclasses.replace(
+            defaults.depth_noise,
+            base_m=float(p["depth_noise_base_m"]),
+            per_m2=float(p["depth_noise_per_m2"]),
+            offset_m=float(p["depth_noise_offset_m"]),
+        ),
+        drop_depth_speckles=bool(p["drop_depth_speckles"]),
         max_fusion_backlog=int(p["max_fusion_backlog"]),
         # Clustering runs on the fusion grid: components are only connected at the voxel size they were fused at.
         proposals=dataclasses.replace(
