@@ -5,19 +5,20 @@ The shipped model was trained on the scannet world's train scenes with the train
 (never seen in training) every description naming its class by a trained word of that set is asked twice:
 as written and with the unseen synonym.
 
-The issue asks for 10 points. On the whole test split the shipped model is 13.4 points short of the trained
-word at Acc@0.25 (50.0 against 36.6, 1093 descriptions; ``python -m w2r2_training.unseen_words --checkpoint
-w2r2_ros/models/default --data data/scannet --split test``): cupboard and garbage can ground like the trained
-word, couch 10 points lower, carton, armchair, light, screen and houseplant 17-22 lower. The bound here is
-20 points, what the model holds on both sets; the word-level model it replaced lost 34-53 (every unseen word
-was [UNK]) and fails it.
+The issue asks for 10 points, and that is the bound here. The shipped model answers with the class the text names
+drawn onto the category names (``ModelConfig.snap_names``): on the whole test split it is 9.7 points short of the
+trained word at Acc@0.25 (56.1 against 46.4, 1093 descriptions; ``python -m w2r2_training.unseen_words --checkpoint
+w2r2_ros/models/default --data data/scannet4 --split test``, data as built on 2026-12-02 15:23 UTC), 16.6 without
+it (55.4 against 38.8); on these 8 scenes 5.4 (57.6 against 52.2), 18.5 without. The word-level model before the
+pretrained text encoder lost 34-53 (every unseen word was [UNK]).
 """
+import json
 from pathlib import Path
 
 import pytest
 
 from w2r2_training.synthetic_dataset import SyntheticDatasetConfig, build_synthetic_dataset
-from w2r2_training.unseen_words import unseen_word_accuracy
+from w2r2_training.unseen_words import main, unseen_word_accuracy
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "w2r2_ros" / "models" / "default"
 # The shipped recipe's scene numbering (300 train, 50 val), so these are its first 8 test scenes.
@@ -25,11 +26,36 @@ TEST_SCENES = SyntheticDatasetConfig(n_train=300, n_val=50, n_test=8, splits=("t
                                      phrasing="human", workers=1)
 
 
+@pytest.fixture(scope="module")
+def test_scenes(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("unseen") / "data"
+    build_synthetic_dataset(root, TEST_SCENES, progress=False)
+    return root
+
+
 @pytest.mark.slow
-def test_unseen_class_words_ground_like_the_trained_word(tmp_path):
-    build_synthetic_dataset(tmp_path / "data", TEST_SCENES, progress=False)
-    result = unseen_word_accuracy(DEFAULT_MODEL, tmp_path / "data", "test")
+def test_unseen_class_words_ground_like_the_trained_word(test_scenes):
+    result = unseen_word_accuracy(DEFAULT_MODEL, test_scenes, "test")
     assert result["pairs"] >= 20, result
     trained, unseen = result["trained"]["acc@0.25"], result["unseen"]["acc@0.25"]
     assert trained >= 0.3, f"the shipped model finds only {trained:.2f} of these targets with the trained words"
-    assert trained - unseen <= 0.20, f"trained word {trained:.3f}, unseen synonym {unseen:.3f} ({result['pairs']} pairs)"
+    assert trained - unseen <= 0.10, f"trained word {trained:.3f}, unseen synonym {unseen:.3f} ({result['pairs']} pairs)"
+
+
+@pytest.mark.slow
+def test_any_synonym_set_can_be_asked_and_a_bad_one_is_one_line(test_scenes, tmp_path, capsys):
+    """``--words FILE``: the pairs are those of the file's classes; a file that is not {class: word} exits 2 with
+    one line naming it."""
+    words = tmp_path / "words.json"
+    words.write_text(json.dumps({"sofa": "loveseat", "chair": "seat"}))
+    out = tmp_path / "result.json"
+    assert main(["--checkpoint", str(DEFAULT_MODEL), "--data", str(test_scenes), "--words", str(words),
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["per_class"]) == {"sofa", "chair"} and result["pairs"] == sum(result["per_class"].values()) > 0
+    capsys.readouterr()
+    for bad in ("[1, 2]", '{"sofa": ""}', "{not json"):
+        words.write_text(bad)
+        assert main(["--checkpoint", str(DEFAULT_MODEL), "--data", str(test_scenes), "--words", str(words)]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and "--words" in error[0] and str(words) in error[0], error
