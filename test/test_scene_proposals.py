@@ -316,3 +316,24 @@ def test_a_cabinet_front_with_nothing_before_it_is_no_wall():
     result = segment_scene(points, colors)
     assert sorted(p.kind for p in result.report.structure) == ["wall", "wall", "wall", "wall"]
     assert _best_iou(result.proposals, Box3D((lo + hi) / 2, hi - lo)) > 0.75
+
+
+def test_single_readings_around_a_well_seen_object_do_not_widen_its_box():
+    """A bin seen in 20 frames, with a few stray readings that landed once each beside it (flying pixels
+    a neighbour confirmed): with the voxels' hit counts its box is the bin's, without them the strays
+    widen it; in a map whose voxels were all hit once the same voxels are kept."""
+    lo, hi = np.array([0.5, 0.5, 0.0]), np.array([0.85, 0.85, 0.55])
+    bin_points, bin_colours = _surface(lo, hi, (40, 60, 160), skip=("-z",))
+    room_points, room_colours = _room()[0]
+    block = np.stack(np.meshgrid([0.0, 0.05], [0.0, 0.05], [0.0, 0.05]), axis=-1).reshape(-1, 3)
+    stray = np.concatenate([block + (0.875, 0.625, 0.325), block + (0.975, 0.625, 0.325), block + (0.625, 0.875, 0.225)])
+    grid = VoxelMap(voxel_size=0.05)
+    for _ in range(20):
+        grid.insert(room_points, room_colours)
+        grid.insert(bin_points, bin_colours)
+    grid.insert(stray, np.tile(np.array([40, 60, 160], np.uint8), (len(stray), 1)))
+    points, colours, hits = grid.points(), grid.colors(), grid.hits()
+    truth = Box3D((lo + hi) / 2, hi - lo)
+    assert _best_iou(segment_scene(points, colours, hits=hits).proposals, truth) > 0.85
+    assert _best_iou(segment_scene(points, colours).proposals, truth) < 0.6
+    assert _best_iou(segment_scene(points, colours, hits=np.ones(len(points))).proposals, truth) < 0.6

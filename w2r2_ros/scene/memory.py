@@ -400,7 +400,8 @@ class SceneMemory:
         with self._voxel_lock:
             points = self._voxels.points(self.config.proposal_min_hits)
             colors = self._voxels.colors(self.config.proposal_min_hits)
-        result = (run or _call)(segment_scene, points, colors, self.config.proposals)
+            hits = self._voxels.hits(self.config.proposal_min_hits)
+        result = (run or _call)(segment_scene, points, colors, self.config.proposals, hits)
         current = result.proposals
         with self._lock:
             self._proposal_warnings = result.report.reasons

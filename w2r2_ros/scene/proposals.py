@@ -81,6 +81,11 @@ class ProposalConfig:
     wall_aligned_tolerance: float = 0.15
     # Boxes are at least this big along every axis.
     min_box_size_m: float = 0.05
+    # With hit counts (segment_scene's ``hits``): a voxel hit only once does not widen the box of an object
+    # whose median voxel was hit at least this often (0: every voxel counts). Around a well-seen object a
+    # single reading is a stray (a flying pixel two neighbours confirmed); a sparse map's voxels are all
+    # hit once or twice, so none is left out there.
+    box_single_hit_median: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -131,10 +136,13 @@ def _floor_margin(heights: np.ndarray, config: ProposalConfig) -> float:
     return max(config.plane_margin_m, float(config.plane_sigma_k * 1.4826 * np.median(np.abs(near))))
 
 
-def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: ProposalConfig = ProposalConfig()) -> ProposalResult:
+def segment_scene(
+    points: np.ndarray, colors: np.ndarray | None, config: ProposalConfig = ProposalConfig(), hits: np.ndarray | None = None
+) -> ProposalResult:
     """Object proposals (ids 0..N-1, largest first) and a report, from a fused cloud in ``map``.
 
-    ``points`` (N, 3) (e.g. the voxel map's centres), ``colors`` (N, 3) uint8 or None.
+    ``points`` (N, 3) (e.g. the voxel map's centres), ``colors`` (N, 3) uint8 or None, ``hits`` (N,) how many
+    readings each point (voxel) holds, or None (boxes then take every voxel; see ``box_single_hit_median``).
     """
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
@@ -142,6 +150,8 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     colors = np.full(points.shape, 128, dtype=np.uint8) if colors is None else np.asarray(colors)
     if colors.shape != points.shape:
         raise ValueError(f"propose_objects colors: shape {colors.shape} does not match points {points.shape}")
+    if hits is not None and len(hits) != len(points):
+        raise ValueError(f"propose_objects hits: {len(hits)} for {len(points)} points")
     valid = voxel_index_valid(points, config.voxel_size)  # finite, and within the voxel key range
     points, colors = points[valid], colors[valid]
     empty = ProposalReport(None, (), (), 0, 0)
@@ -152,6 +162,7 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     n = graph.n_voxels
     centres = mean_by_label(graph.inverse, points, n)
     rgb = mean_by_label(graph.inverse, colors, n)
+    voxel_hits = None if hits is None else np.bincount(graph.inverse, weights=np.asarray(hits, float)[valid], minlength=n)
     surface = estimate_normals(centres, graph)
     usable = ~surface.isolated
     reasons: list[ProposalWarning] = []
@@ -217,7 +228,8 @@ def segment_scene(points: np.ndarray, colors: np.ndarray | None, config: Proposa
     wall_yaws = np.array([np.arctan2(p.normal[1], p.normal[0]) for p in planes if p.kind == "wall"])
     made = [
         (_box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation,
-                 floor_plane.offset, wall_yaws, config), index[c.member])
+                 floor_plane.offset, wall_yaws, config, None if voxel_hits is None else voxel_hits[index[c.member]]),
+         index[c.member])
         for c in clusters
     ] + [(_wall_box(w, rgb[w.member], snap, rotation, floor_plane.offset), w.member) for w in walled]
     made.sort(key=lambda pair: -pair[0].n_points)
@@ -433,16 +445,23 @@ def _box_of(
     floor_offset: float,
     wall_yaws: np.ndarray,
     config: ProposalConfig,
+    hits: np.ndarray | None = None,
 ) -> Proposal:
     """The gravity-aligned box of an object's levelled voxels (x, y, height), turned in yaw to the
-    minimum-area rectangle of their footprint (square to the walls when nearly as small), back in ``map``."""
+    minimum-area rectangle of their footprint (square to the walls when nearly as small), back in ``map``.
+    With ``hits``, single-hit voxels of a well-seen object are left out of the extents (``box_single_hit_median``)."""
     pad = config.box_pad_voxels * config.voxel_size
+    n_points, mean_rgb = len(points), colors.mean(axis=0)
+    if hits is not None and config.box_single_hit_median > 0 and np.median(hits) >= config.box_single_hit_median:
+        repeated = hits > 1
+        if repeated.sum() >= 3:
+            points = points[repeated]
     centre_xy, size_xy, yaw = min_area_rectangle(points[:, :2], wall_yaws, config.wall_aligned_tolerance)
     lo, hi = points[:, 2].min() - pad, points[:, 2].max() + pad
     if 0 < lo - support_z <= snap_m:
         lo = support_z
     size = np.maximum(np.r_[size_xy + 2 * pad, hi - lo], config.min_box_size_m)
-    return Proposal(-1, _level_box_in_map(centre_xy, size, yaw, lo, hi, rotation, floor_offset), len(points), colors.mean(axis=0))
+    return Proposal(-1, _level_box_in_map(centre_xy, size, yaw, lo, hi, rotation, floor_offset), n_points, mean_rgb)
 
 
 def _wall_box(wall_object: WallObject, colors: np.ndarray, snap_m: float, rotation: np.ndarray, floor_offset: float) -> Proposal:
