@@ -90,6 +90,5 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 args.debug)
 
 
-
 if __name__ == "__main__":
     sys.exit(main())
