@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             level[2, 3] = -floor.offset
             up = level @ up
             memory = fuse(items, intrinsics, up, args)
-    snapshot = memory.snapshot()
+    snapshot = memory.snapshot(include_cloud=False)
     start = time.perf_counter()
-    result = segment_scene(snapshot.cloud_points, snapshot.cloud_colors, memory.config.proposals)
+    points, result = memory.segment()  # as the node segments: voxels hit proposal_min_hits times, with their hits
     seconds = time.perf_counter() - start
     report = result.report
     print(f"{len(items)} frames, {report.n_voxels} voxels ({report.n_isolated} isolated), segmentation {seconds:.2f} s")
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         markers = proposals_to_marker_array(result.proposals, Header(frame_id="map"))
         title = (f"{args.root.name}: {len(items)} real RGB-D frames, {report.n_voxels} voxels, {len(result.proposals)} proposals "
                  f"(each proposal's voxels in its own colour; floor, walls and noise grey)")
-        render_markers_png(markers, args.png, snapshot.cloud_points, label_colours(result.point_labels), title=title)
+        render_markers_png(markers, args.png, points, label_colours(result.point_labels), title=title)
         print(f"wrote {args.png}")
     return 0
 

@@ -302,3 +302,21 @@ def test_proposal_ids_stay_when_the_same_frames_come_again():
     assert len(before) > 8 and set(after) == set(before)
     for proposal_id, box in before.items():
         assert oriented_iou_matrix(box, after[proposal_id])[0, 0] > 0.9, proposal_id
+
+
+def test_segment_gives_the_proposals_update_would_without_touching_them():
+    """SceneMemory.segment: the points proposals are made from (those hit proposal_min_hits times) and their
+    segmentation, the same boxes update_proposals makes; the memory's own proposals stay as they were."""
+    scene = generate_scene("segment_view", 4)
+    intrinsics = Intrinsics.from_fov(160, 120, 70.0)
+    memory = SceneMemory(SceneMemoryConfig(proposal_min_hits=2))
+    for k, pose in enumerate(orbit_trajectory(scene, 8, 0)):
+        frame = render_rgbd(scene, intrinsics, pose)
+        memory.add_rgbd(float(k), frame.rgb, frame.depth, intrinsics, pose)
+    points, result = memory.segment()
+    assert memory.snapshot().proposals == ()
+    assert len(points) == len(result.point_labels) < memory.stats().voxels
+    updated = memory.update_proposals()
+    assert len(updated) == len(result.proposals) > 2
+    for mine, theirs in zip(result.proposals, updated):
+        assert np.allclose(mine.box.as_oriented_array(), theirs.box.as_oriented_array())

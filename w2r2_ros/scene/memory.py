@@ -38,7 +38,7 @@ from w2r2_ros.scene.depth_decimation import decimate_depth
 from w2r2_ros.scene.depth_edges import drop_depth_edges, drop_depth_speckles
 from w2r2_ros.scene.depth_noise import DepthNoise
 from w2r2_ros.scene.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
-from w2r2_ros.scene.proposals import Proposal, ProposalConfig, ProposalWarning, segment_scene
+from w2r2_ros.scene.proposals import Proposal, ProposalConfig, ProposalResult, ProposalWarning, segment_scene
 from w2r2_ros.scene.sync import DropReason, SyncedFrame, SyncOutcome, TimestampSync
 
 _CloudJob = tuple[float, np.ndarray, "np.ndarray | None"]  # stamp, map-frame points, colours
@@ -396,12 +396,7 @@ class SceneMemory:
         segmentation (default: here, in the caller; ``workers.SegmentationProcess``: in a child process). Frames still queued for background fusion are fused
         first, in this call, so the proposals are those of every frame taken so far.
         """
-        self.fuse_pending()
-        with self._voxel_lock:
-            points = self._voxels.points(self.config.proposal_min_hits)
-            colors = self._voxels.colors(self.config.proposal_min_hits)
-            hits = self._voxels.hits(self.config.proposal_min_hits)
-        result = (run or _call)(segment_scene, points, colors, self.config.proposals, hits)
+        _, result = self.segment(run)
         current = result.proposals
         with self._lock:
             self._proposal_warnings = result.report.reasons
@@ -410,6 +405,18 @@ class SceneMemory:
             )
             self._proposals = tuple(matched)
             return self._proposals
+
+    def segment(self, run: Runner | None = None) -> tuple[np.ndarray, ProposalResult]:
+        """The voxel map's points that proposals are made from (hit at least ``proposal_min_hits`` times) and
+        their segmentation with the voxels' hit counts (proposals numbered 0..N-1, the report, a label per
+        point), leaving the memory's proposals and ids as they are: what :meth:`update_proposals` computes,
+        for tools that draw or inspect it (``bench/real_rgbd.py``). ``run`` as there."""
+        self.fuse_pending()
+        with self._voxel_lock:
+            points = self._voxels.points(self.config.proposal_min_hits)
+            colors = self._voxels.colors(self.config.proposal_min_hits)
+            hits = self._voxels.hits(self.config.proposal_min_hits)
+        return points, (run or _call)(segment_scene, points, colors, self.config.proposals, hits)
 
     def proposal_warnings(self) -> tuple[ProposalWarning, ...]:
         """Why the last proposals may be wrong (no floor, a tilted map, only structure): for the node to
