@@ -48,6 +48,15 @@ class NameScorer(nn.Module):
         vectors = self.name_vectors(names)
         if with_extra and self.extra is not None:
             vectors = torch.cat([vectors, F.normalize(self.extra, dim=-1)])
+        return self._logits(features, vectors)
+
+    def snap(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., 384) the mixture of the training names' vectors under the softmax of ``features``' logits
+        against them (``NameMatch.snapped`` says why)."""
+        vectors = self.name_vectors(self.names)
+        return self._logits(features, vectors).softmax(dim=-1) @ vectors
+
+    def _logits(self, features: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         scale = self.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
         return F.normalize(features, dim=-1) @ vectors.T * scale
 
@@ -84,8 +93,7 @@ class NameMatch(nn.Module):
         vector was swapped in (docs/TRAINING.md, "Issue 15, third round"). Training keeps the raw vector: the
         shipped weights were trained that way, and the category loss already pulls it onto its name.
         """
-        scorer = self.categories
-        return scorer.score(wanted_category, scorer.names).softmax(dim=-1) @ scorer.name_vectors(scorer.names)
+        return self.categories.snap(wanted_category)
 
     @staticmethod
     def feature_size(config: ModelConfig, classes: int) -> int:
