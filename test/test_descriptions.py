@@ -5,8 +5,10 @@ viewer, independently of training/relation_facts.py (which goes through the room
 """
 import dataclasses
 import hashlib
+import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +44,8 @@ def _words(vocabulary):
     for table in (vocabulary.phrases, vocabulary.predicates, vocabulary.superlatives, vocabulary.comparatives,
                   vocabulary.shapes):
         texts += [t for options in table.values() for t in options]
-    texts += [*vocabulary.fillers, *vocabulary.questions, *vocabulary.frames, *vocabulary.counting, *vocabulary.two_tone]
+    texts += [*vocabulary.fillers, *vocabulary.questions, *vocabulary.frames, *vocabulary.counting, *vocabulary.two_tone,
+              *vocabulary.extra]
     texts += [*vocabulary.numbers.values(), *vocabulary.materials.values()]
     return {w for t in texts for w in re.findall(r"[a-z0-9']+", re.sub(r"\{\w+\}", " ", t))}
 
@@ -180,6 +183,16 @@ def test_heldout_words_are_never_used_by_the_training_phraser():
     # The fixed test set: the unseen word means the class and the training phraser never says it.
     for category, unseen in UNSEEN_CLASS_WORDS.items():
         assert unseen in HELDOUT_VOCABULARY.names[category] and not set(unseen.split()) <= training_words
+
+
+def test_the_fresh_synonym_set_is_said_by_neither_phraser():
+    """configs/unseen_words_fresh.json measures words no phraser says: none of its words may be one the
+    training or the held-out phraser uses (its first version held seven training synonyms, e.g. chair -> seat)."""
+    fresh = json.loads((Path(__file__).resolve().parents[1] / "configs" / "unseen_words_fresh.json").read_text())
+    said = _words(TRAINING_VOCABULARY) | _words(HELDOUT_VOCABULARY)
+    assert set(fresh) <= set(TRAINING_VOCABULARY.names)
+    for category, word in fresh.items():
+        assert not set(word.split()) & said, f"{category}: {word!r} is said by a phraser"
 
 
 def _words_of(template):
