@@ -337,3 +337,27 @@ def test_single_readings_around_a_well_seen_object_do_not_widen_its_box():
     assert _best_iou(segment_scene(points, colours, hits=hits).proposals, truth) > 0.85
     assert _best_iou(segment_scene(points, colours).proposals, truth) < 0.6
     assert _best_iou(segment_scene(points, colours, hits=np.ones(len(points))).proposals, truth) < 0.6
+
+
+def test_what_stands_under_a_floating_part_holds_it_up():
+    """A monitor's base and neck under its 4 cm screen, and a desk lamp whose pole the camera did not
+    see (base and shade only, 30 cm apart), are one proposal each, not a screen and a stand."""
+    table, table_box = _table(0.0, 0.0, w=1.4, hidden=[((0.2, 0.14), (0.42, 0.3)), ((-0.55, -0.1), (-0.4, 0.05))])
+    dark = (60, 20, 20)
+    monitor = [
+        _surface([0.2, 0.14, 0.75], [0.42, 0.3, 0.77], dark, skip=("-z",)),  # base, at the table's back edge
+        _surface([0.29, 0.22, 0.77], [0.33, 0.25, 0.88], dark, skip=("-z", "+z")),  # neck
+        _surface([0.01, 0.2, 0.88], [0.61, 0.24, 1.25], (140, 30, 30)),  # screen
+    ]
+    monitor_box = Box3D(np.array([0.31, 0.22, 1.0]), np.array([0.6, 0.16, 0.5]))
+    brass = (200, 170, 40)
+    lamp = [
+        _surface([-0.55, -0.1, 0.75], [-0.4, 0.05, 0.78], brass, skip=("-z",)),  # base; the pole is not seen
+        _surface([-0.575, -0.125, 1.08], [-0.375, 0.075, 1.25], brass, skip=("-z",)),  # shade
+    ]
+    lamp_box = Box3D(np.array([-0.475, -0.025, 1.0]), np.array([0.2, 0.2, 0.5]))
+    points, colors = _fused(_room() + table + monitor + lamp)
+    proposals = propose_objects(points, colors)
+    assert len(proposals) == 3
+    for target in (table_box, monitor_box, lamp_box):
+        assert _best_iou(proposals, target) > 0.6

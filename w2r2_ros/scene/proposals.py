@@ -73,6 +73,12 @@ class ProposalConfig:
     max_chroma_step: float = 0.05
     # Only clusters up to this wide are searched for objects standing on them (furniture).
     max_support_m: float = 4.0
+    # A stand holds up the object above it and joins it (merge_overhangs): a cluster beneath another
+    # (its top at most a voxel above the other's bottom and at most stand_gap_m below it), with no more
+    # voxels than the other, inside the other's footprint widened by stand_margin_voxels (a monitor's
+    # base and neck under its screen; a lamp's base under its shade when the pole was not seen).
+    stand_gap_m: float = 0.5
+    stand_margin_voxels: float = 2.0
     # Boxes grow by this many voxels beyond the voxel means (0: a voxel map keeps the mean of the
     # points in each voxel, which lies on the surface; a grid of cell centres would want 0.5).
     box_pad_voxels: float = 0.0
@@ -219,7 +225,7 @@ def segment_scene(
     clusters: list[_Cluster] = []
     for member in _split_by_label(objects) if len(index) else []:
         clusters.extend(split_stacked(levelled, rgb[index], member, config))
-    clusters = merge_overhangs(levelled, clusters, voxel, config.max_support_m)
+    clusters = merge_overhangs(levelled, clusters, config)
     # Wall objects leave the objects they were segmented with only now, so the object pipeline (its
     # curvature bound is a quantile of the voxels it sees) splits the rest of the room as without them.
     clusters = [_Cluster(c.member[~on_walls[index[c.member]]], c.support_z) for c in clusters]
@@ -368,9 +374,7 @@ def _pieces_by_colour(points: np.ndarray, colors: np.ndarray, config: ProposalCo
     return pieces
 
 
-def merge_overhangs(
-    points: np.ndarray, clusters: list[_Cluster], voxel: float, max_container_m: float, max_fragment_share: float = 0.25
-) -> list[_Cluster]:
+def merge_overhangs(points: np.ndarray, clusters: list[_Cluster], config: ProposalConfig, max_fragment_share: float = 0.25) -> list[_Cluster]:
     """Merge a cluster into the one right above it when its footprint hides under that one's
     (a lamp's pole under its shade, a plant's pot under its leaves), a smaller cluster into one
     whose box contains it (a table leg), and a small one anywhere beneath another's footprint (the
@@ -378,9 +382,17 @@ def merge_overhangs(
     shade's or the table top's underside) are seldom seen by a camera above them. The price: a small object under a
     table merges into the table. Footprints are the clusters' minimum-area rectangles (turned with
     the furniture, so a turned room does not widen them), a container is at most
-    ``max_container_m`` wide (a leftover strip of wall holds everything in its axis-aligned box),
+    ``config.max_support_m`` wide (a leftover strip of wall holds everything in its axis-aligned box),
     and a contained fragment has at most ``max_fragment_share`` of its container's voxels (a leg, not
     a chair pushed under a table).
+
+    A *stand* holds up what floats above it: a cluster with no more voxels than an object above it
+    (one of ``min_cluster_voxels`` or more: two specks of a noisy map are no object), beneath it within
+    ``stand_gap_m`` and inside its footprint widened by ``stand_margin_voxels``, joins it. A monitor's
+    screen is 4 cm thick and its base 16 cm deep, so the one-voxel margin of the rules above left the
+    base and neck a proposal of their own; a desk lamp's pole is one voxel wide and mostly isolated,
+    which leaves its base and shade apart by the pole's length. The price: a small object right under
+    a floating one (a box on a desk under a wall cabinet) joins it.
     """
     if len(clusters) < 2:
         return clusters
@@ -390,8 +402,10 @@ def merge_overhangs(
     lo = np.array([points[c.member].min(axis=0) for c in clusters])
     hi = np.array([points[c.member].max(axis=0) for c in clusters])
     z_lo, z_hi = lo[:, 2], hi[:, 2]
+    voxel, max_container_m = config.voxel_size, config.max_support_m
+    stand_gap, stand_margin = config.stand_gap_m, max(config.stand_margin_voxels, 1.0) * voxel
     # Only pairs whose axis-aligned footprints meet are looked at (a noisy map has thousands of specks).
-    meets = np.all((lo[:, None, :2] <= hi[None, :, :2] + voxel) & (lo[None, :, :2] <= hi[:, None, :2] + voxel), axis=-1)
+    meets = np.all((lo[:, None, :2] <= hi[None, :, :2] + stand_margin) & (lo[None, :, :2] <= hi[:, None, :2] + stand_margin), axis=-1)
     np.fill_diagonal(meets, False)
     containers = np.flatnonzero(meets.any(axis=0) & (np.max(hi[:, :2] - lo[:, :2], axis=1) <= max_container_m))
     boxes = {j: _footprint_box(points[clusters[j].member]) for j in containers}
@@ -408,14 +422,16 @@ def merge_overhangs(
                 continue
             rel = points[clusters[i].member, :2] - centre
             local = np.abs(np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1]], axis=1))
-            if not np.all(local <= size / 2 + voxel):
+            held = config.min_cluster_voxels <= sizes[j] >= sizes[i] and z_lo[j] - stand_gap <= z_hi[i] <= z_lo[j] + voxel
+            if not np.all(local <= size / 2 + (stand_margin if held else voxel)):
                 continue
-            hangs = z_lo[i] < z_lo[j] and abs(z_hi[i] - z_lo[j]) <= voxel
-            small = loose[i] and sizes[i] <= max_fragment_share * sizes[j]
+            inside = np.all(local <= size / 2 + voxel)
+            hangs = inside and z_lo[i] < z_lo[j] and abs(z_hi[i] - z_lo[j]) <= voxel
+            small = inside and loose[i] and sizes[i] <= max_fragment_share * sizes[j]
             contained = small and z_lo[i] >= z_lo[j] - voxel and z_hi[i] <= z_hi[j] + voxel
             beneath = small and z_hi[i] <= z_lo[j] + voxel  # a piece of a lamp's pole seen in pieces
-            if hangs or contained or beneath:
-                rank = (0 if hangs else 1 if contained else 2, int(sizes[j]))
+            if hangs or contained or beneath or held:
+                rank = (0 if hangs else 1 if contained else 2 if beneath else 3, int(sizes[j]))
                 if i not in choice or rank < choice[i]:
                     choice[i] = rank
                     choice_target[i] = j
