@@ -72,6 +72,34 @@ def test_full_map_evicts_the_least_recently_updated_voxels():
     assert grid.nbytes < 10_000
 
 
+def test_a_full_map_evicts_unconfirmed_strays_before_well_seen_surfaces():
+    """A wall seen in the first frames (many readings a voxel) outlives the single stray readings of
+    later frames; the newest frame's voxels, seen once so far, are not strays yet."""
+    grid = VoxelMap(voxel_size=1.0, max_voxels=45, grace_inserts=3)
+    wall = np.stack(np.meshgrid(np.arange(5), np.arange(4), indexing="ij"), -1).reshape(-1, 2) + 0.5
+    wall = np.column_stack([wall, np.full(len(wall), 0.5)])  # 20 voxels
+    for _ in range(3):
+        grid.insert(np.repeat(wall, 4, axis=0))
+    rng = np.random.default_rng(1)
+    for k in range(10):  # 10 frames of 5 strays each, far from the wall
+        grid.insert(rng.uniform(0, 1000, size=(5, 3)) + np.array([0.0, 0.0, 100.0]))
+    latest = np.arange(12)[:, None] * np.array([[1.0, 0.0, 0.0]]) + np.array([0.5, 50.5, 0.5])
+    grid.insert(latest)  # a new surface, seen once
+    assert len(grid) == 45
+    kept = {tuple(p) for p in np.round(grid.points(), 3)}
+    assert {tuple(p) for p in wall} <= kept
+    assert {tuple(p) for p in latest} <= kept
+    # With eviction by age alone the wall, the oldest, would go first.
+    by_age = VoxelMap(voxel_size=1.0, max_voxels=45, grace_inserts=10**9)
+    for _ in range(3):
+        by_age.insert(np.repeat(wall, 4, axis=0))
+    rng = np.random.default_rng(1)
+    for k in range(10):
+        by_age.insert(rng.uniform(0, 1000, size=(5, 3)) + np.array([0.0, 0.0, 100.0]))
+    by_age.insert(latest)
+    assert not {tuple(p) for p in wall} <= {tuple(p) for p in np.round(by_age.points(), 3)}
+
+
 def test_memory_stays_bounded_under_a_long_stream():
     grid = VoxelMap(voxel_size=0.05, max_voxels=5_000)
     rng = np.random.default_rng(0)

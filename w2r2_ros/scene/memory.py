@@ -64,6 +64,9 @@ class SceneMemoryConfig:
     max_keyframes: int = 32
     voxel_size: float = 0.05
     max_voxels: int = 200_000
+    # Beyond max_voxels, voxels holding one reading that the last evict_grace_inserts fused frames did
+    # not confirm are evicted first (scene/voxel_map.py), then the least recently updated.
+    evict_grace_inserts: int = 10
     # Every depth_stride-th depth row and column is fused; 0: the smallest stride that keeps a frame
     # within depth_max_points (35k: stride 3 at 640x480, 2 at 320x240, 6 at 1280x720): a low-resolution
     # camera at stride 3 gave fragments (docs/PROPOSALS.md, "Sparse maps": recall at 320x240 is higher
@@ -244,7 +247,7 @@ class SceneMemory:
             config.max_pose_wait_frames,
         )
         self._keyframes = KeyframeBuffer(config.max_keyframes)
-        self._voxels = VoxelMap(config.voxel_size, config.max_voxels)
+        self._voxels = VoxelMap(config.voxel_size, config.max_voxels, grace_inserts=config.evict_grace_inserts)
         self._proposals: tuple[Proposal, ...] = ()
         self._next_proposal_id = 0
         self._proposal_warnings: tuple[ProposalWarning, ...] = ()

@@ -6,8 +6,12 @@ their integer grid index packed into one int64 (21 bits per axis, so +-52 km at
 5 cm) and stored sorted by key, which makes an insert a handful of vectorised
 numpy calls (``np.unique`` on the new keys, ``np.searchsorted`` into the map)
 instead of a Python loop per point. When the map holds more than
-``max_voxels``, the least recently updated voxels are evicted, so memory stays
-bounded however long the stream runs.
+``max_voxels``, voxels are evicted, so memory stays bounded however long the
+stream runs: first those that hold a single reading and were not updated by the
+last ``grace_inserts`` inserts (a stray depth return that no later frame
+confirmed), oldest first, then the least recently updated. A noisy camera
+leaves tens of thousands of such strays; evicting by age alone dropped whole
+well-seen rooms of a three-room map first (docs/PROPOSALS.md, "The voxel cap").
 """
 from __future__ import annotations
 
@@ -53,15 +57,16 @@ class VoxelMap:
     Not thread-safe on its own (SceneMemory locks).
     """
 
-    def __init__(self, voxel_size: float = 0.05, max_voxels: int = 200_000, max_weight: int = 64) -> None:
-        if voxel_size <= 0 or max_voxels < 1 or max_weight < 1:
+    def __init__(self, voxel_size: float = 0.05, max_voxels: int = 200_000, max_weight: int = 64, grace_inserts: int = 10) -> None:
+        if voxel_size <= 0 or max_voxels < 1 or max_weight < 1 or grace_inserts < 0:
             raise ValueError(
-                f"VoxelMap: need voxel_size > 0, max_voxels >= 1, max_weight >= 1 "
-                f"(got {voxel_size}, {max_voxels}, {max_weight})"
+                f"VoxelMap: need voxel_size > 0, max_voxels >= 1, max_weight >= 1, grace_inserts >= 0 "
+                f"(got {voxel_size}, {max_voxels}, {max_weight}, {grace_inserts})"
             )
         self.voxel_size = float(voxel_size)
         self.max_voxels = int(max_voxels)
         self.max_weight = int(max_weight)
+        self.grace_inserts = int(grace_inserts)
         self.clear()
 
     def clear(self) -> None:
@@ -154,7 +159,10 @@ class VoxelMap:
         excess = len(self._keys) - self.max_voxels
         if excess <= 0:
             return
-        oldest = np.argpartition(self._last_insert, excess - 1)[:excess]
+        # Unconfirmed strays rank before every other voxel (their age shifted below all ages), oldest first.
+        stray = (self._hits <= 1) & (self._last_insert <= self._inserts - self.grace_inserts)
+        rank = np.where(stray, self._last_insert - (self._inserts + 1), self._last_insert)
+        oldest = np.argpartition(rank, excess - 1)[:excess]
         keep = np.ones(len(self._keys), dtype=bool)
         keep[oldest] = False
         self._keys = self._keys[keep]
