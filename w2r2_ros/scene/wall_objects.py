@@ -25,7 +25,9 @@ out of it, height above the floor):
    regions side by side stay apart (a curtain beside its window).
 4. Segments smaller than ``min_voxels`` or ``min_size_m`` along the wall or in
    height are dropped (wall texture, a switch); longer than ``max_length_m``
-   they are the wall's own shading or a wall-long strip, not an object.
+   they are cut into their runs of columns at least ``min_size_m`` tall (a
+   door whose colour runs on into a low strip at the wall's foot), and a piece
+   still that long is the wall's own shading or a wall-long strip, not an object.
 
 The box is turned with the wall and reaches from the wall plane (the object's
 back lies on the wall; the sensor never sees it) to the segment's front. A
@@ -160,8 +162,34 @@ def find_wall_objects(
                 break
         else:
             kept.append((member, k))
-    found = [_box(member, frames[k], depth[k], heights, config) for member, k in kept]
+    found = [
+        _box(piece, frames[k], depth[k], heights, config)
+        for member, k in kept
+        for piece in _tall_runs(member, frames[k][3], heights, voxel, config)
+    ]
     return [f for f in found if f is not None]
+
+
+def _tall_runs(member: np.ndarray, u: np.ndarray, heights: np.ndarray, voxel: float, config: WallObjectConfig) -> list[np.ndarray]:
+    """A segment longer than ``max_length_m`` cut into its runs of tall columns: a door whose colour runs on
+    into a low strip along the foot of the wall (the floor's edge, a skirting board) came out 3.2-3.7 m
+    long and was dropped. Columns (one voxel wide along the wall) lower than ``min_size_m`` are left
+    out; runs of the rest, apart by more than a voxel, are segments of their own. A segment within the
+    length limit is returned as it is (a window's sill is lower than its frame but belongs to it)."""
+    along = u[member]
+    if np.ptp(along) <= config.max_length_m:
+        return [member]
+    column = np.floor((along - along.min()) / voxel).astype(np.int64)
+    n = int(column.max()) + 1
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(low, column, heights[member])
+    np.maximum.at(high, column, heights[member])
+    tall = high - low >= config.min_size_m
+    runs = np.cumsum(np.r_[True, np.diff(np.flatnonzero(tall)) > 2])  # a one-column gap stays in the run
+    run_of_column = np.zeros(n, dtype=np.int64)
+    run_of_column[np.flatnonzero(tall)] = runs
+    label = run_of_column[column]
+    return [member[label == r] for r in np.unique(label[label > 0])]
 
 
 def _merge_enclosed(members: list[np.ndarray], u: np.ndarray, heights: np.ndarray, voxel: float) -> list[np.ndarray]:
