@@ -38,7 +38,7 @@ from w2r2_ros.scene.structure import StructureConfig, StructurePlane, find_struc
 from w2r2_ros.scene.surface_normals import estimate_normals
 from w2r2_ros.scene.voxel_graph import VoxelGraph, mean_by_label, voxel_graph
 from w2r2_ros.scene.voxel_map import voxel_index_valid
-from w2r2_ros.scene.wall_objects import WallObject, WallObjectConfig, find_wall_objects
+from w2r2_ros.scene.wall_objects import WallObject, WallObjectConfig, find_wall_objects, wall_coloured
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def segment_scene(
     if config.remove_walls and keep.any():
         planes, taken = find_structure(heights, level, normals, graph, keep, config.structure)
         walled = find_wall_objects(planes, level, heights, rgb, graph, keep.copy(), voxel, config.wall_objects)
-        keep &= ~taken
+        keep &= ~(taken | _wall_remnants(planes, level, heights, rgb, graph, keep & ~taken, keep, voxel, config))
     on_walls = np.zeros(n, dtype=bool)
     for wall_object in walled:
         on_walls[wall_object.member] = True
@@ -247,6 +247,31 @@ def segment_scene(
     point_labels[valid] = voxel_labels[graph.inverse]
     report = ProposalReport(floor, tuple(planes), tuple(reasons), n, int((~usable).sum()))
     return ProposalResult([Proposal(i, p.box, p.n_points, p.mean_rgb) for i, p in enumerate(proposals)], report, point_labels)
+
+
+def _wall_remnants(
+    planes: list[StructurePlane], level: np.ndarray, heights: np.ndarray, rgb: np.ndarray, graph: VoxelGraph,
+    left: np.ndarray, candidate: np.ndarray, voxel: float, config: ProposalConfig,
+) -> np.ndarray:
+    """What a wall's slab left of it: voxels of the wall's colour just in front of a wall longer than any
+    furniture (``wall_objects.wall_coloured`` over ``candidate``, walls of ``parts.max_object_m`` or more),
+    among the voxels ``left``, that belong to a colour region lying mostly there.
+
+    A noisy camera's far wall is thicker than the slab taken with its plane (the margin is capped at
+    6 cm; the Kinect's sigma is 2.6 cm at 4 m), and what is left of it joined the furniture against it.
+    A region of the wall's colour that reaches out of that zone is furniture of the wall's colour (a
+    white chair against a white wall) and stays whole; a wardrobe's front, tall enough to be taken for a
+    wall, is shorter than the length asked.
+    """
+    near = wall_coloured(planes, level, heights, rgb, candidate, voxel, config.wall_objects, config.parts.max_object_m) & left
+    if not near.any():
+        return near
+    colours = np.asarray(rgb, dtype=np.float64) / 255.0
+    r, c = graph.rows, graph.cols
+    same = left[r] & left[c] & (np.linalg.norm(colours[r] - colours[c], axis=1) <= config.wall_objects.colour_step)
+    region = graph.components(same)
+    share = np.bincount(region[near], minlength=graph.n_voxels) / np.maximum(np.bincount(region[left], minlength=graph.n_voxels), 1)
+    return near & (share[region] >= 0.5)
 
 
 def propose_objects(points: np.ndarray, colors: np.ndarray | None, config: ProposalConfig = ProposalConfig()) -> list[Proposal]:

@@ -88,6 +88,39 @@ def _wall_frame(plane: StructurePlane) -> tuple[np.ndarray, np.ndarray, float]:
     return normal, np.array([-normal[1], normal[0]]), plane.offset / max(horizontal, 1e-12)
 
 
+def wall_coloured(
+    planes: list[StructurePlane] | tuple[StructurePlane, ...],
+    level: np.ndarray,
+    heights: np.ndarray,
+    rgb: np.ndarray,
+    candidate: np.ndarray,
+    voxel: float,
+    config: WallObjectConfig,
+    min_length_m: float = 0.0,
+) -> np.ndarray:
+    """The ``candidate`` voxels that are wall: within ``wall_depth_margins`` thicknesses of a wall plane at
+    least ``min_length_m`` long, over its extent, and of its colour (within ``colour_step`` or
+    ``wall_spread_k`` robust spreads of the colours in the plane's slab, whichever is larger)."""
+    colours = np.asarray(rgb, dtype=np.float64) / 255.0
+    wall_like = np.zeros(len(level), dtype=bool)
+    for plane in planes:
+        if plane.kind != "wall" or plane.span is None or plane.extent_m[0] < min_length_m:
+            continue
+        normal, along, offset = _wall_frame(plane)
+        u, d = level[:, :2] @ along, level[:, :2] @ normal - offset
+        u0, u1, h0, h1 = plane.span
+        over = candidate & (u >= u0 - voxel) & (u <= u1 + voxel) & (heights <= h1 + voxel)
+        slab = over & (np.abs(d) <= plane.margin)
+        if not slab.any():
+            continue
+        median = np.median(colours[slab], axis=0)
+        distance = np.linalg.norm(colours - median, axis=1)
+        spread = 1.4826 * float(np.median(distance[slab]))
+        near = over & (np.abs(d) <= config.wall_depth_margins * plane.margin)
+        wall_like |= near & (distance <= max(config.colour_step, config.wall_spread_k * spread))
+    return wall_like
+
+
 def find_wall_objects(
     planes: list[StructurePlane] | tuple[StructurePlane, ...],
     level: np.ndarray,
@@ -105,21 +138,15 @@ def find_wall_objects(
         return []
     colours = np.asarray(rgb, dtype=np.float64) / 255.0
     frames, depth, band = [], [], []
-    wall_like = np.zeros(len(level), dtype=bool)
+    wall_like = wall_coloured(walls, level, heights, rgb, candidate, voxel, config)
     for plane in walls:
         normal, along, offset = _wall_frame(plane)
         u, d = level[:, :2] @ along, level[:, :2] @ normal - offset
         u0, u1, h0, h1 = plane.span
         over = candidate & (u >= u0 - voxel) & (u <= u1 + voxel) & (heights <= h1 + voxel)
-        slab = over & (np.abs(d) <= plane.margin)
-        if not slab.any():
+        if not (over & (np.abs(d) <= plane.margin)).any():
             frames.append(None), depth.append(d), band.append(np.zeros(len(level), dtype=bool))
             continue
-        median = np.median(colours[slab], axis=0)
-        distance = np.linalg.norm(colours - median, axis=1)
-        spread = 1.4826 * float(np.median(distance[slab]))
-        near = over & (np.abs(d) <= config.wall_depth_margins * plane.margin)
-        wall_like |= near & (distance <= max(config.colour_step, config.wall_spread_k * spread))
         frames.append((normal, along, offset, u))
         depth.append(d)
         band.append(over & (np.abs(d) <= config.band_m))
