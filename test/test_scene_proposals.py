@@ -90,6 +90,16 @@ def _best_iou(proposals, box):
     return float(oriented_iou_matrix(box.as_oriented_array(), np.stack([p.box.as_oriented_array() for p in proposals])).max())
 
 
+def _assert_found(parts, targets, min_iou, count=None):
+    """Fuse ``parts``, propose, and check that each target box has a proposal above ``min_iou`` (and that
+    there are ``count`` proposals, when given)."""
+    proposals = propose_objects(*_fused(parts))
+    if count is not None:
+        assert len(proposals) == count
+    for target in targets:
+        assert _best_iou(proposals, target) > min_iou
+
+
 def _turned(parts, yaw_deg, tilt_deg=0.0):
     """(points, colours) parts turned about z by ``yaw_deg``, then about x by ``tilt_deg``."""
     yaw, tilt = np.radians(yaw_deg), np.radians(tilt_deg)
@@ -142,11 +152,7 @@ def test_objects_standing_on_a_table_are_split_off_it():
         _surface([0.0, 0.06, 0.77], [0.5, 0.1, 1.1], (30, 30, 30)),
     ]
     monitor_box = Box3D(np.array([0.25, 0.075, 0.925]), np.array([0.5, 0.15, 0.35]))
-    points, colors = _fused(_room() + table + box + monitor_parts)
-    proposals = propose_objects(points, colors)
-    assert len(proposals) == 3
-    for target in (table_box, box_box, monitor_box):
-        assert _best_iou(proposals, target) > 0.7
+    _assert_found(_room() + table + box + monitor_parts, (table_box, box_box, monitor_box), 0.7, count=3)
 
 
 def test_a_chair_back_is_not_split_from_its_seat():
@@ -356,11 +362,7 @@ def test_what_stands_under_a_floating_part_holds_it_up():
         _surface([-0.575, -0.125, 1.08], [-0.375, 0.075, 1.25], brass, skip=("-z",)),  # shade
     ]
     lamp_box = Box3D(np.array([-0.475, -0.025, 1.0]), np.array([0.2, 0.2, 0.5]))
-    points, colors = _fused(_room() + table + monitor + lamp)
-    proposals = propose_objects(points, colors)
-    assert len(proposals) == 3
-    for target in (table_box, monitor_box, lamp_box):
-        assert _best_iou(proposals, target) > 0.6
+    _assert_found(_room() + table + monitor + lamp, (table_box, monitor_box, lamp_box), 0.6, count=3)
 
 
 def test_what_is_left_of_a_thick_noisy_wall_does_not_join_the_furniture_against_it():
@@ -378,7 +380,4 @@ def test_what_is_left_of_a_thick_noisy_wall_does_not_join_the_furniture_against_
     desk = [(p + np.array([0.04, 0.0, 0.0]), c) for p, c in desk]  # pushed against the wall
     desk_box = Box3D(desk_box.center + np.array([0.04, 0.0, 0.0]), desk_box.size)
     cabinet, cabinet_box = _solid([2.45, -1.4, 0.0], [2.98, -0.5, 0.9], (160, 60, 50))
-    points, colors = _fused(room + desk + cabinet)
-    proposals = propose_objects(points, colors)
-    for target in (desk_box, cabinet_box):
-        assert _best_iou(proposals, target) > 0.85  # 0.79 and 0.84 with the remnants joined
+    _assert_found(room + desk + cabinet, (desk_box, cabinet_box), 0.85)  # 0.79 and 0.84 with the remnants joined
