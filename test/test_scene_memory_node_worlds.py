@@ -68,9 +68,6 @@ def two_rooms():
     return recording, _stream(recording)
 
 
-@pytest.mark.xfail(strict=False, reason="over DDS the frames sent again are fused again (voxel means move a little): "
-                   "17 of 19 ids kept, 2 small pieces joined the table beside them, which kept its id "
-                   "(test_scene_memory.py::test_proposal_ids_stay_when_the_same_frames_come_again holds it in-process)")
 def test_proposal_ids_stay_while_nothing_moves(turned_room):
     """The same frames again, later: they are fused again and the map reclustered, every proposal keeps its id and box."""
     _, arrays = turned_room
