@@ -13,6 +13,7 @@ from w2r2_training.dataset import GroundingDataset
 from w2r2_training.train_cli import main
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "train_tiny.yaml"
+SHIPPED = Path(__file__).resolve().parents[1] / "w2r2_ros" / "models" / "default"
 # Class names of neither the classic nor the ScanNet catalogue's training lists (w2r2_ros/sim/world.py).
 UNSEEN = ("piano", "bicycle", "aquarium")
 
@@ -69,14 +70,19 @@ def no_target_probability(model, text, inputs, queries: list[str]) -> torch.Tens
 
 
 def test_a_name_never_trained_is_scored_and_a_scene_without_it_answers_no_target_more(trained):
+    """The shipped model answers "no target" far more for a name it was never trained on than for the names of
+    the scene's objects (0.81-0.86 against 0.23-0.41 on these scenes); the tiny model trained here scores any
+    name's embedding. The tiny model's own no-target rates, after 40 steps on two scenes of 4 frames, followed
+    accidents of its data (a change of proposals reversed them), so they are no evidence either way."""
     model, text, dataset = trained
+    shipped, shipped_text = load_checkpoint(SHIPPED)
+    assert not set(UNSEEN) & set(shipped.config.categories)
     for scene_id in dataset.scene_ids():
         record = dataset.scene(scene_id)
         present = sorted({o.category for o in record.objects})
-        assert not set(UNSEEN) & set(model.config.categories)
-        known = no_target_probability(model, text, record.inputs, [f"the {name}" for name in present])
-        unseen = no_target_probability(model, text, record.inputs, [f"the {name}" for name in UNSEEN])
-        assert unseen.mean() > known.mean() + 0.05, (scene_id, unseen.tolist(), known.tolist())
+        known = no_target_probability(shipped, shipped_text, record.inputs, [f"the {name}" for name in present])
+        unseen = no_target_probability(shipped, shipped_text, record.inputs, [f"the {name}" for name in UNSEEN])
+        assert unseen.mean() > known.mean() + 0.2, (scene_id, unseen.tolist(), known.tolist())
     # The open vocabulary: the same checkpoint scores any name's embedding against an object.
     states, mask = text.encode(["the chair"], model.config.max_text_length)
     with torch.no_grad():
