@@ -320,3 +320,39 @@ def test_segment_gives_the_proposals_update_would_without_touching_them():
     assert len(updated) == len(result.proposals) > 2
     for mine, theirs in zip(result.proposals, updated):
         assert np.allclose(mine.box.as_oriented_array(), theirs.box.as_oriented_array())
+
+
+def test_a_segmentation_of_an_older_map_never_replaces_newer_proposals():
+    """The proposals worker copies the map, then segments outside every lock; a call that copied the map after
+    more frames (or after a reset) can finish first. The older result, finishing last, is dropped."""
+    scene = generate_scene("stale_segmentation", 4)
+    intrinsics = Intrinsics.from_fov(160, 120, 70.0)
+    memory = SceneMemory(SceneMemoryConfig())
+    frames = [(pose, render_rgbd(scene, intrinsics, pose)) for pose in orbit_trajectory(scene, 8, 0)]
+    for k, (pose, frame) in enumerate(frames[:2]):
+        memory.add_rgbd(float(k), frame.rgb, frame.depth, intrinsics, pose)
+    copied, release = threading.Event(), threading.Event()
+
+    def held_back(function, *args):  # the old map's segmentation waits until the newer one is stored
+        copied.set()
+        release.wait(60)
+        return function(*args)
+
+    old = threading.Thread(target=memory.update_proposals, args=(held_back,))
+    old.start()
+    assert copied.wait(60)
+    for k, (pose, frame) in enumerate(frames[2:], start=2):
+        memory.add_rgbd(float(k), frame.rgb, frame.depth, intrinsics, pose)
+    newer = [p.box.as_oriented_array() for p in memory.update_proposals()]
+    release.set()
+    old.join(60)
+    assert [p.box.as_oriented_array().tolist() for p in memory.snapshot().proposals] == [b.tolist() for b in newer]
+    # The same after a reset: what was segmented before it does not come back.
+    copied.clear(), release.clear()
+    old = threading.Thread(target=memory.update_proposals, args=(held_back,))
+    old.start()
+    assert copied.wait(60)
+    memory.reset()
+    release.set()
+    old.join(60)
+    assert memory.snapshot().proposals == ()

@@ -239,6 +239,7 @@ class SceneMemory:
         self._fuse_ready = threading.Event()
         self._fusing = 0  # jobs taken off the queue and not yet in the voxel map
         self._map_version = 0  # bumped by every fusion: the proposals worker reclusters only a changed map
+        self._proposals_version = 0  # the map version the current proposals were segmented from
         self._sync = TimestampSync(
             config.sync_tolerance_s,
             config.max_pending_images,
@@ -399,9 +400,14 @@ class SceneMemory:
         segmentation (default: here, in the caller; ``workers.SegmentationProcess``: in a child process). Frames still queued for background fusion are fused
         first, in this call, so the proposals are those of every frame taken so far.
         """
-        _, result = self.segment(run)
+        version, _, result = self._segment_versioned(run)
         current = result.proposals
         with self._lock:
+            if version < self._proposals_version:
+                # A segmentation of an older map (started before the frames or the reset that a later call
+                # already saw) finished last: it never replaces newer proposals.
+                return self._proposals
+            self._proposals_version = version
             self._proposal_warnings = result.report.reasons
             matched, self._next_proposal_id = match_proposal_ids(
                 list(self._proposals), current, self.config.proposal_match_iou, self._next_proposal_id
@@ -414,12 +420,18 @@ class SceneMemory:
         their segmentation with the voxels' hit counts (proposals numbered 0..N-1, the report, a label per
         point), leaving the memory's proposals and ids as they are: what :meth:`update_proposals` computes,
         for tools that draw or inspect it (``bench/real_rgbd.py``). ``run`` as there."""
+        _, points, result = self._segment_versioned(run)
+        return points, result
+
+    def _segment_versioned(self, run: Runner | None) -> tuple[int, np.ndarray, ProposalResult]:
+        """:meth:`segment`, with the map version the points were copied at."""
         self.fuse_pending()
         with self._voxel_lock:
+            version = self._map_version
             points = self._voxels.points(self.config.proposal_min_hits)
             colors = self._voxels.colors(self.config.proposal_min_hits)
             hits = self._voxels.hits(self.config.proposal_min_hits)
-        return points, (run or _call)(segment_scene, points, colors, self.config.proposals, hits)
+        return version, points, (run or _call)(segment_scene, points, colors, self.config.proposals, hits)
 
     def proposal_warnings(self) -> tuple[ProposalWarning, ...]:
         """Why the last proposals may be wrong (no floor, a tilted map, only structure): for the node to
@@ -441,6 +453,7 @@ class SceneMemory:
             self._voxels.clear()
             self._to_fuse.clear()
             self._map_version += 1
+            self._proposals_version = self._map_version  # a segmentation still running on the old map is dropped
             self._proposals = ()
             self._proposal_warnings = ()
             self._last_fused_stamp = -np.inf
