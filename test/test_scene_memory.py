@@ -356,3 +356,36 @@ def test_a_segmentation_of_an_older_map_never_replaces_newer_proposals():
     release.set()
     old.join(60)
     assert memory.snapshot().proposals == ()
+
+
+def test_proposals_wait_for_the_batch_the_fusion_worker_is_inserting():
+    """With background fusion, the worker takes queued frames off the queue before it inserts them; proposals
+    asked for meanwhile are those of every frame taken, not of a map missing that batch."""
+    scene = generate_scene("inflight_fusion", 4)
+    intrinsics = Intrinsics.from_fov(160, 120, 70.0)
+    frames = [(pose, render_rgbd(scene, intrinsics, pose)) for pose in orbit_trajectory(scene, 8, 0)]
+    reference = SceneMemory(SceneMemoryConfig())
+    for k, (pose, frame) in enumerate(frames):
+        reference.add_rgbd(float(k), frame.rgb, frame.depth, intrinsics, pose)
+    want = [p.box.as_oriented_array().tolist() for p in reference.update_proposals()]
+
+    memory = SceneMemory(SceneMemoryConfig())
+    memory.set_background_fusion(True)
+    for k, (pose, frame) in enumerate(frames):
+        memory.add_rgbd(float(k), frame.rgb, frame.depth, intrinsics, pose)
+    taken, insert = threading.Event(), threading.Event()
+    fuse_jobs = memory._fuse_jobs
+
+    def slow_insert(jobs):  # the worker has the batch off the queue, and inserts it a moment later
+        taken.set()
+        insert.wait(60)
+        fuse_jobs(jobs)
+
+    memory._fuse_jobs = slow_insert
+    worker = threading.Thread(target=memory.fuse_pending)
+    worker.start()
+    assert taken.wait(60)
+    threading.Timer(0.3, insert.set).start()
+    got = [p.box.as_oriented_array().tolist() for p in memory.update_proposals()]
+    worker.join(60)
+    assert len(got) == len(want) > 2 and np.allclose(got, want, atol=1e-6)  # one insert of the batch, not eight: rounding

@@ -102,6 +102,8 @@ class SceneMemoryConfig:
     max_fusion_backlog: int = 16
 
 
+# update_proposals waits at most this long for a batch the fusion worker is inserting (an insert takes tens of ms).
+_FUSED_WAIT_S = 5.0
 # Unread statuses of frames released after waiting for their pose (take_released); ~30 s at 30 Hz.
 _MAX_RELEASED = 1024
 
@@ -238,6 +240,7 @@ class SceneMemory:
         self._to_fuse: deque[SyncedFrame | _CloudJob] = deque()
         self._fuse_ready = threading.Event()
         self._fusing = 0  # jobs taken off the queue and not yet in the voxel map
+        self._fused = threading.Condition(self._lock)  # notified whenever _fusing falls
         self._map_version = 0  # bumped by every fusion: the proposals worker reclusters only a changed map
         self._proposals_version = 0  # the map version the current proposals were segmented from
         self._sync = TimestampSync(
@@ -361,6 +364,7 @@ class SceneMemory:
         finally:
             with self._lock:
                 self._fusing -= len(jobs)
+                self._fused.notify_all()
         return len(jobs)
 
     def fusion_idle(self) -> bool:
@@ -424,8 +428,12 @@ class SceneMemory:
         return points, result
 
     def _segment_versioned(self, run: Runner | None) -> tuple[int, np.ndarray, ProposalResult]:
-        """:meth:`segment`, with the map version the points were copied at."""
+        """:meth:`segment`, with the map version the points were copied at. The frames the fusion worker has
+        taken off the queue are waited for (at most ``_FUSED_WAIT_S``): without them the copy missed a batch
+        that was neither queued nor in the map yet."""
         self.fuse_pending()
+        with self._fused:
+            self._fused.wait_for(lambda: self._fusing == 0, timeout=_FUSED_WAIT_S)
         with self._voxel_lock:
             version = self._map_version
             points = self._voxels.points(self.config.proposal_min_hits)
