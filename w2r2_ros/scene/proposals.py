@@ -447,10 +447,11 @@ def merge_overhangs(points: np.ndarray, clusters: list[_Cluster], config: Propos
                 continue
             rel = points[clusters[i].member, :2] - centre
             local = np.abs(np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1]], axis=1))
-            held = config.min_cluster_voxels <= sizes[j] >= sizes[i] and z_lo[j] - stand_gap <= z_hi[i] <= z_lo[j] + voxel
-            if not np.all(local <= size / 2 + (stand_margin if held else voxel)):
-                continue
             inside = np.all(local <= size / 2 + voxel)
+            held = (config.min_cluster_voxels <= sizes[j] >= sizes[i] and z_lo[j] - stand_gap <= z_hi[i] <= z_lo[j] + voxel
+                    and np.all(local <= size / 2 + stand_margin))
+            if not (inside or held):
+                continue
             hangs = inside and z_lo[i] < z_lo[j] and abs(z_hi[i] - z_lo[j]) <= voxel
             small = inside and loose[i] and sizes[i] <= max_fragment_share * sizes[j]
             contained = small and z_lo[i] >= z_lo[j] - voxel and z_hi[i] <= z_hi[j] + voxel
