@@ -201,8 +201,18 @@ def segment_scene(
     walled: list[WallObject] = []
     if config.remove_walls and keep.any():
         planes, taken = find_structure(heights, level, normals, graph, keep, config.structure)
-        walled = find_wall_objects(planes, level, heights, rgb, graph, keep.copy(), voxel, config.wall_objects)
-        keep &= ~(taken | _wall_remnants(planes, level, heights, rgb, graph, keep & ~taken, keep, voxel, config))
+        walls = [p for p in planes if p.kind == "wall" and p.span is not None]
+        # One colour test per wall serves both: the wall objects leave out what looks like any wall, and
+        # what looks like a long wall beyond its slab is a remnant.
+        coloured = wall_coloured(walls, level, heights, rgb, keep, voxel, config.wall_objects)
+        wall_like, long_wall_like = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        for plane, mask in zip(walls, coloured):
+            wall_like |= mask
+            if plane.extent_m[0] >= config.parts.max_object_m:
+                long_wall_like |= mask
+        walled = find_wall_objects(walls, level, heights, rgb, graph, keep.copy(), wall_like, voxel, config.wall_objects)
+        left = keep & ~taken
+        keep &= ~(taken | _wall_remnants(long_wall_like & left, left, rgb, graph, config))
     on_walls = np.zeros(n, dtype=bool)
     for wall_object in walled:
         on_walls[wall_object.member] = True
@@ -249,13 +259,10 @@ def segment_scene(
     return ProposalResult([Proposal(i, p.box, p.n_points, p.mean_rgb) for i, p in enumerate(proposals)], report, point_labels)
 
 
-def _wall_remnants(
-    planes: list[StructurePlane], level: np.ndarray, heights: np.ndarray, rgb: np.ndarray, graph: VoxelGraph,
-    left: np.ndarray, candidate: np.ndarray, voxel: float, config: ProposalConfig,
-) -> np.ndarray:
-    """What a wall's slab left of it: voxels of the wall's colour just in front of a wall longer than any
-    furniture (``wall_objects.wall_coloured`` over ``candidate``, walls of ``parts.max_object_m`` or more),
-    among the voxels ``left``, that belong to a colour region lying mostly there.
+def _wall_remnants(near: np.ndarray, left: np.ndarray, rgb: np.ndarray, graph: VoxelGraph, config: ProposalConfig) -> np.ndarray:
+    """What a wall's slab left of it: of the voxels ``near`` (a long wall's colour just in front of it:
+    ``wall_objects.wall_coloured`` of the walls of ``parts.max_object_m`` or more, among the voxels ``left``
+    after the slabs), those in a colour region of ``left`` that lies mostly there.
 
     A noisy camera's far wall is thicker than the slab taken with its plane (the margin is capped at
     6 cm; the Kinect's sigma is 2.6 cm at 4 m), and what is left of it joined the furniture against it.
@@ -263,7 +270,6 @@ def _wall_remnants(
     white chair against a white wall) and stays whole; a wardrobe's front, tall enough to be taken for a
     wall, is shorter than the length asked.
     """
-    near = wall_coloured(planes, level, heights, rgb, candidate, voxel, config.wall_objects, config.parts.max_object_m) & left
     if not near.any():
         return near
     colours = np.asarray(rgb, dtype=np.float64) / 255.0

@@ -89,36 +89,35 @@ def _wall_frame(plane: StructurePlane) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def wall_coloured(
-    planes: list[StructurePlane] | tuple[StructurePlane, ...],
+    walls: list[StructurePlane] | tuple[StructurePlane, ...],
     level: np.ndarray,
     heights: np.ndarray,
     rgb: np.ndarray,
     candidate: np.ndarray,
     voxel: float,
     config: WallObjectConfig,
-    min_length_m: float = 0.0,
-) -> np.ndarray:
-    """The ``candidate`` voxels that are wall: within ``wall_depth_margins`` thicknesses of a wall plane at
-    least ``min_length_m`` long, over its extent, and of its colour (within ``colour_step`` or
-    ``wall_spread_k`` robust spreads of the colours in the plane's slab, whichever is larger)."""
+) -> list[np.ndarray]:
+    """Per wall of ``walls``, the ``candidate`` voxels that are that wall: within ``wall_depth_margins``
+    thicknesses of its plane, over its extent, and of its colour (within ``colour_step`` or ``wall_spread_k``
+    robust spreads of the colours in the plane's slab, whichever is larger). ``segment_scene`` computes them
+    once: their union is what ``find_wall_objects`` leaves out, the long walls' masks are their remnants."""
     colours = np.asarray(rgb, dtype=np.float64) / 255.0
-    wall_like = np.zeros(len(level), dtype=bool)
-    for plane in planes:
-        if plane.kind != "wall" or plane.span is None or plane.extent_m[0] < min_length_m:
-            continue
+    masks = []
+    for plane in walls:
         normal, along, offset = _wall_frame(plane)
         u, d = level[:, :2] @ along, level[:, :2] @ normal - offset
         u0, u1, h0, h1 = plane.span
         over = candidate & (u >= u0 - voxel) & (u <= u1 + voxel) & (heights <= h1 + voxel)
         slab = over & (np.abs(d) <= plane.margin)
         if not slab.any():
+            masks.append(np.zeros(len(level), dtype=bool))
             continue
         median = np.median(colours[slab], axis=0)
         distance = np.linalg.norm(colours - median, axis=1)
         spread = 1.4826 * float(np.median(distance[slab]))
         near = over & (np.abs(d) <= config.wall_depth_margins * plane.margin)
-        wall_like |= near & (distance <= max(config.colour_step, config.wall_spread_k * spread))
-    return wall_like
+        masks.append(near & (distance <= max(config.colour_step, config.wall_spread_k * spread)))
+    return masks
 
 
 def find_wall_objects(
@@ -128,17 +127,18 @@ def find_wall_objects(
     rgb: np.ndarray,
     graph: VoxelGraph,
     candidate: np.ndarray,
+    wall_like: np.ndarray,
     voxel: float,
     config: WallObjectConfig,
 ) -> list[WallObject]:
     """Wall objects among the ``candidate`` voxels (above the floor, not isolated; wall slabs included)
-    of a levelled map, one list over all walls in ``planes``."""
+    of a levelled map, one list over all walls in ``planes``; ``wall_like`` marks the voxels that look like
+    a wall (the union of ``wall_coloured`` over the same walls and candidates), which no object takes."""
     walls = [p for p in planes if p.kind == "wall" and p.span is not None]
     if not config.enabled or not walls or not candidate.any():
         return []
     colours = np.asarray(rgb, dtype=np.float64) / 255.0
     frames, depth, band = [], [], []
-    wall_like = wall_coloured(walls, level, heights, rgb, candidate, voxel, config)
     for plane in walls:
         normal, along, offset = _wall_frame(plane)
         u, d = level[:, :2] @ along, level[:, :2] @ normal - offset
