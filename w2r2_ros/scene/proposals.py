@@ -90,8 +90,10 @@ class ProposalConfig:
     # With hit counts (segment_scene's ``hits``): a voxel hit only once does not widen the box of an object
     # whose median voxel was hit at least this often (0: every voxel counts). Around a well-seen object a
     # single reading is a stray (a flying pixel two neighbours confirmed); a sparse map's voxels are all
-    # hit once or twice, so none is left out there.
-    box_single_hit_median: float = 5.0
+    # hit once or twice, so none is left out there. 3, not 5: a dark object loses most of its pixels to
+    # the sensor's holes (a dark bin's median voxel is hit 3 times in a 40-frame orbit) and its strays
+    # widened its box by a voxel on every side (PROPOSALS.md, "Fifth round").
+    box_single_hit_median: float = 3.0
 
 
 @dataclass(frozen=True)
