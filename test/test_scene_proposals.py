@@ -260,6 +260,58 @@ def test_touching_furniture_stays_apart():
         assert _best_iou(proposals, box) > 0.6, box
 
 
+def _grouped(blocks, config=PartConfig()):
+    """``group_parts`` on hand-labelled parts: ``blocks`` of (x range, y range, z range, normal, grey
+    level) in 5 cm cells, one part each; returns the object of each part."""
+    cells, labels, normals, greys = [], [], [], []
+    for label, (xs, ys, zs, normal, grey) in enumerate(blocks):
+        for x in xs:
+            for y in ys:
+                for z in zs:
+                    cells.append((x, y, z)); labels.append(label); normals.append(normal); greys.append(grey)
+    voxel = 0.05
+    cells = np.array(cells)
+    graph = voxel_graph((cells + 0.5) * voxel, voxel)
+    index_of = {tuple(c): i for i, c in enumerate(cells)}
+    order = np.array([index_of[tuple(c)] for c in graph.cells])
+    parts = np.array(labels)[order]
+    colours = np.repeat(np.array(greys)[order][:, None], 3, axis=1)
+    heights = graph.cells[:, 2] * voxel + voxel / 2
+    objects = group_parts(parts, heights, np.array(normals, float)[order], colours, graph, voxel, config)
+    return [int(objects[parts == label][0]) for label in range(len(blocks))]
+
+
+@pytest.mark.parametrize("seat_wall_m", [0.3, 0.0])
+def test_a_sofa_back_darker_than_its_seat_joins_it_a_cabinet_beside_a_table_does_not(seat_wall_m: float):
+    """A sofa's back whose top is darker than its seat (by more than ``colour_step``, as the world paints
+    a bright sofa): its face hangs under the back's top and stands on the seat's rim, as the side of a
+    cabinet that a table abuts does. The back's top, 0.2 m across, is too narrow to be a cabinet's
+    (``seat_wall_m``): the back joins its seat. The cabinet's top is 0.5 m across: cabinet and table
+    stay apart. An arm's inner face seen along half the arm's top joins both too (a cabinet's side must
+    run along 70 % of its top, ``span_fraction``). A box before the seat has a narrow top too, but no
+    slab's (``seat_wall_ratio``): it stays apart. With the rule off the back and the arm's top are
+    objects of their own."""
+    up, side, along_x = (0, 0, 1), (0, 1, 0), (1, 0, 0)
+    seat, back_face, back_top, arm_face, arm_top, box_face, box_top, table, cabinet_side, cabinet_top = _grouped([
+        (range(0, 30), range(0, 12), [8], up, 200),           # seat top at 0.43 m
+        (range(0, 30), [12], range(9, 17), side, 170),        # the back's front face above the seat
+        (range(0, 30), range(12, 16), [17], up, 170),         # the back's top, 0.2 m deep, at 0.88 m
+        ([30], range(0, 6), range(9, 12), along_x, 180),      # an arm's inner face, seen along half the arm
+        (range(30, 34), range(0, 12), [12], up, 180),         # the arm's top at 0.63 m
+        (range(9, 14), [-1], range(9, 13), side, 100),        # a box before the seat: its face above the seat
+        (range(9, 14), range(-5, 0), [13], up, 100),          # and its top, 0.25 m square: no slab
+        (range(40, 60), range(0, 16), [14], up, 90),          # a table top at 0.73 m
+        ([60], range(0, 10), range(15, 20), along_x, 230),    # a cabinet's side above the table
+        (range(60, 70), range(0, 10), [20], up, 230),         # the cabinet's top, 0.5 m across
+    ], PartConfig(seat_wall_m=seat_wall_m))
+    assert back_face == back_top
+    assert (back_face == seat) == (seat_wall_m > 0)
+    assert arm_face == seat  # it stands on the seat's rim
+    assert (arm_top == seat) == (seat_wall_m > 0)
+    assert box_face == box_top != seat
+    assert cabinet_side == cabinet_top != table
+
+
 def test_a_part_under_a_seat_and_a_desk_holds_up_the_seat_only():
     """Hand-labelled parts, as on the SUN3D carrels: a desk top whose fused part reaches down beside a
     chair pushed under it (real tops are 10-15 cm thick after fusion; there it spanned 0.28-0.87 m),

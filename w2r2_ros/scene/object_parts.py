@@ -15,7 +15,10 @@ a table top, a seat, a counter top, a shelf board):
 - a part that rises from the surface's rim is the same object (a chair's back,
   a sofa's arm); when it meets several rims (the back of a chair pushed under
   a table leans on the table top's edge) it joins the surface nearest its
-  bottom (the seat);
+  bottom (the seat); one that also hangs under a second surface joins both if
+  that one's colour matches the seat's (a sofa's arm side) or is a narrow slab's
+  top (a sofa's back or arm, ``seat_wall_m``), else only the one it hangs under
+  (the side of a cabinet that a table abuts);
 - a part that touches the surface from above inside its footprint stands on it
   (a monitor, a mug): a different object;
 - two supports that touch at the same height (within ``same_surface_m``) are
@@ -59,6 +62,15 @@ class PartConfig:
     # A part under one surface and on another's rim joins both only if it runs along this share of
     # the upper surface (a sofa's arm side does, a chair back under a table's edge does not).
     span_fraction: float = 0.7
+    # ...and when that surface is narrower than seat_wall_m across the part, the part joins the seat
+    # whatever the colours and however much of the top it runs along: it is a wall standing on the
+    # seat (a sofa's back or arm under its own top),
+    # not the side of a deeper piece of furniture beside it (a cabinet a table abuts, whose top runs on
+    # behind its face), and at least seat_wall_ratio times as long as it is wide (a slab: a box at the
+    # rim has a narrow top too). A synthetic sofa's back is 0.18-0.2 m thick and its arms 0.15-0.25 m
+    # by 0.6-0.8 m; a real one's back is 0.15-0.3 m; bookshelves are 0.28 m deep or more. 0 switches it off.
+    seat_wall_m: float = 0.3
+    seat_wall_ratio: float = 2.0
     # A horizontal part (median |normal z| above cos(horizontal_deg)) of this area is a support surface.
     horizontal_deg: float = 25.0
     support_min_area_m2: float = 0.05
@@ -113,14 +125,13 @@ class _UnionFind:
         return a
 
 
-def _spans(part_cells: np.ndarray, support_cells: np.ndarray, fraction: float) -> bool:
-    """Whether a part runs along at least ``fraction`` of a support's extent, measured along the
-    part's own main horizontal direction."""
+def _extents(part_cells: np.ndarray, support_cells: np.ndarray) -> tuple[float, float, float]:
+    """Extents in cells, along the part's own main horizontal direction, of the part and of a
+    support, and the support's extent across that direction."""
     xy = part_cells.astype(np.float64)
     centred = xy - xy.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    along = support_cells @ vt[0]
-    return np.ptp(xy @ vt[0]) + 1 >= fraction * (np.ptp(along) + 1)
+    _, _, vt = np.linalg.svd(centred)  # full: two directions even for a part of one cell
+    return np.ptp(xy @ vt[0]) + 1, np.ptp(support_cells @ vt[0]) + 1, np.ptp(support_cells @ vt[1]) + 1
 
 
 def split_parts(normals: np.ndarray, curvature: np.ndarray, colours: np.ndarray, graph: VoxelGraph, config: PartConfig) -> np.ndarray:
@@ -279,11 +290,18 @@ def group_parts(
             # under a table (under a stretch of the table top's edge, on its seat), or the side of a
             # cabinet a table abuts (under the cabinet's top, on the table's rim, another colour).
             # Only the first joins both; the others join the surface they hang under... or their seat.
+            # A top too narrow to be a cabinet's (seat_wall_m) makes the part a wall of the seat (a
+            # sofa's back or arm, painted or lit darker than its seat): it joins both, whatever the
+            # colours, and also when it is seen along only part of the top (an arm's inner face
+            # half hidden by a cushion or by the view).
             if rim is None or not rim[1]:
                 union.union(s, o)
-            elif _spans(cells[members[o]], cells[members[s]], config.span_fraction):
+                continue
+            part_along, support_along, support_across = _extents(cells[members[o]], cells[members[s]])
+            wall = support_across * voxel <= config.seat_wall_m and support_along >= config.seat_wall_ratio * support_across
+            if wall or part_along >= config.span_fraction * support_along:
                 union.union(s, o)
-                if np.linalg.norm(part_rgb[s] - part_rgb[rim[2]]) > config.colour_step:
+                if not wall and np.linalg.norm(part_rgb[s] - part_rgb[rim[2]]) > config.colour_step:
                     rim = None  # another object's surface at its foot
         if rim is not None and (o not in hangs or rim[1]):
             union.union(rim[2], o)
