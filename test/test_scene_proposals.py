@@ -260,25 +260,30 @@ def test_touching_furniture_stays_apart():
         assert _best_iou(proposals, box) > 0.6, box
 
 
-def _grouped(blocks, config=PartConfig()):
-    """``group_parts`` on hand-labelled parts: ``blocks`` of (x range, y range, z range, normal, grey
-    level) in 5 cm cells, one part each; returns the object of each part."""
+def _cells(xs, ys, zs):
+    """The 5 cm cells of a block: every (x, y, z) of the three ranges."""
+    return [(x, y, z) for x in xs for y in ys for z in zs]
+
+
+def _grouped(parts, config=PartConfig()):
+    """``group_parts`` on hand-labelled parts: ``parts`` of (cells, normal, grey level), one part each;
+    returns the object of each part."""
     cells, labels, normals, greys = [], [], [], []
-    for label, (xs, ys, zs, normal, grey) in enumerate(blocks):
-        for x in xs:
-            for y in ys:
-                for z in zs:
-                    cells.append((x, y, z)); labels.append(label); normals.append(normal); greys.append(grey)
+    for label, (part_cells, normal, grey) in enumerate(parts):
+        cells += part_cells
+        labels += [label] * len(part_cells)
+        normals += [normal] * len(part_cells)
+        greys += [grey] * len(part_cells)
     voxel = 0.05
     cells = np.array(cells)
     graph = voxel_graph((cells + 0.5) * voxel, voxel)
     index_of = {tuple(c): i for i, c in enumerate(cells)}
     order = np.array([index_of[tuple(c)] for c in graph.cells])
-    parts = np.array(labels)[order]
+    labels = np.array(labels)[order]
     colours = np.repeat(np.array(greys)[order][:, None], 3, axis=1)
     heights = graph.cells[:, 2] * voxel + voxel / 2
-    objects = group_parts(parts, heights, np.array(normals, float)[order], colours, graph, voxel, config)
-    return [int(objects[parts == label][0]) for label in range(len(blocks))]
+    objects = group_parts(labels, heights, np.array(normals, float)[order], colours, graph, voxel, config)
+    return [int(objects[labels == label][0]) for label in range(len(parts))]
 
 
 @pytest.mark.parametrize("seat_wall_m", [0.3, 0.0])
@@ -293,16 +298,16 @@ def test_a_sofa_back_darker_than_its_seat_joins_it_a_cabinet_beside_a_table_does
     objects of their own."""
     up, side, along_x = (0, 0, 1), (0, 1, 0), (1, 0, 0)
     seat, back_face, back_top, arm_face, arm_top, box_face, box_top, table, cabinet_side, cabinet_top = _grouped([
-        (range(0, 30), range(0, 12), [8], up, 200),           # seat top at 0.43 m
-        (range(0, 30), [12], range(9, 17), side, 170),        # the back's front face above the seat
-        (range(0, 30), range(12, 16), [17], up, 170),         # the back's top, 0.2 m deep, at 0.88 m
-        ([30], range(0, 6), range(9, 12), along_x, 180),      # an arm's inner face, seen along half the arm
-        (range(30, 34), range(0, 12), [12], up, 180),         # the arm's top at 0.63 m
-        (range(9, 14), [-1], range(9, 13), side, 100),        # a box before the seat: its face above the seat
-        (range(9, 14), range(-5, 0), [13], up, 100),          # and its top, 0.25 m square: no slab
-        (range(40, 60), range(0, 16), [14], up, 90),          # a table top at 0.73 m
-        ([60], range(0, 10), range(15, 20), along_x, 230),    # a cabinet's side above the table
-        (range(60, 70), range(0, 10), [20], up, 230),         # the cabinet's top, 0.5 m across
+        (_cells(range(0, 30), range(0, 12), [8]), up, 200),          # seat top at 0.43 m
+        (_cells(range(0, 30), [12], range(9, 17)), side, 170),       # the back's front face above the seat
+        (_cells(range(0, 30), range(12, 16), [17]), up, 170),        # the back's top, 0.2 m deep, at 0.88 m
+        (_cells([30], range(0, 6), range(9, 12)), along_x, 180),     # an arm's inner face, seen along half the arm
+        (_cells(range(30, 34), range(0, 12), [12]), up, 180),        # the arm's top at 0.63 m
+        (_cells(range(9, 14), [-1], range(9, 13)), side, 100),       # a box before the seat: its face above the seat
+        (_cells(range(9, 14), range(-5, 0), [13]), up, 100),         # and its top, 0.25 m square: no slab
+        (_cells(range(40, 60), range(0, 16), [14]), up, 90),         # a table top at 0.73 m
+        (_cells([60], range(0, 10), range(15, 20)), along_x, 230),   # a cabinet's side above the table
+        (_cells(range(60, 70), range(0, 10), [20]), up, 230),        # the cabinet's top, 0.5 m across
     ], PartConfig(seat_wall_m=seat_wall_m))
     assert back_face == back_top
     assert (back_face == seat) == (seat_wall_m > 0)
@@ -317,36 +322,18 @@ def test_a_part_under_a_seat_and_a_desk_holds_up_the_seat_only():
     chair pushed under it (real tops are 10-15 cm thick after fusion; there it spanned 0.28-0.87 m),
     the chair's seat, and the chair's base under both, touching both. The base hangs under the lowest
     surface above it (the seat): desk and chair stay two objects. Hanging under both joined them."""
-    cells, labels = [], []
-    for x in range(0, 28):
-        for y in range(0, 16):
-            cells.append((x, y, 14)); labels.append(0)  # desk top at 0.70 m
-    for z in range(5, 8):
-        cells.append((16, 9, z)); labels.append(0)  # the desk part's noise, reaching down beside the base
-    for x in range(8, 17):
-        for y in range(4, 13):
-            cells.append((x, y, 9)); labels.append(1)  # seat at 0.45 m
-    for x in range(11, 14):
-        for y in range(7, 10):
-            for z in range(2, 9):
-                if x in (11, 13) or y in (7, 9):
-                    cells.append((x, y, z)); labels.append(2)  # the base (a hollow column) under the seat
-    for x in range(14, 16):
-        cells.append((x, 9, 6)); labels.append(2)  # a foot of the base, touching the desk part
-    voxel = 0.05
-    cells = np.array(cells)
-    points = (cells + 0.5) * voxel
-    graph = voxel_graph(points, voxel)
-    label_of = {tuple(c): label for c, label in zip(cells, labels)}
-    parts = np.array([label_of[tuple(c)] for c in graph.cells])
-    normals = np.zeros((len(points), 3))
-    normals[:, 2] = 1.0
-    normals[parts == 2] = (1.0, 0.0, 0.0)
-    heights = graph.cells[:, 2] * voxel + voxel / 2
-    colours = np.where(parts[:, None] == 0, 230, 60).repeat(3, axis=1)
-    objects = group_parts(parts, heights, normals, colours, graph, voxel, PartConfig())
-    assert objects[parts == 1][0] == objects[parts == 2][0]  # the base holds up its seat
-    assert objects[parts == 0][0] != objects[parts == 1][0]  # and the desk is another object
+    up = (0, 0, 1)
+    base = [(x, y, z) for x, y, z in _cells(range(11, 14), range(7, 10), range(2, 9)) if x in (11, 13) or y in (7, 9)]
+    desk, seat, column = _grouped([
+        # the desk top at 0.70 m, and its part's noise reaching down beside the base
+        (_cells(range(0, 28), range(0, 16), [14]) + _cells([16], [9], range(5, 8)), up, 230),
+        # the seat at 0.45 m
+        (_cells(range(8, 17), range(4, 13), [9]), up, 60),
+        # the base (a hollow column) under the seat, and a foot of it touching the desk part
+        (base + _cells(range(14, 16), [9], [6]), (1, 0, 0), 60),
+    ])
+    assert seat == column  # the base holds up its seat
+    assert desk != seat  # and the desk is another object
 
 
 def test_a_desk_against_a_long_partition_is_cut_from_it():

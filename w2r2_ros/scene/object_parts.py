@@ -62,13 +62,13 @@ class PartConfig:
     # A part under one surface and on another's rim joins both only if it runs along this share of
     # the upper surface (a sofa's arm side does, a chair back under a table's edge does not).
     span_fraction: float = 0.7
-    # ...and when that surface is narrower than seat_wall_m across the part, the part joins the seat
-    # whatever the colours and however much of the top it runs along: it is a wall standing on the
-    # seat (a sofa's back or arm under its own top),
-    # not the side of a deeper piece of furniture beside it (a cabinet a table abuts, whose top runs on
-    # behind its face), and at least seat_wall_ratio times as long as it is wide (a slab: a box at the
-    # rim has a narrow top too). A synthetic sofa's back is 0.18-0.2 m thick and its arms 0.15-0.25 m
-    # by 0.6-0.8 m; a real one's back is 0.15-0.3 m; bookshelves are 0.28 m deep or more. 0 switches it off.
+    # ...except under a slab's top: narrower than seat_wall_m across the part and at least
+    # seat_wall_ratio times as long as wide (a box at the rim has a narrow top too). Such a part joins the
+    # seat whatever the colours and however much of the top it runs along: it is a wall standing on the
+    # seat (a sofa's back or arm under its own top), not the side of a deeper piece of furniture beside
+    # it (a cabinet a table abuts, whose top runs on behind its face). A synthetic sofa's back is
+    # 0.18-0.2 m thick and its arms 0.15-0.25 m by 0.6-0.8 m; a real one's back is 0.15-0.3 m;
+    # bookshelves are 0.28 m deep or more. 0 switches it off.
     seat_wall_m: float = 0.3
     seat_wall_ratio: float = 2.0
     # A horizontal part (median |normal z| above cos(horizontal_deg)) of this area is a support surface.
