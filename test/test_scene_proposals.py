@@ -317,6 +317,43 @@ def test_a_sofa_back_darker_than_its_seat_joins_it_a_cabinet_beside_a_table_does
     assert cabinet_side == cabinet_top != table
 
 
+def _legs(xs, ys, top, grey):
+    """Hand-labelled parts: one leg under each corner of a top spanning ``xs`` by ``ys`` at cell height ``top``."""
+    return [(_cells([x], [y], range(0, top)), (1, 0, 0), grey) for x in (xs[0], xs[-1]) for y in (ys[0], ys[-1])]
+
+
+@pytest.mark.parametrize("separate", [True, False])
+def test_two_tables_pushed_together_at_one_height_stay_two_a_runner_joins_its_table(separate: bool):
+    """Two table tops of different colours touching at one height (0.73 m), each on its own four legs, and
+    a third table with a runner (another colour, at the same level, holding up nothing but a speck of
+    the top's fused thickness, ``held_part_drop_m``) and a rim strip
+    two voxels wide along two of its edges (blended with its sides' colour), which two of its legs are
+    under. The two tables stay two objects, each with its legs; a leg at the seam touches both tops and
+    joins the one it touches most. The runner and the rim strip, with the legs under it, join their
+    table (a strip is too narrow to be a table: ``held_surface_min_m``). With ``separate_held_surfaces``
+    off every touching pair of supports at one level is one surface: the two tables are one object."""
+    up = (0, 0, 1)
+    a_xs, b_xs, c_xs, ys = range(0, 16), range(16, 30), range(40, 56), range(0, 12)
+    runner = _cells(range(44, 52), range(4, 9), [14])  # 0.4 x 0.25 m
+    speck = _cells([47], [6], [13])  # under the runner: the fused top's thickness, no leg
+    rim = _cells([54, 55], ys, [14]) + _cells(range(44, 54), [0, 1], [14])  # an L two cells wide
+    c_top = [cell for cell in _cells(c_xs, ys, [14]) if cell not in runner + rim]
+    parts = [
+        (_cells(a_xs, ys, [14]), up, 90),
+        (_cells(b_xs, ys, [14]), up, 170),
+        (c_top, up, 90),
+        (runner, up, 230),
+        (rim, up, 140),
+        (speck, (0, 0, 1), 230),
+    ] + _legs(a_xs, ys, 14, 90) + _legs(b_xs, ys, 14, 170) + _legs(c_xs, ys, 14, 90)
+    a, b, c, on_c, c_rim, _, *legs = _grouped(parts, PartConfig(separate_held_surfaces=separate))
+    assert legs[0:4] == [a] * 4  # the two at x = 15 touch table b's top too
+    assert legs[4:8] == [b] * 4
+    assert legs[8:12] == [c] * 4  # the two at x = 55 are under the rim strip
+    assert on_c == c_rim == c
+    assert (a != b) == separate
+
+
 def test_a_part_under_a_seat_and_a_desk_holds_up_the_seat_only():
     """Hand-labelled parts, as on the SUN3D carrels: a desk top whose fused part reaches down beside a
     chair pushed under it (real tops are 10-15 cm thick after fusion; there it spanned 0.28-0.87 m),

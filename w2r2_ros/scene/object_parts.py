@@ -23,7 +23,9 @@ a table top, a seat, a counter top, a shelf board):
   (a monitor, a mug): a different object;
 - two supports that touch at the same height (within ``same_surface_m``) are
   one surface in several colours (a table top with a runner or placemats on
-  it); at different heights they stay apart (two tables pushed together).
+  it), unless each holds up parts of its own and their colours differ (two
+  tables pushed together at one height, each on its own legs); at different
+  heights they stay apart.
 
 Parts that touch no surface join each other; such a group joins the object with
 a surface it touches most only if it is small or touches it along much of
@@ -76,7 +78,19 @@ class PartConfig:
     support_min_area_m2: float = 0.05
     # Touching supports whose levels differ by at most this (metres) are one surface. Kept tight: a
     # runner on a dining table lies within a centimetre of it, two tables pushed together seldom do.
+    # ...unless their colours differ by more than colour_step, each is at least held_surface_min_m
+    # across, and each holds up a part of its own (one that hangs under it, not under the other, and
+    # reaches held_part_drop_m below it: a leg, a front): two tables pushed together at one height.
+    # A runner or a placemat holds up nothing. The rim of a top, a voxel or two wide and blended with
+    # the colour of the top's side, holds the corner legs but is no table; a table top seen in part
+    # between what stands on and around it was 0.25 m across at its widest. A speck of a top's own
+    # fused thickness (a real top is 10-15 cm thick) is no leg: on the dining-room recording the two
+    # halves of a table either side of its runner each held 1-4-voxel specks at its level.
+    # separate_held_surfaces False joins every such pair, as before.
     same_surface_m: float = 0.025
+    separate_held_surfaces: bool = True
+    held_surface_min_m: float = 0.2
+    held_part_drop_m: float = 0.2
     # A group of parts with no surface joins the object it touches most when it has fewer voxels than
     # free_group_min_voxels or touches it with at least attach_fraction contacts per voxel of its own.
     free_group_min_voxels: int = 40
@@ -132,6 +146,15 @@ def _extents(part_cells: np.ndarray, support_cells: np.ndarray) -> tuple[float, 
     centred = xy - xy.mean(axis=0)
     _, _, vt = np.linalg.svd(centred)  # full: two directions even for a part of one cell
     return np.ptp(xy @ vt[0]) + 1, np.ptp(support_cells @ vt[0]) + 1, np.ptp(support_cells @ vt[1]) + 1
+
+
+def _width(cells: np.ndarray) -> float:
+    """How wide, in cells, a part's footprint is at its widest point: the diameter of the largest disc
+    inside it, holes filled (a strip along two edges of a top is an L whose bounding rectangle is wide;
+    a top with a runner on it is a ring of narrow bands)."""
+    origin = cells.min(axis=0) - 1
+    grid = ndimage.binary_fill_holes(_footprint(cells, origin, tuple(cells.max(axis=0) - origin + 2)))
+    return 2.0 * float(ndimage.distance_transform_edt(grid).max()) - 1.0
 
 
 def split_parts(normals: np.ndarray, curvature: np.ndarray, colours: np.ndarray, graph: VoxelGraph, config: PartConfig) -> np.ndarray:
@@ -239,7 +262,9 @@ def group_parts(
     tol = config.height_tolerance_voxels * voxel
     union = _UnionFind(n_parts)
     generic: list[tuple[int, int, int]] = []
+    level_pairs: list[tuple[int, int, int]] = []  # touching supports at one level, and their contacts
     hangs: dict[int, list[int]] = {}
+    hang_contacts: dict[tuple[int, int], int] = {}
     rims: dict[int, list[tuple[float, bool, int]]] = {}  # part -> (distance of its bottom to the rim, at its bottom, support)
     for key, start, count in zip(unique_keys, starts, pair_counts):
         a, b = divmod(int(key), n_parts)
@@ -248,7 +273,7 @@ def group_parts(
         pa_, pb_ = info[a], info[b]
         if pa_.support and pb_.support:
             if abs(pa_.level - pb_.level) <= config.same_surface_m:
-                union.union(a, b)  # one surface in several colours: a table with a runner on it
+                level_pairs.append((a, b, int(count)))
             continue
         if not (pa_.support or pb_.support):
             generic.append((int(count), a, b))
@@ -260,6 +285,7 @@ def group_parts(
             o_cells = cells[members[o]] - origin
             if near[o_cells[:, 0], o_cells[:, 1]].mean() >= config.hanging_fraction:
                 hangs.setdefault(o, []).append(s)
+                hang_contacts[(o, s)] = int(count)
             continue
         contact = side[o]
         contact_cells = cells[contact] - origin
@@ -267,6 +293,7 @@ def group_parts(
             continue  # stands on the surface: another object
         at_bottom = np.median(heights[contact]) <= op.bottom + config.bottom_voxels * voxel
         rims.setdefault(o, []).append((abs(op.bottom - sp.level), bool(at_bottom), s))
+    _join_level_surfaces(level_pairs, hangs, hang_contacts, info, cells, members, part_rgb, voxel, union, config)
     # A part hangs under every surface it is under (a leg under a top). At a rim it joins one surface:
     # the one its bottom is nearest (a chair's back, posts included, joins its seat, not the table top
     # it leans on), and only if it hangs under none, or meets that rim with its bottom (a sofa's arm
@@ -338,6 +365,81 @@ def group_parts(
     roots = np.array([union.find(i) for i in range(n_parts)])
     _, object_of_part = np.unique(roots, return_inverse=True)
     return object_of_part[parts]
+
+
+def _join_level_surfaces(
+    level_pairs: list[tuple[int, int, int]],
+    hangs: dict[int, list[int]],
+    hang_contacts: dict[tuple[int, int], int],
+    info: list[_Part],
+    cells: np.ndarray,
+    members: list[np.ndarray],
+    part_rgb: np.ndarray,
+    voxel: float,
+    union: _UnionFind,
+    config: PartConfig,
+) -> None:
+    """Join the touching surfaces at one level (``level_pairs``: surface, surface, contacts) in ``union``,
+    but for two tables pushed together, and keep the parts under both (``hangs``) under one of them.
+
+    One surface in several colours (a table with a runner on it) is joined; two tables pushed together at
+    one height each hold up a part that is not under the other and differ in colour (``PartConfig``
+    says why each bound). What a narrow surface (a top's rim, blended with its side's colour) holds up
+    counts as the wide one's it touches most; it joins every wide surface it touches, but not across the
+    seam of two tables (which may meet through such a strip only). A part under two tables (a leg at
+    the seam) then hangs under the one it touches most. ``cells[members[i]]`` is part i's footprint cells.
+    """
+    held_by: dict[int, set[int]] = {}
+    for o, above in hangs.items():
+        for s in above:
+            if info[o].bottom <= info[s].level - config.held_part_drop_m:
+                held_by.setdefault(s, set()).add(o)
+    widths: dict[int, float] = {}
+
+    def wide(i: int) -> bool:
+        if i not in widths:
+            widths[i] = _width(cells[members[i]]) * voxel
+        return widths[i] >= config.held_surface_min_m
+
+    strip_of: dict[int, tuple[int, int]] = {}  # a narrow surface -> (contacts, the wide one it touches most)
+    strip_pairs: list[tuple[int, int]] = []
+    wide_pairs: list[tuple[int, int]] = []
+    for a, b, count in level_pairs:
+        if not config.separate_held_surfaces or not (wide(a) or wide(b)):
+            union.union(a, b)
+        elif wide(a) and wide(b):
+            wide_pairs.append((a, b))
+        else:
+            strip, surface = (b, a) if wide(a) else (a, b)
+            strip_pairs.append((strip, surface))
+            if strip not in strip_of or count > strip_of[strip][0]:
+                strip_of[strip] = (count, surface)
+    for strip, (_, surface) in strip_of.items():
+        union.union(surface, strip)
+        held_by.setdefault(surface, set()).update(held_by.get(strip, set()))
+    beside: dict[int, list[int]] = {}
+    for strip, surface in strip_pairs:
+        beside.setdefault(strip, []).append(surface)
+    for surfaces in beside.values():  # two tables that meet through a rim strip only
+        wide_pairs += [(a, b) for i, a in enumerate(surfaces) for b in surfaces[i + 1:]]
+    apart: set[tuple[int, int]] = set()
+    for a, b in wide_pairs:
+        own_a, own_b = held_by.get(a, set()), held_by.get(b, set())
+        if np.linalg.norm(part_rgb[a] - part_rgb[b]) > config.colour_step and own_a - own_b and own_b - own_a:
+            apart |= {(a, b), (b, a)}
+        else:
+            union.union(a, b)
+    apart = {(union.find(a), union.find(b)) for a, b in apart}
+    for strip, surface in strip_pairs:  # a narrow surface joins every wide one it touches but across a seam
+        if (union.find(strip_of[strip][1]), union.find(surface)) not in apart:
+            union.union(surface, strip)
+    if apart:
+        for o, above in hangs.items():
+            by_root: dict[int, int] = {}
+            for s in above:
+                by_root[union.find(s)] = by_root.get(union.find(s), 0) + hang_contacts[(o, s)]
+            hangs[o] = [s for s in above if not any(
+                (union.find(s), t) in apart and count > by_root[union.find(s)] for t, count in by_root.items())]
 
 
 def split_oversized(objects: np.ndarray, parts: np.ndarray, xy: np.ndarray, graph: VoxelGraph, config: PartConfig) -> np.ndarray:
