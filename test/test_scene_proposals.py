@@ -6,7 +6,7 @@ from w2r2_ros.geometry.boxes import Box3D, box_iou_matrix, oriented_iou_matrix
 from w2r2_ros.geometry.camera import Intrinsics
 from w2r2_ros.scene.proposal_recall import best_iou_per_object, stream_synthetic_scene
 from w2r2_ros.scene.object_parts import PartConfig, group_parts
-from w2r2_ros.scene.proposals import ProposalConfig, cluster_voxels, propose_objects, segment_scene
+from w2r2_ros.scene.proposals import ProposalConfig, cluster_voxels, propose_objects, segment_scene, split_resting
 from w2r2_ros.scene.voxel_graph import voxel_graph
 from w2r2_ros.scene.voxel_map import VoxelMap
 
@@ -459,3 +459,24 @@ def test_what_is_left_of_a_thick_noisy_wall_does_not_join_the_furniture_against_
     desk_box = Box3D(desk_box.center + np.array([0.04, 0.0, 0.0]), desk_box.size)
     cabinet, cabinet_box = _solid([2.45, -1.4, 0.0], [2.98, -0.5, 0.9], (160, 60, 50))
     _assert_found(room + desk + cabinet, (desk_box, cabinet_box), 0.85)  # 0.79 and 0.84 with the remnants joined
+
+
+@pytest.mark.parametrize("resting_min_m", [0.3, 0.0])
+def test_small_objects_touching_on_a_desk_are_split_by_colour_on_the_floor_not(resting_min_m: float):
+    """A dark screen and a red box touching on a desk (their lowest voxels 0.75 m up), one object after
+    grouping (no surface among their parts): two objects, by chromaticity. The same pair standing on
+    the floor stays one object (a plant's pot and leaves), and so does one object in two shades of one
+    colour on the desk. ``resting_min_m`` 0 switches the split off."""
+    voxel = 0.05
+    screen = np.array(_cells(range(0, 10), [0], range(15, 24)), float) * voxel
+    box = np.array(_cells(range(10, 14), range(0, 4), range(15, 19)), float) * voxel
+    points = np.vstack([screen, box])
+    member = np.arange(len(points))
+    colors = np.vstack([np.tile([40, 40, 50], (len(screen), 1)), np.tile([200, 40, 30], (len(box), 1))])
+    shades = np.vstack([np.tile([40, 40, 50], (len(screen), 1)), np.tile([80, 80, 100], (len(box), 1))])
+    config = ProposalConfig(resting_min_m=resting_min_m)
+    pieces = split_resting(points, colors, member, config)
+    assert sorted(len(p) for p in pieces) == ([len(box), len(screen)] if resting_min_m > 0 else [len(points)])
+    on_floor = points - [0.0, 0.0, 0.75]
+    assert len(split_resting(on_floor, colors, member, config)) == 1
+    assert len(split_resting(points, shades, member, config)) == 1

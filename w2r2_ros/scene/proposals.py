@@ -73,6 +73,12 @@ class ProposalConfig:
     max_chroma_step: float = 0.05
     # Only clusters up to this wide are searched for objects standing on them (furniture).
     max_support_m: float = 4.0
+    # An object resting on furniture (its lowest voxel at least resting_min_m above the floor, its
+    # footprint bounds' diagonal at most resting_max_m) that holds several chromaticity regions is several objects
+    # (a monitor and the box beside it on a desk, touching: their parts, none a surface, joined each
+    # other). 0 switches it off.
+    resting_min_m: float = 0.3
+    resting_max_m: float = 1.0
     # A stand holds up the object above it and joins it (merge_overhangs): a cluster beneath another
     # (its top at most a voxel above the other's bottom and at most stand_gap_m below it), with no more
     # voxels than the other, inside the other's footprint widened by stand_margin_voxels (a monitor's
@@ -236,7 +242,8 @@ def segment_scene(
     objects = split_oversized(objects, parts, levelled[:, :2], sub, config.parts)
     clusters: list[_Cluster] = []
     for member in _split_by_label(objects) if len(index) else []:
-        clusters.extend(split_stacked(levelled, rgb[index], member, config))
+        for piece in split_resting(levelled, rgb[index], member, config):
+            clusters.extend(split_stacked(levelled, rgb[index], piece, config))
     clusters = merge_overhangs(levelled, clusters, config)
     # Wall objects leave the objects they were segmented with only now, so the object pipeline (its
     # curvature bound is a quantile of the voxels it sees) splits the rest of the room as without them.
@@ -387,6 +394,17 @@ def split_stacked(
             split.append(_Cluster(member[above_index[piece]], support_z=surface_z))
             stays[above_index[piece]] = False
     return [_Cluster(member[stays])] + split
+
+
+def split_resting(points: np.ndarray, colors: np.ndarray, member: np.ndarray, config: ProposalConfig) -> list[np.ndarray]:
+    """An object resting on furniture, split into its connected pieces of one chromaticity (as what stands
+    on a surface in :func:`split_stacked`): small objects side by side on a desk touch, and the parts of
+    each (no surface among them) joined the others'. ``points`` are levelled (z = height above the floor)."""
+    p = points[member]
+    extent = p[:, :2].max(axis=0) - p[:, :2].min(axis=0)
+    if config.resting_min_m <= 0 or p[:, 2].min() < config.resting_min_m or np.hypot(*extent) > config.resting_max_m:
+        return [member]
+    return [member[piece] for piece in _pieces_by_colour(p, colors[member], config)]
 
 
 def _pieces_by_colour(points: np.ndarray, colors: np.ndarray, config: ProposalConfig) -> list[np.ndarray]:
