@@ -73,10 +73,10 @@ class ProposalConfig:
     max_chroma_step: float = 0.05
     # Only clusters up to this wide are searched for objects standing on them (furniture).
     max_support_m: float = 4.0
-    # An object resting on furniture (its lowest voxel at least resting_min_m above the floor, its
-    # footprint bounds' diagonal at most resting_max_m) that holds several chromaticity regions is several objects
-    # (a monitor and the box beside it on a desk, touching: their parts, none a surface, joined each
-    # other). 0 switches it off.
+    # An object resting on furniture (its lowest voxel at least resting_min_m above the floor, the
+    # diagonal of its footprint's bounds at most resting_max_m) that holds several chromaticity regions
+    # is several objects (a monitor and the box beside it on a desk, touching: their parts, none a
+    # surface, joined each other). resting_min_m 0 switches it off.
     resting_min_m: float = 0.3
     resting_max_m: float = 1.0
     # A stand holds up the object above it and joins it (merge_overhangs): a cluster beneath another
