@@ -480,3 +480,15 @@ def test_small_objects_touching_on_a_desk_are_split_by_colour_on_the_floor_not(r
     on_floor = points - [0.0, 0.0, 0.75]
     assert len(split_resting(on_floor, colors, member, config)) == 1
     assert len(split_resting(points, shades, member, config)) == 1
+
+
+def test_a_side_under_the_edge_of_a_turned_top_holds_it_up():
+    """A bed turned by 45 degrees: its mattress top (cells with 6 <= x + y <= 20) and its side face, which
+    stands a few centimetres outside the top's edge (the frame is wider than the mattress) and meets it
+    only diagonally (cells with x + y = 22, under the top's edge at x + y = 20). The side hangs under
+    the top: the top's footprint is widened by its eight neighbours, not four (with four, a side under
+    the staircase edge of a turned top was no part of it and the bed came out in pieces)."""
+    top = [(x, y, 10) for x in range(0, 25) for y in range(-10, 25) if 6 <= x + y <= 20 and abs(x - y) <= 8]
+    side = [(x, y, z) for x in range(0, 25) for y in range(-10, 25) for z in range(0, 10) if x + y == 22 and abs(x - y) <= 8]
+    bed_top, bed_side = _grouped([(top, (0, 0, 1), 200), (side, (0.7071, 0.7071, 0), 150)])
+    assert bed_side == bed_top

@@ -256,7 +256,7 @@ def group_parts(
         if i not in cache:
             grid = _footprint(cells[members[i]], origin, shape)
             filled = ndimage.binary_fill_holes(ndimage.binary_closing(grid, iterations=2)) | grid
-            cache[i] = (ndimage.binary_dilation(filled), ndimage.binary_erosion(filled))
+            cache[i] = (ndimage.binary_dilation(filled, structure=np.ones((3, 3), dtype=bool)), ndimage.binary_erosion(filled))
         return cache[i]
 
     tol = config.height_tolerance_voxels * voxel
