@@ -401,8 +401,7 @@ def _join_level_surfaces(
             widths[i] = _width(cells[members[i]]) * voxel
         return widths[i] >= config.held_surface_min_m
 
-    strip_of: dict[int, tuple[int, int]] = {}  # a narrow surface -> (contacts, the wide one it touches most)
-    strip_pairs: list[tuple[int, int]] = []
+    beside: dict[int, list[tuple[int, int]]] = {}  # a narrow surface -> (contacts, wide surface) it touches
     wide_pairs: list[tuple[int, int]] = []
     for a, b, count in level_pairs:
         if not config.separate_held_surfaces or not (wide(a) or wide(b)):
@@ -411,17 +410,13 @@ def _join_level_surfaces(
             wide_pairs.append((a, b))
         else:
             strip, surface = (b, a) if wide(a) else (a, b)
-            strip_pairs.append((strip, surface))
-            if strip not in strip_of or count > strip_of[strip][0]:
-                strip_of[strip] = (count, surface)
-    for strip, (_, surface) in strip_of.items():
+            beside.setdefault(strip, []).append((count, surface))
+    most = {strip: max(touching, key=lambda pair: pair[0])[1] for strip, touching in beside.items()}
+    for strip, surface in most.items():
         union.union(surface, strip)
         held_by.setdefault(surface, set()).update(held_by.get(strip, set()))
-    beside: dict[int, list[int]] = {}
-    for strip, surface in strip_pairs:
-        beside.setdefault(strip, []).append(surface)
-    for surfaces in beside.values():  # two tables that meet through a rim strip only
-        wide_pairs += [(a, b) for i, a in enumerate(surfaces) for b in surfaces[i + 1:]]
+    for touching in beside.values():  # two tables that meet through a rim strip only
+        wide_pairs += [(a, b) for i, (_, a) in enumerate(touching) for _, b in touching[i + 1:]]
     apart: set[tuple[int, int]] = set()
     for a, b in wide_pairs:
         own_a, own_b = held_by.get(a, set()), held_by.get(b, set())
@@ -430,9 +425,10 @@ def _join_level_surfaces(
         else:
             union.union(a, b)
     apart = {(union.find(a), union.find(b)) for a, b in apart}
-    for strip, surface in strip_pairs:  # a narrow surface joins every wide one it touches but across a seam
-        if (union.find(strip_of[strip][1]), union.find(surface)) not in apart:
-            union.union(surface, strip)
+    for strip, touching in beside.items():  # a narrow surface joins every wide one it touches but across a seam
+        for _, surface in touching:
+            if (union.find(most[strip]), union.find(surface)) not in apart:
+                union.union(surface, strip)
     if apart:
         for o, above in hangs.items():
             by_root: dict[int, int] = {}

@@ -241,9 +241,10 @@ def segment_scene(
     objects = group_parts(parts, heights[index], normals[index], rgb[index], sub, voxel, config.parts)
     objects = split_oversized(objects, parts, levelled[:, :2], sub, config.parts)
     clusters: list[_Cluster] = []
+    kept_rgb = rgb[index]
     for member in _split_by_label(objects) if len(index) else []:
-        for piece in split_resting(levelled, rgb[index], member, config):
-            clusters.extend(split_stacked(levelled, rgb[index], piece, config))
+        for piece in split_resting(levelled, kept_rgb, member, config):
+            clusters.extend(split_stacked(levelled, kept_rgb, piece, config))
     clusters = merge_overhangs(levelled, clusters, config)
     # Wall objects leave the objects they were segmented with only now, so the object pipeline (its
     # curvature bound is a quantile of the voxels it sees) splits the rest of the room as without them.
