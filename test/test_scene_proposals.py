@@ -492,3 +492,25 @@ def test_a_side_under_the_edge_of_a_turned_top_holds_it_up():
     side = [(x, y, z) for x in range(0, 25) for y in range(-10, 25) for z in range(0, 10) if x + y == 22 and abs(x - y) <= 8]
     bed_top, bed_side = _grouped([(top, (0, 0, 1), 200), (side, (0.7071, 0.7071, 0), 150)])
     assert bed_side == bed_top
+
+
+@pytest.mark.parametrize("free_chroma_step", [0.08, 0.0])
+def test_touching_free_parts_of_two_colours_stay_apart_unless_one_is_small(free_chroma_step: float):
+    """Parts that join no surface (under noise a chair's seat or a table's top is often not found as one)
+    join each other. Two big groups of different colours that touch are two objects (a red chair against
+    a blue table); a small group joins whatever it touches (a plant's pot, 30 voxels, under its leaves; a
+    lamp's grey pole under its yellow shade), and so do two big ones of one colour lit differently. With
+    ``free_chroma_step`` 0 every touching pair joins, as before."""
+    side = (0, 1, 0)
+    red, dark_red, blue = (200, 40, 30), (100, 20, 15), (40, 60, 200)
+    chair, chair_back, table, leaves, pot, pole, shade = _grouped([
+        (_cells(range(0, 10), [0], range(0, 10)), side, red),
+        (_cells(range(0, 10), [1], range(10, 20)), side, dark_red),   # one colour, lit darker
+        (_cells(range(10, 20), [0], range(0, 10)), side, blue),
+        (_cells(range(30, 40), [0], range(5, 15)), side, (40, 140, 50)),
+        (_cells(range(32, 38), [0], range(0, 5)), side, (120, 70, 30)),
+        (_cells([50], [0], range(0, 20)), side, (128, 128, 128)),
+        (_cells(range(48, 54), [0], range(20, 28)), side, (230, 200, 40)),
+    ], PartConfig(free_chroma_step=free_chroma_step))
+    assert chair == chair_back and leaves == pot and pole == shade
+    assert (chair != table) == (free_chroma_step > 0)

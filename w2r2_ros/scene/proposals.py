@@ -32,6 +32,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull
 
 from w2r2_ros.geometry.boxes import Box3D, min_area_rectangle
+from w2r2_ros.scene.chromaticity import chromaticity
 from w2r2_ros.scene.floor_plane import FloorConfig, FloorPlane, find_floor, levelling_rotation
 from w2r2_ros.scene.object_parts import PartConfig, group_parts, merge_coplanar_parts, split_oversized, split_parts
 from w2r2_ros.scene.structure import StructureConfig, StructurePlane, find_structure
@@ -342,13 +343,6 @@ def _convex_fill(cells: np.ndarray) -> np.ndarray:
     filled = np.zeros_like(cells)
     filled[grid[inside, 0], grid[inside, 1]] = True
     return filled | cells
-
-
-def chromaticity(colors: np.ndarray) -> np.ndarray:
-    """(r, g) / (r + g + b): colour without brightness, so the faces of one object, lit differently,
-    and its darker parts (legs, a lamp's pole) agree."""
-    rgb = np.asarray(colors, dtype=np.float64) + 1.0
-    return rgb[:, :2] / rgb.sum(axis=1, keepdims=True)
 
 
 def split_stacked(
