@@ -266,8 +266,8 @@ def _cells(xs, ys, zs):
 
 
 def _grouped(parts, config=PartConfig()):
-    """``group_parts`` on hand-labelled parts: ``parts`` of (cells, normal, grey level), one part each;
-    returns the object of each part."""
+    """``group_parts`` on hand-labelled parts: ``parts`` of (cells, normal, grey level or RGB), one part
+    each; returns the object of each part."""
     cells, labels, normals, greys = [], [], [], []
     for label, (part_cells, normal, grey) in enumerate(parts):
         cells += part_cells
@@ -280,7 +280,7 @@ def _grouped(parts, config=PartConfig()):
     index_of = {tuple(c): i for i, c in enumerate(cells)}
     order = np.array([index_of[tuple(c)] for c in graph.cells])
     labels = np.array(labels)[order]
-    colours = np.repeat(np.array(greys)[order][:, None], 3, axis=1)
+    colours = np.array([g if isinstance(g, tuple) else (g, g, g) for g in greys])[order]
     heights = graph.cells[:, 2] * voxel + voxel / 2
     objects = group_parts(labels, heights, np.array(normals, float)[order], colours, graph, voxel, config)
     return [int(objects[labels == label][0]) for label in range(len(parts))]
@@ -514,3 +514,50 @@ def test_touching_free_parts_of_two_colours_stay_apart_unless_one_is_small(free_
     ], PartConfig(free_chroma_step=free_chroma_step))
     assert chair == chair_back and leaves == pot and pole == shade
     assert (chair != table) == (free_chroma_step > 0)
+
+
+@pytest.mark.parametrize("free_chroma_step", [0.08, 0.0])
+def test_a_fragment_between_two_objects_joins_one_and_bridges_none(free_chroma_step: float):
+    """A grey box (two faces of 25 voxels, one lit darker) and a grey lamp (40 voxels) with an orange
+    fragment between them (a strip of the cabinet top they stand on, seen without its surface). Each box
+    face alone is small, the box is not: smallness is judged on whole colour groups, and the fragment joins
+    the one group it touches most (the box, along both faces), so box and lamp stay two objects although
+    their colours agree. With ``free_chroma_step`` 0 every touching pair joins, as before."""
+    side = (0, 1, 0)
+    front, back, fragment, lamp = _grouped([
+        (_cells(range(0, 5), [0], range(0, 5)), side, (100, 100, 100)),
+        (_cells(range(0, 5), [1], range(0, 5)), side, (70, 70, 70)),
+        (_cells(range(5, 7), [0], range(0, 2)), side, (230, 120, 20)),
+        (_cells(range(7, 11), [0], range(0, 10)), side, (120, 120, 120)),
+    ], PartConfig(free_chroma_step=free_chroma_step))
+    assert front == back == fragment
+    assert (lamp != front) == (free_chroma_step > 0)
+
+
+@pytest.mark.parametrize("part_chroma_step", [0.08, 0.0])
+def test_what_stands_at_a_top_s_edge_in_another_colour_is_another_object(part_chroma_step: float):
+    """A purple cabinet top with a red box at its corner (the box hides the corner of the top, so the box's
+    faces rise from the edge of what is seen of the top, as a chair's back rises from its seat's rim), and a
+    green plant beside the cabinet whose topmost fragment lies at the top's level just off its edge (it
+    "hangs" in the ring around the top's footprint). Both are other objects: their colours differ from the
+    top's (``part_chroma_step``). A chair's back of its seat's colour, lit darker, still joins the seat.
+    With the step 0 the box and the plant's fragment join the cabinet, as before."""
+    up, along_y, along_x = (0, 0, 1), (0, 1, 0), (1, 0, 0)
+    purple, red, green, blue, dark_blue = (104, 40, 128), (200, 60, 40), (40, 140, 50), (40, 80, 200), (20, 40, 100)
+    corner = {(x, y) for x in range(6, 10) for y in range(6, 10)}
+    top, front, box_front, box_side, box_top, fragment, plant, seat, back = _grouped([
+        ([(x, y, 17) for x in range(10) for y in range(10) if (x, y) not in corner], up, purple),  # at 0.88 m
+        (_cells(range(10), [-1], range(0, 17)), along_y, (80, 30, 100)),   # the cabinet's front, under its top
+        (_cells(range(6, 10), [6], range(18, 22)), along_y, red),          # the box's faces and top
+        (_cells([6], range(7, 10), range(18, 22)), along_x, (150, 45, 30)),
+        (_cells(range(7, 10), range(7, 10), [21]), up, red),
+        (_cells([10], range(0, 3), [17]), up, green),                     # the plant's top fragment
+        (_cells([11], range(0, 3), range(0, 17)), along_x, green),          # and the plant's face
+        (_cells(range(30, 40), range(0, 10), [9]), up, blue),               # a chair's seat at 0.48 m
+        (_cells(range(30, 40), [10], range(10, 19)), along_y, dark_blue),   # its back, lit darker
+    ], PartConfig(part_chroma_step=part_chroma_step))
+    assert front == top and back == seat
+    assert box_front == box_side == box_top
+    assert (box_front != top) == (part_chroma_step > 0)
+    assert plant != top
+    assert fragment == (plant if part_chroma_step > 0 else top)
