@@ -54,3 +54,24 @@ def test_axis_aligned_bounds_of_a_turned_box():
     assert box.volume == pytest.approx(2.0)
     inside = points_in_boxes(np.array([[0.0, 0.9, 0.5], [0.9, 0.0, 0.5]]), box.as_oriented_array()[None])
     assert inside[:, 0].tolist() == [True, False]
+
+
+def test_a_footprint_a_few_cells_across_stands_square_to_the_walls():
+    """Voxel centres (5 cm) of a 20 cm box's footprint, the box square to walls turned by 27 degrees: the
+    staircase of cells has a minimum-area rectangle of its own turn, which is the grid's, not the box's.
+    Within a strip one cell wide along that rectangle's perimeter (``band``) the walls' turn wins. A table's
+    footprint (1.6 x 0.8 m) turned by 10 degrees keeps its own turn: a cell's strip does not hide that."""
+    cell, walls = 0.05, np.array([np.radians(27.0)])
+
+    def cells_of(size, yaw):
+        grid = np.stack(np.meshgrid(np.arange(-30, 31), np.arange(-30, 31)), -1).reshape(-1, 2) * cell + cell / 2
+        turn = np.array([[np.cos(yaw), np.sin(yaw)], [-np.sin(yaw), np.cos(yaw)]])  # map -> box frame
+        return grid[np.all(np.abs(grid @ turn.T) <= np.asarray(size) / 2, axis=1)]
+
+    small = cells_of([0.2, 0.2], walls[0])
+    _, _, own = min_area_rectangle(small, walls, tolerance=0.15)
+    assert abs(np.degrees(own) - 27.0) > 5.0  # the staircase's own turn
+    _, _, yaw = min_area_rectangle(small, walls, tolerance=0.15, band=cell)
+    assert np.degrees(yaw) == pytest.approx(27.0)
+    _, _, table = min_area_rectangle(cells_of([1.6, 0.8], np.radians(10.0)), walls, tolerance=0.15, band=cell)
+    assert abs(np.degrees(table) - 10.0) < 3.0

@@ -181,15 +181,17 @@ def oriented_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def min_area_rectangle(
-    xy: np.ndarray, preferred_yaws: np.ndarray | None = None, tolerance: float = 0.0
+    xy: np.ndarray, preferred_yaws: np.ndarray | None = None, tolerance: float = 0.0, band: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The minimum-area rectangle around 2D points: ``(center (2,), size (2,), yaw)``.
 
     One side of the optimal rectangle lies on an edge of the convex hull (Freeman & Shapira 1975), so
     every hull edge direction is tried. A rectangle turned by one of ``preferred_yaws`` wins when its
-    area is within ``tolerance`` (a fraction) of the minimum: furniture stands square to its room's
-    walls, and a footprint seen only in part (an L of seat and back, a blob) has a diagonal minimum
-    that fits the object worse. ``yaw`` is folded into [-pi/4, pi/4) so that a box turning a little
+    area is within ``tolerance`` (a fraction) of the minimum, or within a strip ``band`` wide (a length)
+    along the minimum's perimeter: furniture stands square to its room's walls, a footprint seen only
+    in part (an L of seat and back, a blob) has a diagonal minimum that fits the object worse, and a
+    footprint known to a cell of a grid (``band``: the cell) has no measurable direction of its own
+    when it is a few cells across. ``yaw`` is folded into [-pi/4, pi/4) so that a box turning a little
     between two updates keeps its axes (x stays x). Degenerate input (fewer than 3 distinct points,
     or collinear) gets the axis-aligned rectangle.
     """
@@ -211,7 +213,8 @@ def min_area_rectangle(
     k = int(np.argmin(areas))
     if len(angles) > n_hull:
         preferred = n_hull + int(np.argmin(areas[n_hull:]))
-        if areas[preferred] <= (1.0 + tolerance) * areas[k]:
+        perimeter = 2.0 * ((u[:, k].max() - u[:, k].min()) + (v[:, k].max() - v[:, k].min()))
+        if areas[preferred] <= (1.0 + tolerance) * areas[k] + band * perimeter:
             k = preferred
     yaw = float(angles[k])
     u_mid, v_mid = (u[:, k].max() + u[:, k].min()) / 2, (v[:, k].max() + v[:, k].min()) / 2

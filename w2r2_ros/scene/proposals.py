@@ -92,6 +92,10 @@ class ProposalConfig:
     # A box turned square to the walls found wins over the footprint's minimum-area rectangle when its
     # area is within this fraction of the minimum (furniture stands square to its room).
     wall_aligned_tolerance: float = 0.15
+    # ... or when it is larger by no more than a strip this many voxels wide along the minimum's
+    # perimeter: a footprint is known to about a voxel, so a small object's (a box, a lamp: a few voxels
+    # across) has no direction of its own and stands square to the walls.
+    wall_aligned_band_voxels: float = 1.0
     # Boxes are at least this big along every axis.
     min_box_size_m: float = 0.05
     # With hit counts (segment_scene's ``hits``): a voxel hit only once does not widen the box of an object
@@ -519,7 +523,9 @@ def _box_of(
         repeated = hits > 1
         if repeated.sum() >= 3:
             points = points[repeated]
-    centre_xy, size_xy, yaw = min_area_rectangle(points[:, :2], wall_yaws, config.wall_aligned_tolerance)
+    centre_xy, size_xy, yaw = min_area_rectangle(
+        points[:, :2], wall_yaws, config.wall_aligned_tolerance, config.wall_aligned_band_voxels * config.voxel_size
+    )
     lo, hi = points[:, 2].min() - pad, points[:, 2].max() + pad
     if 0 < lo - support_z <= snap_m:
         lo = support_z
