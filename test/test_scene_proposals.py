@@ -561,3 +561,22 @@ def test_what_stands_at_a_top_s_edge_in_another_colour_is_another_object(part_ch
     assert (box_front != top) == (part_chroma_step > 0)
     assert plant != top
     assert fragment == (plant if part_chroma_step > 0 else top)
+
+
+@pytest.mark.parametrize("chair_colour, free_chroma_step, joined", [
+    ((200, 40, 30), 0.08, False), ((30, 45, 150), 0.08, True), ((200, 40, 30), 0.0, True),
+])
+def test_a_free_group_joins_a_furnished_object_along_it_only_in_its_colour(chair_colour, free_chroma_step, joined):
+    """A blue table (top, and the front under it) and, against the front, a chair's back that noise left
+    without a seat (80 voxels, no surface: a free group, too big to be a fragment). It touches the table's
+    front along much of itself, as a chair pushed under a table does. A red chair stays an object of its own;
+    the table's own side seen without its top (blue, lit darker) joins the table. With ``free_chroma_step`` 0
+    colour is not asked, as before."""
+    up, along_y = (0, 0, 1), (0, 1, 0)
+    top, front, chair = _grouped([
+        ([(x, y, 14) for x in range(20) for y in range(10)], up, (40, 60, 200)),
+        (_cells(range(20), [-1], range(10, 14)), along_y, (30, 45, 150)),
+        (_cells(range(5, 15), [-2], range(5, 13)), along_y, chair_colour),
+    ], PartConfig(free_chroma_step=free_chroma_step))
+    assert front == top
+    assert (chair == top) == joined

@@ -17,10 +17,10 @@ a table top, a seat, a counter top, a shelf board):
   is the same object (a chair's back, a sofa's arm); one of another colour is
   another object (a box at a cabinet top's corner); when it meets several rims
   (the back of a chair pushed under a table leans on the table top's edge) it
-  joins the surface nearest its bottom (the seat); one that also hangs under a second surface joins both if
-  that one's colour matches the seat's (a sofa's arm side) or is a narrow slab's
-  top (a sofa's back or arm, ``seat_wall_m``), else only the one it hangs under
-  (the side of a cabinet that a table abuts);
+  joins the surface nearest its bottom (the seat); one that also hangs under a
+  second surface joins both if that one's colour matches the seat's (a sofa's
+  arm side) or is a narrow slab's top (a sofa's back or arm, ``seat_wall_m``),
+  else only the one it hangs under (the side of a cabinet that a table abuts);
 - a part that touches the surface from above inside its footprint stands on it
   (a monitor, a mug): a different object;
 - two supports that touch at the same height (within ``same_surface_m``) are
@@ -34,8 +34,9 @@ agree; then each group still small joins the one group it touches most, so two
 big groups of two colours are two objects (a chair and the table it touches when
 noise left neither a surface) and a fragment between two objects bridges none.
 Such a group joins the object with a surface it touches most only if it is small
-or touches it along much of itself (a plant against a cabinet stays apart), and never
-bridges two objects that each have a surface.
+or touches it along much of itself in its colour (a plant against a cabinet, a
+chair under a table of another colour stay apart), and never bridges two objects
+that each have a surface.
 """
 from __future__ import annotations
 
@@ -98,15 +99,16 @@ class PartConfig:
     held_surface_min_m: float = 0.2
     held_part_drop_m: float = 0.2
     # A group of parts with no surface joins the object it touches most when it has fewer voxels than
-    # free_group_min_voxels or touches it with at least attach_fraction contacts per voxel of its own.
+    # free_group_min_voxels, or touches it with at least attach_fraction contacts per voxel of its own and
+    # their chromaticities agree within free_chroma_step.
     free_group_min_voxels: int = 40
     attach_fraction: float = 0.3
     # Free parts join each other when their chromaticities ((r, g) / (r + g + b), brightness left out)
     # agree within this; a group still smaller than free_group_min_voxels then joins the one group it
-    # touches most (``_join_free_parts``). Measured on the development
-    # scenes' joins of free parts (touching and all combined): parts of one object differed by 0.014
-    # (median), parts of two objects by 0.175; the faces of one object lit differently, by at most 0.07
-    # (a worktop). 0 joins every touching pair.
+    # touches most (``_join_free_parts``). Measured on the development scenes' joins of free parts
+    # (touching and all combined): parts of one object differed by 0.014 (median), parts of two objects
+    # by 0.175; the faces of one object lit differently, by at most 0.07 (a worktop). 0 joins every
+    # touching pair.
     free_chroma_step: float = 0.08
     # An object whose footprint is longer than this (metres) is a chain of touching furniture (a row of
     # desks joined by partitions, a table with the chairs around it); it is cut at its weakest contact
@@ -364,8 +366,10 @@ def group_parts(
     # Parts that touch no surface first join each other (a plant's leaves and pot, a bin's sides;
     # two big groups of two colours stay apart, ``_join_free_parts``);
     # such a free group then joins the object with a surface it touches most, if it is small (an edge
-    # strip, a stray fragment) or touches it along much of itself. A plant or a bin standing against a
-    # cabinet touches it along a strip only and stays an object of its own.
+    # strip, a stray fragment) or touches it along much of itself in its colour (a table's side seen
+    # without its top). A plant or a bin standing against a cabinet touches it along a strip only, and a
+    # chair pushed under a table, its seat not found under noise, is of another colour: both stay objects
+    # of their own.
     anchored = np.array([union.find(i) != i or p.support for i, p in enumerate(info)])
     anchored = np.array([anchored[i] or anchored[union.find(i)] for i in range(n_parts)])
     roots_now = np.array([union.find(i) for i in range(n_parts)])
@@ -386,8 +390,14 @@ def group_parts(
     for (f, s), count in contact.items():
         if f not in best or count > best[f][0]:
             best[f] = (count, s)
+    root_of = np.array([union.find(i) for i in range(n_parts)])  # groups and objects as they are now
+    sizes = np.array([len(m) for m in members], dtype=np.float64)
+    root_rgb = np.zeros((n_parts, 3))
+    np.add.at(root_rgb, root_of, mean_rgb * sizes[:, None])
+    root_chroma = chromaticity(root_rgb / np.maximum(np.bincount(root_of, weights=sizes, minlength=n_parts), 1.0)[:, None])
     for f, (count, s) in best.items():
-        if group_size[f] < config.free_group_min_voxels or count >= config.attach_fraction * group_size[f]:
+        alike = config.free_chroma_step <= 0 or float(np.linalg.norm(root_chroma[f] - root_chroma[s])) <= config.free_chroma_step
+        if group_size[f] < config.free_group_min_voxels or (alike and count >= config.attach_fraction * group_size[f]):
             union.union(s, f)
     # Every part under its root, roots renumbered 0..K-1.
     roots = np.array([union.find(i) for i in range(n_parts)])
