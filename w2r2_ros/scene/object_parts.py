@@ -253,7 +253,7 @@ def group_parts(
     part_rgb, part_chroma = mean_rgb / 255.0, chromaticity(mean_rgb)
 
     def chroma_apart(a: int, b: int) -> bool:
-        return config.part_chroma_step > 0 and float(np.linalg.norm(part_chroma[a] - part_chroma[b])) > config.part_chroma_step
+        return _chroma_apart(part_chroma[a], part_chroma[b], config.part_chroma_step)
     cos_h = np.cos(np.radians(config.horizontal_deg))
     support_min = config.support_min_area_m2 / voxel**2
     info = []
@@ -377,32 +377,37 @@ def group_parts(
     anchored_root[roots_now[anchored]] = True
     free = ~anchored_root[roots_now]
     _join_free_parts(generic, free, members, mean_rgb, union, config)
+    # Groups and objects as they are now: a free group's root holds free parts only, so its size and
+    # colour are those of its root.
+    root_of = np.array([union.find(i) for i in range(n_parts)])
+    sizes = np.array([len(m) for m in members], dtype=np.float64)
+    root_size = np.bincount(root_of, weights=sizes, minlength=n_parts)
+    root_rgb = np.zeros((n_parts, 3))
+    np.add.at(root_rgb, root_of, mean_rgb * sizes[:, None])
+    root_chroma = chromaticity(root_rgb / np.maximum(root_size, 1.0)[:, None])
     contact: dict[tuple[int, int], int] = {}
     for count, a, b in generic:
         if free[a] != free[b]:
             f, s = (a, b) if free[a] else (b, a)
-            key = (union.find(f), union.find(s))
+            key = (int(root_of[f]), int(root_of[s]))
             contact[key] = contact.get(key, 0) + count
-    group_size: dict[int, int] = {}
-    for i in np.flatnonzero(free):
-        group_size[union.find(i)] = group_size.get(union.find(i), 0) + len(members[i])
     best: dict[int, tuple[int, int]] = {}
     for (f, s), count in contact.items():
         if f not in best or count > best[f][0]:
             best[f] = (count, s)
-    root_of = np.array([union.find(i) for i in range(n_parts)])  # groups and objects as they are now
-    sizes = np.array([len(m) for m in members], dtype=np.float64)
-    root_rgb = np.zeros((n_parts, 3))
-    np.add.at(root_rgb, root_of, mean_rgb * sizes[:, None])
-    root_chroma = chromaticity(root_rgb / np.maximum(np.bincount(root_of, weights=sizes, minlength=n_parts), 1.0)[:, None])
     for f, (count, s) in best.items():
-        alike = config.free_chroma_step <= 0 or float(np.linalg.norm(root_chroma[f] - root_chroma[s])) <= config.free_chroma_step
-        if group_size[f] < config.free_group_min_voxels or (alike and count >= config.attach_fraction * group_size[f]):
+        alike = not _chroma_apart(root_chroma[f], root_chroma[s], config.free_chroma_step)
+        if root_size[f] < config.free_group_min_voxels or (alike and count >= config.attach_fraction * root_size[f]):
             union.union(s, f)
     # Every part under its root, roots renumbered 0..K-1.
     roots = np.array([union.find(i) for i in range(n_parts)])
     _, object_of_part = np.unique(roots, return_inverse=True)
     return object_of_part[parts]
+
+
+def _chroma_apart(a: np.ndarray, b: np.ndarray, step: float) -> bool:
+    """Whether two chromaticities differ by more than ``step`` (0: never, the colour test off)."""
+    return step > 0 and float(np.linalg.norm(a - b)) > step
 
 
 def _join_free_parts(
@@ -427,10 +432,7 @@ def _join_free_parts(
         ra, rb = union.find(a), union.find(b)
         if ra == rb:
             continue
-        apart = config.free_chroma_step > 0 and float(
-            np.linalg.norm(chromaticity(rgb_sum[ra] / size[ra]) - chromaticity(rgb_sum[rb] / size[rb]))
-        ) > config.free_chroma_step
-        if not apart:
+        if not _chroma_apart(chromaticity(rgb_sum[ra] / size[ra]), chromaticity(rgb_sum[rb] / size[rb]), config.free_chroma_step):
             root = union.union(ra, rb)
             other = rb if root == ra else ra
             rgb_sum[root] = rgb_sum[ra] + rgb_sum[rb]
