@@ -498,8 +498,8 @@ def test_a_side_under_the_edge_of_a_turned_top_holds_it_up():
 def test_touching_free_parts_of_two_colours_stay_apart_unless_one_is_small(free_chroma_step: float):
     """Parts that join no surface (under noise a chair's seat or a table's top is often not found as one)
     join each other. Two big groups of different colours that touch are two objects (a red chair against
-    a blue table); a small group joins whatever it touches (a plant's pot, 30 voxels, under its leaves; a
-    lamp's grey pole under its yellow shade), and so do two big ones of one colour lit differently. With
+    a blue table); a small group joins the group it touches most (a plant's pot, 30 voxels, under its
+    leaves; a lamp's grey pole under its yellow shade), and two big ones of one colour lit differently join. With
     ``free_chroma_step`` 0 every touching pair joins, as before."""
     side = (0, 1, 0)
     red, dark_red, blue = (200, 40, 30), (100, 20, 15), (40, 60, 200)
