@@ -580,3 +580,37 @@ def test_a_free_group_joins_a_furnished_object_along_it_only_in_its_colour(chair
     ], PartConfig(free_chroma_step=free_chroma_step))
     assert front == top
     assert (chair == top) == joined
+
+
+@pytest.mark.parametrize("halo_share, min_floor_sigma, trimmed", [(0.1, 0.0, True), (0.0, 0.0, False), (0.1, 0.002, False)])
+def test_a_halo_of_strays_read_twice_does_not_widen_a_box_a_face_read_twice_does(halo_share, min_floor_sigma, trimmed):
+    """A bin whose voxels were read 10 times, ringed on two sides by strays read twice each (flying
+    pixels at its silhouette, which the single-hit rule keeps): on a map taken as noisy its box is the
+    bin's. A second bin whose whole +x face was read only twice (seen in passing) keeps that face.
+    ``box_halo_share`` 0 keeps the strays; so does the default on this map, whose floor is flat (under
+    ``box_halo_min_floor_sigma_m``: an ideal sensor's)."""
+    lo, hi = np.array([0.5, 0.5, 0.0]), np.array([0.85, 0.85, 0.55])
+    bin_points, bin_colours = _surface(lo, hi, (40, 60, 160), skip=("-z",))
+    lo2, hi2 = np.array([-1.2, -0.9, 0.0]), np.array([-0.8, -0.5, 0.6])
+    other_points, other_colours = _surface(lo2, hi2, (160, 60, 40), skip=("-z", "+x"))
+    face_points, face_colours = _surface(lo2, hi2, (160, 60, 40), skip=("-z", "-x", "-y", "+y", "+z"))
+    room_points, room_colours = _room()[0]
+    along = 0.525 + 0.05 * np.arange(7)  # voxel centres: one stray per voxel
+    stray = np.concatenate([
+        np.column_stack([np.full(7, 0.925 + 0.05 * k), along, np.full(7, 0.325 - 0.05 * k)]) for k in range(2)
+    ] + [np.column_stack([along, np.full(7, 0.925), np.full(7, 0.225)])])
+    grid = VoxelMap(voxel_size=0.05)
+    for frame in range(10):
+        grid.insert(room_points, room_colours)
+        grid.insert(bin_points, bin_colours)
+        grid.insert(other_points, other_colours)
+        if frame < 2:
+            grid.insert(stray, np.tile(np.array([40, 60, 160], np.uint8), (len(stray), 1)))
+            grid.insert(face_points, face_colours)
+    config = ProposalConfig(box_halo_share=halo_share, box_halo_min_floor_sigma_m=min_floor_sigma)
+    proposals = segment_scene(grid.points(), grid.colors(), config, hits=grid.hits()).proposals
+    assert _best_iou(proposals, Box3D((lo2 + hi2) / 2, hi2 - lo2)) > 0.85
+    if trimmed:
+        assert _best_iou(proposals, Box3D((lo + hi) / 2, hi - lo)) > 0.85
+    else:
+        assert _best_iou(proposals, Box3D((lo + hi) / 2, hi - lo)) < 0.7

@@ -105,6 +105,19 @@ class ProposalConfig:
     # the sensor's holes (a dark bin's median voxel is hit 3 times in a 40-frame orbit) and its strays
     # widened its box by a voxel on every side (PROPOSALS.md, "Fifth round").
     box_single_hit_median: float = 3.0
+    # With hit counts, on a noisy map: each side of a footprint moves in to the outermost voxel read at
+    # least box_single_hit_median times, when what lies beyond it (voxels all read fewer times) holds at
+    # most box_halo_share of the object's voxels and reaches no further out than the well-read voxels
+    # reach across. A noisy sensor's strays (flying pixels at the object's silhouette, read once or twice)
+    # ring an object with a sparse halo that widened a chair's box from 0.48 to 0.86 m; a far sofa whose
+    # front alone was read well (0.2 m of its 0.86 m depth) keeps its seat and back. Heights are not
+    # trimmed (a leg's foot is read seldom). A map is noisy when its floor is: the robust standard
+    # deviation of its heights is box_halo_min_floor_sigma_m or more (0: every map with a floor). An ideal
+    # sensor leaves no strays, and there a face read seldom (at a grazing angle, or far) is all the trim
+    # would find; rendered floors are flat to 0.1 mm, the structured-light model's to 6.4-7.3 mm.
+    # box_halo_share 0 switches the trim off.
+    box_halo_share: float = 0.1
+    box_halo_min_floor_sigma_m: float = 0.002
 
 
 @dataclass(frozen=True)
@@ -145,14 +158,13 @@ class ProposalResult:
     point_labels: np.ndarray
 
 
-def _floor_margin(heights: np.ndarray, config: ProposalConfig) -> float:
-    """How thick the floor is: ``plane_sigma_k`` robust standard deviations (MAD) of the heights within
-    ``plane_window_m`` of it, so a noisy sensor's floor is removed whole rather than leaving speckle
-    that joins every object into one."""
+def _floor_sigma(heights: np.ndarray, config: ProposalConfig) -> float | None:
+    """The floor's noise: the robust standard deviation (MAD) of the heights within ``plane_window_m`` of
+    it, or None with too few of them."""
     near = heights[np.abs(heights) <= config.plane_window_m]
     if len(near) < 10:
-        return config.plane_margin_m
-    return max(config.plane_margin_m, float(config.plane_sigma_k * 1.4826 * np.median(np.abs(near))))
+        return None
+    return float(1.4826 * np.median(np.abs(near)))
 
 
 def segment_scene(
@@ -207,7 +219,10 @@ def segment_scene(
     level = centres @ rotation.T
     normals = surface.normals @ rotation.T
     heights = level[:, 2] - floor_plane.offset
-    margin = _floor_margin(heights[usable & (np.abs(normals[:, 2]) > 0.9)], config) if floor is not None else 0.0
+    # How thick the floor is: plane_sigma_k times its noise, so a noisy sensor's floor is removed whole
+    # rather than leaving speckle that joins every object into one.
+    floor_sigma = _floor_sigma(heights[usable & (np.abs(normals[:, 2]) > 0.9)], config) if floor is not None else None
+    margin = 0.0 if floor is None else max(config.plane_margin_m, config.plane_sigma_k * (floor_sigma or 0.0))
     keep = usable & (heights > margin)
 
     planes: list[StructurePlane] = []
@@ -257,9 +272,10 @@ def segment_scene(
     snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
     clusters = sorted((c for c in clusters if len(c.member) >= config.min_cluster_voxels), key=lambda c: -len(c.member))
     wall_yaws = np.array([np.arctan2(p.normal[1], p.normal[0]) for p in planes if p.kind == "wall"])
+    noisy = floor_sigma is not None and floor_sigma >= config.box_halo_min_floor_sigma_m
     made = [
         (_box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation,
-                 floor_plane.offset, wall_yaws, config, None if voxel_hits is None else voxel_hits[index[c.member]]),
+                 floor_plane.offset, wall_yaws, config, None if voxel_hits is None else voxel_hits[index[c.member]], noisy),
          index[c.member])
         for c in clusters
     ] + [(_wall_box(w, rgb[w.member], snap, rotation, floor_plane.offset), w.member) for w in walled]
@@ -513,24 +529,46 @@ def _box_of(
     wall_yaws: np.ndarray,
     config: ProposalConfig,
     hits: np.ndarray | None = None,
+    noisy: bool = False,
 ) -> Proposal:
     """The gravity-aligned box of an object's levelled voxels (x, y, height), turned in yaw to the
     minimum-area rectangle of their footprint (square to the walls when nearly as small), back in ``map``.
-    With ``hits``, single-hit voxels of a well-seen object are left out of the extents (``box_single_hit_median``)."""
+    With ``hits``, single-hit voxels of a well-seen object are left out of the extents (``box_single_hit_median``),
+    and on a ``noisy`` map a sparse halo of voxels read seldom is trimmed off the footprint (``box_halo_share``)."""
     pad = config.box_pad_voxels * config.voxel_size
     n_points, mean_rgb = len(points), colors.mean(axis=0)
     if hits is not None and config.box_single_hit_median > 0 and np.median(hits) >= config.box_single_hit_median:
         repeated = hits > 1
         if repeated.sum() >= 3:
-            points = points[repeated]
+            points, hits = points[repeated], hits[repeated]
     centre_xy, size_xy, yaw = min_area_rectangle(
         points[:, :2], wall_yaws, config.wall_aligned_tolerance, config.wall_aligned_band_voxels * config.voxel_size
     )
+    if hits is not None and noisy and config.box_halo_share > 0:
+        well_read = hits >= config.box_single_hit_median
+        centre_xy, size_xy = _without_halo(points[:, :2], well_read, centre_xy, yaw, config.box_halo_share)
     lo, hi = points[:, 2].min() - pad, points[:, 2].max() + pad
     if 0 < lo - support_z <= snap_m:
         lo = support_z
     size = np.maximum(np.r_[size_xy + 2 * pad, hi - lo], config.min_box_size_m)
     return Proposal(-1, _level_box_in_map(centre_xy, size, yaw, lo, hi, rotation, floor_offset), n_points, mean_rgb)
+
+
+def _without_halo(xy: np.ndarray, well_read: np.ndarray, centre: np.ndarray, yaw: float, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """The rectangle (``centre``, turned by ``yaw``) with each side moved in to the outermost ``well_read``
+    point along its axis when the points beyond it are at most ``share`` of all and reach out no further
+    than the well-read points span along that axis; returns centre and size."""
+    axes = np.array([[np.cos(yaw), np.sin(yaw)], [-np.sin(yaw), np.cos(yaw)]])
+    local = (xy - centre) @ axes.T
+    if not well_read.any():
+        return centre, local.max(axis=0) - local.min(axis=0)
+    limit = share * len(xy)
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    core_lo, core_hi = local[well_read].min(axis=0), local[well_read].max(axis=0)
+    core = core_hi - core_lo
+    lo = np.where(((local < core_lo).sum(axis=0) <= limit) & (core_lo - lo <= core), core_lo, lo)
+    hi = np.where(((local > core_hi).sum(axis=0) <= limit) & (hi - core_hi <= core), core_hi, hi)
+    return centre + ((lo + hi) / 2) @ axes, hi - lo
 
 
 def _wall_box(wall_object: WallObject, colors: np.ndarray, snap_m: float, rotation: np.ndarray, floor_offset: float) -> Proposal:
