@@ -114,7 +114,8 @@ class ProposalConfig:
     # trimmed (a leg's foot is read seldom). A map is noisy when its floor is: the robust standard
     # deviation of its heights is box_halo_min_floor_sigma_m or more (0: every map with a floor). An ideal
     # sensor leaves no strays, and there a face read seldom (at a grazing angle, or far) is all the trim
-    # would find; rendered floors are flat to 0.1 mm, the structured-light model's to 6.4-7.3 mm.
+    # would find; rendered floors are flat to 0.1 mm, the structured-light model's to 6.4-7.3 mm, two real
+    # Kinect-class recordings' to 17 and 21 mm (PROPOSALS.md, "Sixteenth round").
     # box_halo_share 0 switches the trim off.
     box_halo_share: float = 0.1
     box_halo_min_floor_sigma_m: float = 0.002
