@@ -40,6 +40,7 @@ that each have a surface.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -385,16 +386,12 @@ def group_parts(
     root_rgb = np.zeros((n_parts, 3))
     np.add.at(root_rgb, root_of, mean_rgb * sizes[:, None])
     root_chroma = chromaticity(root_rgb / np.maximum(root_size, 1.0)[:, None])
-    contact: dict[tuple[int, int], int] = {}
+    touches = []
     for count, a, b in generic:
         if free[a] != free[b]:
             f, s = (a, b) if free[a] else (b, a)
-            key = (int(root_of[f]), int(root_of[s]))
-            contact[key] = contact.get(key, 0) + count
-    best: dict[int, tuple[int, int]] = {}
-    for (f, s), count in contact.items():
-        if f not in best or count > best[f][0]:
-            best[f] = (count, s)
+            touches.append((int(root_of[f]), int(root_of[s]), count))
+    best = _most_touched(touches)
     for f, (count, s) in best.items():
         alike = not _chroma_apart(root_chroma[f], root_chroma[s], config.free_chroma_step)
         if root_size[f] < config.free_group_min_voxels or (alike and count >= config.attach_fraction * root_size[f]):
@@ -438,18 +435,28 @@ def _join_free_parts(
             rgb_sum[root] = rgb_sum[ra] + rgb_sum[rb]
             size[root] = size[ra] + size[rb]
             del rgb_sum[other], size[other]
-    contact: dict[tuple[int, int], int] = {}
+    touches = []
     for count, a, b in pairs:
         ra, rb = union.find(a), union.find(b)
         if ra != rb:
-            contact[(ra, rb)] = contact.get((ra, rb), 0) + count
-            contact[(rb, ra)] = contact.get((rb, ra), 0) + count
-    best: dict[int, tuple[int, int]] = {}
-    for (g, other), count in contact.items():
-        if size[g] < config.free_group_min_voxels and (g not in best or count > best[g][0]):
-            best[g] = (count, other)
+            touches += [(ra, rb, count), (rb, ra, count)]
+    best = _most_touched(touches)
     for g, (_, other) in best.items():
-        union.union(g, other)
+        if size[g] < config.free_group_min_voxels:
+            union.union(g, other)
+
+
+def _most_touched(touches: Iterable[tuple[int, int, int]]) -> dict[int, tuple[int, int]]:
+    """For each group, ``(contacts, other)``: the group it touches most, its contacts summed over the
+    ``(group, other, contacts)`` of its parts' pairs (the first of equals, in the order given)."""
+    contact: dict[tuple[int, int], int] = {}
+    for group, other, count in touches:
+        contact[(group, other)] = contact.get((group, other), 0) + count
+    best: dict[int, tuple[int, int]] = {}
+    for (group, other), count in contact.items():
+        if group not in best or count > best[group][0]:
+            best[group] = (count, other)
+    return best
 
 
 def _join_level_surfaces(

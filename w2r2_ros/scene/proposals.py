@@ -545,8 +545,8 @@ def _box_of(
     centre_xy, size_xy, yaw = min_area_rectangle(
         points[:, :2], wall_yaws, config.wall_aligned_tolerance, config.wall_aligned_band_voxels * config.voxel_size
     )
-    if hits is not None and noisy and config.box_halo_share > 0:
-        well_read = hits >= config.box_single_hit_median
+    well_read = None if hits is None else hits >= config.box_single_hit_median
+    if noisy and config.box_halo_share > 0 and well_read is not None and well_read.any():
         centre_xy, size_xy = _without_halo(points[:, :2], well_read, centre_xy, yaw, config.box_halo_share)
     lo, hi = points[:, 2].min() - pad, points[:, 2].max() + pad
     if 0 < lo - support_z <= snap_m:
@@ -558,11 +558,9 @@ def _box_of(
 def _without_halo(xy: np.ndarray, well_read: np.ndarray, centre: np.ndarray, yaw: float, share: float) -> tuple[np.ndarray, np.ndarray]:
     """The rectangle (``centre``, turned by ``yaw``) with each side moved in to the outermost ``well_read``
     point along its axis when the points beyond it are at most ``share`` of all and reach out no further
-    than the well-read points span along that axis; returns centre and size."""
+    than the well-read points span along that axis (at least one is well read); returns centre and size."""
     axes = np.array([[np.cos(yaw), np.sin(yaw)], [-np.sin(yaw), np.cos(yaw)]])
     local = (xy - centre) @ axes.T
-    if not well_read.any():
-        return centre, local.max(axis=0) - local.min(axis=0)
     limit = share * len(xy)
     lo, hi = local.min(axis=0), local.max(axis=0)
     core_lo, core_hi = local[well_read].min(axis=0), local[well_read].max(axis=0)
