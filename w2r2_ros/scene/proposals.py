@@ -224,6 +224,7 @@ def segment_scene(
     # rather than leaving speckle that joins every object into one.
     floor_sigma = _floor_sigma(heights[usable & (np.abs(normals[:, 2]) > 0.9)], config) if floor is not None else None
     margin = 0.0 if floor is None else max(config.plane_margin_m, config.plane_sigma_k * (floor_sigma or 0.0))
+    noisy = floor_sigma is not None and floor_sigma >= config.box_halo_min_floor_sigma_m
     keep = usable & (heights > margin)
 
     planes: list[StructurePlane] = []
@@ -239,7 +240,7 @@ def segment_scene(
             wall_like |= mask
             if plane.extent_m[0] >= config.parts.max_object_m:
                 long_wall_like |= mask
-        walled = find_wall_objects(walls, level, heights, rgb, graph, keep.copy(), wall_like, voxel, config.wall_objects)
+        walled = find_wall_objects(walls, level, heights, rgb, graph, keep.copy(), wall_like, voxel, config.wall_objects, noisy)
         left = keep & ~taken
         keep &= ~(taken | _wall_remnants(long_wall_like & left, left, rgb, graph, config))
     on_walls = np.zeros(n, dtype=bool)
@@ -273,7 +274,6 @@ def segment_scene(
     snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
     clusters = sorted((c for c in clusters if len(c.member) >= config.min_cluster_voxels), key=lambda c: -len(c.member))
     wall_yaws = np.array([np.arctan2(p.normal[1], p.normal[0]) for p in planes if p.kind == "wall"])
-    noisy = floor_sigma is not None and floor_sigma >= config.box_halo_min_floor_sigma_m
     made = [
         (_box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation,
                  floor_plane.offset, wall_yaws, config, None if voxel_hits is None else voxel_hits[index[c.member]], noisy),
