@@ -262,7 +262,7 @@ def group_parts(
     mean_rgb = mean_by_label(parts, colours, n_parts)
     part_rgb = mean_rgb / 255.0
 
-    def chroma_apart(a: int, b: int) -> bool:
+    def colours_apart(a: int, b: int) -> bool:
         return _colours_apart(mean_rgb[a], mean_rgb[b], config.part_chroma_step, config.grey_brightness_ratio)
     cos_h = np.cos(np.radians(config.horizontal_deg))
     support_min = config.support_min_area_m2 / voxel**2
@@ -321,7 +321,7 @@ def group_parts(
         near, interior = footprint(s)
         if op.top <= sp.level + tol:  # below the surface
             o_cells = cells[members[o]] - origin
-            beside = op.bottom >= sp.level - config.beside_drop_voxels * voxel and chroma_apart(s, o)
+            beside = op.bottom >= sp.level - config.beside_drop_voxels * voxel and colours_apart(s, o)
             if not beside and near[o_cells[:, 0], o_cells[:, 1]].mean() >= config.hanging_fraction:
                 hangs.setdefault(o, []).append(s)
                 hang_contacts[(o, s)] = int(count)
@@ -330,7 +330,7 @@ def group_parts(
         contact_cells = cells[contact] - origin
         if interior[contact_cells[:, 0], contact_cells[:, 1]].mean() > config.interior_fraction:
             continue  # stands on the surface: another object
-        if chroma_apart(s, o):
+        if colours_apart(s, o):
             continue  # another object at the surface's edge
         at_bottom = np.median(heights[contact]) <= op.bottom + config.bottom_voxels * voxel
         rims.setdefault(o, []).append((abs(op.bottom - sp.level), bool(at_bottom), s))
