@@ -614,20 +614,3 @@ def test_a_halo_of_strays_read_twice_does_not_widen_a_box_a_face_read_twice_does
         assert _best_iou(proposals, Box3D((lo + hi) / 2, hi - lo)) > 0.85
     else:
         assert _best_iou(proposals, Box3D((lo + hi) / 2, hi - lo)) < 0.7
-
-
-@pytest.mark.parametrize("grey_brightness_ratio", [3.5, 0.0])
-def test_a_black_box_against_a_white_cabinet_is_another_object_a_shaded_face_is_not(grey_brightness_ratio: float):
-    """Black, grey and white have one chromaticity, grey's, so the colour tests took a black box (two faces,
-    one lit darker) standing against a white cabinet's side for one object with it. Both near grey, their
-    brightness differs nine times: two objects. The white cabinet's side lit at half its brightness stays
-    with its front. With ``grey_brightness_ratio`` 0 the box joins the cabinet, as before."""
-    side, front = (0, 1, 0), (1, 0, 0)
-    box_front, box_side, cabinet_front, cabinet_side = _grouped([
-        (_cells(range(0, 6), [0], range(0, 6)), side, (30, 30, 30)),
-        (_cells([6], range(1, 6), range(0, 6)), front, (20, 20, 20)),
-        (_cells(range(7, 20), [0], range(0, 16)), side, (235, 235, 235)),
-        (_cells([20], range(1, 10), range(0, 16)), front, (120, 120, 120)),
-    ], PartConfig(grey_brightness_ratio=grey_brightness_ratio))
-    assert box_front == box_side and cabinet_front == cabinet_side
-    assert (box_front != cabinet_front) == (grey_brightness_ratio > 0)

@@ -29,9 +29,6 @@ a table top, a seat, a counter top, a shelf board):
   tables pushed together at one height, each on its own legs); at different
   heights they stay apart.
 
-Colours are compared by chromaticity, so shading does not split an object; two
-colours near grey (black, grey, white all have grey's chromaticity) are also
-apart when one is several times as bright as the other (``grey_brightness_ratio``).
 Parts that touch no surface join each other where their colours (chromaticity)
 agree; then each group still small joins the one group it touches most, so two
 big groups of two colours are two objects (a chair and the table it touches when
@@ -114,12 +111,6 @@ class PartConfig:
     # by 0.175; the faces of one object lit differently, by at most 0.07 (a worktop). 0 joins every
     # touching pair.
     free_chroma_step: float = 0.08
-    # Two colours both near grey (black, grey, white) are apart when one is this many times as bright as
-    # the other (the colour tests above compare chromaticity, which is grey's for all three). Within one
-    # object the synthetic renderer's visible faces are shaded 0.49-0.94 and darker parts toned down to
-    # 0.6, a ratio of about 3 at most; black against white is about 8, against grey about 4 (unshaded).
-    # 0 switches it off.
-    grey_brightness_ratio: float = 3.5
     # An object whose footprint is longer than this (metres) is a chain of touching furniture (a row of
     # desks joined by partitions, a table with the chairs around it); it is cut at its weakest contact
     # (normalized cut of its parts' contact graph) until every piece is this short. Single pieces of
@@ -260,10 +251,10 @@ def group_parts(
     bounds = np.r_[0, np.cumsum(np.bincount(parts, minlength=n_parts))]
     members = [order[bounds[i] : bounds[i + 1]] for i in range(n_parts)]
     mean_rgb = mean_by_label(parts, colours, n_parts)
-    part_rgb = mean_rgb / 255.0
+    part_rgb, part_chroma = mean_rgb / 255.0, chromaticity(mean_rgb)
 
-    def colours_apart(a: int, b: int) -> bool:
-        return _colours_apart(mean_rgb[a], mean_rgb[b], config.part_chroma_step, config.grey_brightness_ratio)
+    def chroma_apart(a: int, b: int) -> bool:
+        return _chroma_apart(part_chroma[a], part_chroma[b], config.part_chroma_step)
     cos_h = np.cos(np.radians(config.horizontal_deg))
     support_min = config.support_min_area_m2 / voxel**2
     info = []
@@ -321,7 +312,7 @@ def group_parts(
         near, interior = footprint(s)
         if op.top <= sp.level + tol:  # below the surface
             o_cells = cells[members[o]] - origin
-            beside = op.bottom >= sp.level - config.beside_drop_voxels * voxel and colours_apart(s, o)
+            beside = op.bottom >= sp.level - config.beside_drop_voxels * voxel and chroma_apart(s, o)
             if not beside and near[o_cells[:, 0], o_cells[:, 1]].mean() >= config.hanging_fraction:
                 hangs.setdefault(o, []).append(s)
                 hang_contacts[(o, s)] = int(count)
@@ -330,7 +321,7 @@ def group_parts(
         contact_cells = cells[contact] - origin
         if interior[contact_cells[:, 0], contact_cells[:, 1]].mean() > config.interior_fraction:
             continue  # stands on the surface: another object
-        if colours_apart(s, o):
+        if chroma_apart(s, o):
             continue  # another object at the surface's edge
         at_bottom = np.median(heights[contact]) <= op.bottom + config.bottom_voxels * voxel
         rims.setdefault(o, []).append((abs(op.bottom - sp.level), bool(at_bottom), s))
@@ -394,7 +385,7 @@ def group_parts(
     root_size = np.bincount(root_of, weights=sizes, minlength=n_parts)
     root_rgb = np.zeros((n_parts, 3))
     np.add.at(root_rgb, root_of, mean_rgb * sizes[:, None])
-    root_rgb /= np.maximum(root_size, 1.0)[:, None]
+    root_chroma = chromaticity(root_rgb / np.maximum(root_size, 1.0)[:, None])
     touches = []
     for count, a, b in generic:
         if free[a] != free[b]:
@@ -402,7 +393,7 @@ def group_parts(
             touches.append((int(root_of[f]), int(root_of[s]), count))
     best = _most_touched(touches)
     for f, (count, s) in best.items():
-        alike = not _colours_apart(root_rgb[f], root_rgb[s], config.free_chroma_step, config.grey_brightness_ratio)
+        alike = not _chroma_apart(root_chroma[f], root_chroma[s], config.free_chroma_step)
         if root_size[f] < config.free_group_min_voxels or (alike and count >= config.attach_fraction * root_size[f]):
             union.union(s, f)
     # Every part under its root, roots renumbered 0..K-1.
@@ -411,20 +402,9 @@ def group_parts(
     return object_of_part[parts]
 
 
-def _colours_apart(a: np.ndarray, b: np.ndarray, step: float, grey_ratio: float) -> bool:
-    """Whether two mean RGB colours (0..255) differ: their chromaticities by more than ``step`` (0: never,
-    the colour test off), or, both within ``step`` of grey, their brightness by more than ``grey_ratio``
-    times (0: not at all). Chromaticity leaves brightness out so that shading does not split an object, but
-    black, grey and white all have grey's chromaticity: a black box against a white cabinet was one object."""
-    if step <= 0:
-        return False
-    ca, cb = chromaticity(a), chromaticity(b)
-    if float(np.linalg.norm(ca - cb)) > step:
-        return True
-    if grey_ratio <= 0 or max(float(np.linalg.norm(ca - 1 / 3)), float(np.linalg.norm(cb - 1 / 3))) > step:
-        return False
-    light, dark = sorted((float(np.mean(a)) + 1.0, float(np.mean(b)) + 1.0), reverse=True)
-    return light > grey_ratio * dark
+def _chroma_apart(a: np.ndarray, b: np.ndarray, step: float) -> bool:
+    """Whether two chromaticities differ by more than ``step`` (0: never, the colour test off)."""
+    return step > 0 and float(np.linalg.norm(a - b)) > step
 
 
 def _join_free_parts(
@@ -449,7 +429,7 @@ def _join_free_parts(
         ra, rb = union.find(a), union.find(b)
         if ra == rb:
             continue
-        if not _colours_apart(rgb_sum[ra] / size[ra], rgb_sum[rb] / size[rb], config.free_chroma_step, config.grey_brightness_ratio):
+        if not _chroma_apart(chromaticity(rgb_sum[ra] / size[ra]), chromaticity(rgb_sum[rb] / size[rb]), config.free_chroma_step):
             root = union.union(ra, rb)
             other = rb if root == ra else ra
             rgb_sum[root] = rgb_sum[ra] + rgb_sum[rb]
