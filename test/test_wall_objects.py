@@ -43,7 +43,8 @@ def _map(objects=(), noise=0.0, seed=0, depth_sigma=0.0, reads=1):
         rays = points - np.array([0.0, 0.0, 1.3])
         rays /= np.linalg.norm(rays, axis=1, keepdims=True)
         for _ in range(reads):
-            grid.insert(points + rays * rng.normal(0.0, depth_sigma, (len(points), 1)), noisy.astype(np.uint8))
+            read = points + rays * rng.normal(0.0, depth_sigma, (len(points), 1)) if depth_sigma else points
+            grid.insert(read, noisy.astype(np.uint8))
     return grid.points(), grid.colors()
 
 

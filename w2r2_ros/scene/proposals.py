@@ -115,7 +115,8 @@ class ProposalConfig:
     # deviation of its heights is box_halo_min_floor_sigma_m or more (0: every map with a floor). An ideal
     # sensor leaves no strays, and there a face read seldom (at a grazing angle, or far) is all the trim
     # would find; rendered floors are flat to 0.1 mm, the structured-light model's to 6.4-7.3 mm, two real
-    # Kinect-class recordings' to 17 and 21 mm (PROPOSALS.md, "Sixteenth round").
+    # Kinect-class recordings' to 17 and 21 mm (PROPOSALS.md, "Sixteenth round"). The same bound tells
+    # the wall objects' boxes a map is noisy (WallObjectConfig.noisy_front_quantile, "Seventeenth round").
     # box_halo_share 0 switches the trim off.
     box_halo_share: float = 0.1
     box_halo_min_floor_sigma_m: float = 0.002

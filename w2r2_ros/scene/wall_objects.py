@@ -197,8 +197,10 @@ def find_wall_objects(
                 break
         else:
             kept.append((member, k))
+    # On a noisy map each wall's own voxels near its plane, found once per wall for all its segments.
+    surfaces = {k: np.flatnonzero(wall_like & (np.abs(depth[k]) <= config.band_m)) for k in {k for _, k in kept}} if noisy else {}
     found = [
-        _box(piece, frames[k], depth[k], heights, config, wall_like if noisy else None)
+        _box(piece, frames[k], depth[k], heights, config, surfaces.get(k))
         for member, k in kept
         for piece in _tall_runs(member, frames[k][3], heights, voxel, config)
     ]
@@ -249,11 +251,12 @@ def _merge_enclosed(members: list[np.ndarray], u: np.ndarray, heights: np.ndarra
 
 def _box(
     member: np.ndarray, frame: tuple[np.ndarray, np.ndarray, float, np.ndarray], depth: np.ndarray, heights: np.ndarray,
-    config: WallObjectConfig, wall_like: np.ndarray | None = None,
+    config: WallObjectConfig, surface: np.ndarray | None = None,
 ) -> WallObject | None:
     """A segment's box, from the wall plane to its front; None when it is too small or too long.
 
-    With ``wall_like`` (a noisy map) the box reaches from the wall's own surface around the segment to
+    With ``surface`` (on a noisy map: the indices of the wall's own voxels, wall-coloured and within
+    ``band_m`` of its plane) the box reaches from the wall's own surface around the segment to
     ``noisy_front_quantile`` of the segment's depths. A structured-light camera seeing a wall from 4-6 m
     scatters its readings by 3-6 cm, so a picture 4 cm deep is fused as three or four voxel layers and its
     outermost voxel lies at the band's edge (boxes 12-20 cm deep, IoU under 0.3); and one plane fitted
@@ -268,11 +271,11 @@ def _box(
     d = depth[member]
     side = 1.0 if np.abs(d.max()) >= np.abs(d.min()) else -1.0  # walls between rooms have two faces
     back, front = 0.0, float(np.max(side * d))
-    if wall_like is not None:
+    if surface is not None:
         near = config.local_wall_m
-        around = wall_like & (np.abs(depth) <= config.band_m) & (u >= u0 - near) & (u <= u1 + near) & (
-            heights >= bottom - near) & (heights <= top + near)
-        if around.sum() >= config.min_voxels:
+        su, sh = u[surface], heights[surface]
+        around = surface[(su >= u0 - near) & (su <= u1 + near) & (sh >= bottom - near) & (sh <= top + near)]
+        if len(around) >= config.min_voxels:
             back = float(np.median(side * depth[around]))
         front = float(np.quantile(side * d, config.noisy_front_quantile))
     reach = max(front - back, config.min_depth_m)
