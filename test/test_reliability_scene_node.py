@@ -55,6 +55,10 @@ class FaultyNode(SceneMemoryNode):
         super()._on_rgb(msg)
 
     def _on_cloud(self, msg):
+        if msg.header.frame_id == "slow":
+            self.slow_clouds = getattr(self, "slow_clouds", 0) + 1
+            time.sleep(1.5)
+            return
         self._fault(msg)
         super()._on_cloud(msg)
 
@@ -207,20 +211,44 @@ with NodeRuntime() as runtime:
     for _ in range(3):
         robot.publish_cloud(cloud, 1.0)
         time.sleep(1.0)
+    small = xyz_rgb_to_cloud(np.ones((10, 3)), np.zeros((10, 3), np.uint8), 0.0, "map")
+    for _ in range(3):  # later messages, so that a loss shows as a jump in the publisher's sequence numbers
+        robot.publish_cloud(small, 1.0)
+        time.sleep(0.5)
 """
 
 
 def test_a_cloud_too_large_for_the_transport_is_announced_not_lost_in_silence(tmp_path):
-    """Finding 10: a 2,000,000-point cloud with rgb (32 MB) from another process never arrived, nothing logged."""
+    """Finding 10: a 2,000,000-point cloud with rgb (32 MB) from another process never arrived, nothing logged.
+
+    The middleware's ``message_lost`` event alone missed it once (CI, 2026-12-04: one of three arrived, no
+    event); the node also counts the jumps in the publisher's sequence numbers, which the three small clouds
+    sent after the large ones reveal."""
     with scene_memory_harness(warning_period_s=PERIOD_S) as h:
         publisher = subprocess.run([sys.executable, "-c", PUBLISH_LARGE_CLOUDS], capture_output=True, text=True, timeout=120)
         assert publisher.returncode == 0, publisher.stderr
         assert "publishing a 32.0 MB PointCloud2 on /points" in publisher.stderr
         assert "fastdds_large_messages.xml" in publisher.stderr
-        h.wait(lambda: h.received("cloud") == 3, timeout_s=5.0)
-        if h.received("cloud") < 3:  # lost on the way: the node must have said so
-            assert h.node.drop_counts.get("transport_lost", 0) >= 1, h.node.drop_counts
-            assert "fastdds_large_messages.xml" in h.node.warnings.last_message["transport_lost"]
+        announced = lambda: {k: v for k, v in h.node.drop_counts.items() if k in ("transport_lost", "sequence_gap")}  # noqa: E731
+        h.wait(lambda: h.received("cloud") == 6 or announced(), timeout_s=10.0)
+        if h.received("cloud") < 6:  # lost on the way: the node must have said so
+            assert announced(), h.node.drop_counts
+            assert all("fastdds_large_messages.xml" in h.node.warnings.last_message[kind] for kind in announced())
+
+
+def test_clouds_that_overflow_the_queue_while_a_callback_is_busy_are_counted(recording):
+    """A keep-last queue of one and a cloud callback busy for 1.5 s: of the 20 clouds sent meanwhile, only
+    the newest is still queued when it returns; the others are ``sequence_gap`` drops, to the message."""
+    with scene_memory_harness(node_class=FaultyNode, image_qos_depth=1, warning_period_s=PERIOD_S) as h:
+        slow = xyz_rgb_to_cloud(np.ones((10, 3)), None, 1.0, "slow")
+        h.robot.cloud.publish(slow)
+        assert h.wait(lambda: getattr(h.node, "slow_clouds", 0) == 1)
+        for k in range(20):
+            h.robot.cloud.publish(xyz_rgb_to_cloud(np.ones((10, 3)) * (1 + k * 0.1), None, 1.0 + k * 0.01, "map"))
+        assert h.wait(lambda: h.received("cloud") + h.node.drop_counts.get("sequence_gap", 0) == 20), \
+            (h.received("cloud"), h.node.drop_counts)
+        assert h.node.drop_counts["sequence_gap"] >= 1
+        assert "image_qos_depth 1" in h.node.warnings.last_message["sequence_gap"]
 
 
 def test_the_runtime_spins_again_when_an_exception_escapes_an_unguarded_node():

@@ -50,7 +50,9 @@ resets the memory (``stamp_check.py``). Whatever else a message makes a callback
 caught by the callback guard (``guarded_node.py``): counted, reported, the executor keeps
 spinning, and a watchdog reports on ``/diagnostics`` a callback that stops making progress.
 Samples the middleware lost before they arrived (too large for the transport) are counted as
-``transport_lost`` and warned about (``transport_limits.py``). Reliability: docs/RELIABILITY.md.
+``transport_lost`` and warned about (``transport_limits.py``); so are messages missing between two
+that arrived from one publisher, by its sequence numbers, as ``sequence_gap`` (``sequence_gaps.py``:
+the middleware's event misses some). Reliability: docs/RELIABILITY.md.
 """
 from __future__ import annotations
 
@@ -103,6 +105,7 @@ from w2r2_ros.ros.lifecycle_support import LifecycleError, bring_up, lifecycle_s
 from w2r2_ros.ros.parameter_specs import ParamSpec, declare_parameters, on_live_change
 from w2r2_ros.ros.proposal_markers import proposals_to_array, proposals_to_marker_array
 from w2r2_ros.ros.rate_limited_log import RateLimitedWarner
+from w2r2_ros.ros.sequence_gaps import SequenceGaps
 from w2r2_ros.ros.transport_limits import large_sample_advice, large_sample_warning
 from w2r2_ros.ros.tf_listener import TF_BACKENDS, TfListener, make_transform_buffer
 from w2r2_ros.scene.keyframes import KeyframePolicy
@@ -222,6 +225,7 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
         self._lock = threading.Lock()
         self._intrinsics: Intrinsics | None = None
         self._drops: Counter[str] = Counter()
+        self._gaps = SequenceGaps()  # shared by the image and cloud readers: a publisher's id is unique across topics
         self._received: Counter[str] = Counter()
         self._outcomes: Counter[str] = Counter()
         self._adjusted: Counter[str] = Counter()
@@ -332,10 +336,11 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
             topic = p[f"{stream}_topic"] if transport == "raw" else f"{p[f'{stream}_topic'].rstrip('/')}/{transport}"
             self._image_topics[stream] = topic
             setattr(self, f"_{stream}_decoder", decoder)
-            entities.append(self.create_subscription(msg_type, topic, handler, images_qos, callback_group=sensors,
-                                                     event_callbacks=self._lost_events(stream, topic)))
+            entities.append(self.create_subscription(msg_type, topic, self._sequenced(stream, topic, handler), images_qos,
+                                                     callback_group=sensors, event_callbacks=self._lost_events(stream, topic)))
             self._expect(stream, topic, msg_type, f"{stream}_topic / {stream}_transport")
-        entities.append(self.create_subscription(PointCloud2, p["cloud_topic"], self._on_cloud, images_qos, callback_group=sensors,
+        entities.append(self.create_subscription(PointCloud2, p["cloud_topic"], self._sequenced("cloud", p["cloud_topic"], self._on_cloud),
+                                                 images_qos, callback_group=sensors,
                                                  event_callbacks=self._lost_events("cloud", p["cloud_topic"])))
         self._active_timers.append(self.create_timer(float(p["input_timeout_s"]), self.watchdog.check,
                                                      callback_group=MutuallyExclusiveCallbackGroup()))
@@ -516,6 +521,25 @@ class SceneMemoryNode(GuardedCallbacks, LifecycleNode):
                                f"on {topic} ({event.total_count} so far): {large_sample_advice()}")
 
         return SubscriptionEventCallbacks(message_lost=self.guard.wrap(f"message_lost {topic}", on_lost))
+
+    def _sequenced(self, stream: str, topic: str, handler: Callable[[Any], None]) -> Callable[[Any, Any], None]:
+        """``handler`` after a look at the publisher's sequence number (``sequence_gaps.py``): messages missing
+        between two that arrived are ``sequence_gap`` drops, since the ``message_lost`` event misses some losses."""
+
+        def on_message(msg: Any, info: Any) -> None:
+            sequence = info.get("publication_sequence_number")
+            with self._lock:
+                missed = self._gaps.missed(bytes(info["publisher_gid"]["data"]), sequence)
+                if missed:
+                    self._drops["sequence_gap"] += missed
+            if missed:
+                self.warnings.warn("sequence_gap", f"{missed} {stream} message(s) on {topic} never arrived (the publisher's "
+                                   f"sequence number jumped to {sequence}): the keep-last queue (image_qos_depth "
+                                   f"{self.params['image_qos_depth']}) overflowed while the callbacks were busy, or "
+                                   f"the transport lost them; {large_sample_advice()}")
+            handler(msg)
+
+        return on_message
 
     def _stamp_ok(self, stream: str, header: Header) -> bool:
         """Time sanity (``stamp_check.py``): False (dropped, warned) for a stamp in the future; a big jump

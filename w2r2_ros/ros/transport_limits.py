@@ -6,9 +6,10 @@ never reaches a reader in another, and nothing is logged on either side; a 3.2 M
 arrived once in three. With ``config/fastdds_large_messages.xml`` in both processes a
 reliable reader got all three 32 MB clouds (a best-effort one, one of three).
 
-Two places can see it: the reader gets a ``message_lost`` event from the middleware (not the
-size; it undercounts, but never stays silent for a whole burst), and a publisher of ours knows
-the size of what it sends. Both warn with :func:`large_sample_advice`.
+Three places can see it: the reader gets a ``message_lost`` event from the middleware (not the
+size; it undercounts, and once stayed silent for a whole burst), the reader sees the jump in the
+publisher's sequence numbers at the next message that arrives (``sequence_gaps.py``), and a
+publisher of ours knows the size of what it sends. All warn with :func:`large_sample_advice`.
 """
 from __future__ import annotations
 
