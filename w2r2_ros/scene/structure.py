@@ -55,6 +55,11 @@ class StructureConfig:
     boundary_min_top_m: float = 1.2
     boundary_fraction: float = 0.1
     boundary_depth_m: float = 1.5
+    # A tall plane is no wall where a surface parallel to it behind (within boundary_depth_m) rises more
+    # than overtopped_m above its top along at least overtopped_fraction of its length: the room's wall
+    # seen above a shower curtain, a wardrobe's or a refrigerator's front (0: no such test).
+    overtopped_m: float = 0.15
+    overtopped_fraction: float = 0.5
     # A plane is plane_sigma_k robust standard deviations of its voxels' distances thick, never less
     # than min_margin_m (a noise-free render) nor more than margin_m (the search margin).
     plane_sigma_k: float = 3.0
@@ -130,7 +135,7 @@ def find_structure(
             member = support[pieces == piece_label]
             if len(member) < config.min_plane_voxels:
                 continue
-            plane = _judge(member, heights, centres, usable, config)
+            plane = _judge(member, heights, centres, normals, usable, config)
             if plane is None:
                 continue
             planes.append(plane)
@@ -138,7 +143,9 @@ def find_structure(
     return planes, taken
 
 
-def _judge(member: np.ndarray, heights: np.ndarray, centres: np.ndarray, usable: np.ndarray, config: StructureConfig) -> StructurePlane | None:
+def _judge(
+    member: np.ndarray, heights: np.ndarray, centres: np.ndarray, normals: np.ndarray, usable: np.ndarray, config: StructureConfig
+) -> StructurePlane | None:
     points, h = centres[member], heights[member]
     normal, offset = fit_plane(points)
     distance = points @ normal - offset
@@ -149,7 +156,9 @@ def _judge(member: np.ndarray, heights: np.ndarray, centres: np.ndarray, usable:
         length, height = float(u.max() - u.min()), float(h.max() - h.min())
         if length < config.wall_min_length_m:
             return None
-        tall = height >= config.wall_min_height_m and h.max() >= config.wall_min_top_m
+        tall = height >= config.wall_min_height_m and h.max() >= config.wall_min_top_m and not _overtopped(
+            normal, offset, margin, along, u, float(h.max()), centres, heights, normals, usable, config
+        )
         bounds = height >= config.boundary_min_height_m and h.max() >= config.boundary_min_top_m and _bounds_map(
             normal, offset, margin, along, u, centres[usable], config
         )
@@ -183,6 +192,38 @@ def _bounds_map(
     ahead = np.sum((distance > 2 * margin) & (distance <= config.boundary_depth_m))
     behind = np.sum((distance < -2 * margin) & (distance >= -config.boundary_depth_m))
     return behind <= config.boundary_fraction * max(ahead, len(u))
+
+
+def _overtopped(
+    normal: np.ndarray, offset: float, margin: float, along: np.ndarray, u: np.ndarray, top: float,
+    centres: np.ndarray, heights: np.ndarray, normals: np.ndarray, usable: np.ndarray, config: StructureConfig,
+) -> bool:
+    """Whether a surface parallel to the plane, behind it, rises above its top along most of its length.
+
+    A wall reaches the top of what was seen of the room where it stands; the front of something
+    standing before a wall (a shower curtain over a tub, a wardrobe, a refrigerator) has that wall
+    behind it and above it. A wall between two rooms has the other room behind it, whose walls meet it
+    at right angles (not parallel) and whose furniture is lower than it. "Behind" is the side away from
+    the bulk of the map, as in :func:`_bounds_map`.
+    """
+    if config.overtopped_m <= 0:
+        return False
+    points = centres[usable]
+    side = 1.0 if np.median(points @ normal - offset) >= 0 else -1.0
+    distance = side * (points @ normal - offset)
+    across = points @ along
+    parallel = np.abs(normals[usable] @ normal) >= np.cos(np.radians(config.normal_deg))
+    above = (
+        parallel
+        & (distance < -2 * margin)
+        & (distance >= -config.boundary_depth_m)
+        & (across >= u.min())
+        & (across <= u.max())
+        & (heights[usable] > top + config.overtopped_m)
+    )
+    bins = max(1, int(np.ceil((u.max() - u.min()) / 0.1)))
+    covered = np.unique(np.minimum(((across[above] - u.min()) / 0.1).astype(int), bins - 1))
+    return len(covered) >= config.overtopped_fraction * bins
 
 
 def _slab(plane: StructurePlane, member: np.ndarray, heights: np.ndarray, centres: np.ndarray, config: StructureConfig) -> np.ndarray:
