@@ -179,19 +179,25 @@ def _bounds_map(
     """Whether (almost) nothing of the map lies behind the plane, over its extent: a wall seen from
     the room, not the front of a cabinet with the wall behind it.
 
-    "Behind" is the side away from most of the map (the room the plane is seen from; a plane's normal
-    has no sign of its own). Nothing in front is no evidence of a wall: the front of a cabinet in an
-    empty stretch of room has nothing in front of it either, and only the wall above it behind, which
+    "Behind" is the side away from most of the map (:func:`_ahead`). Nothing in front is no evidence
+    of a wall: the front of a cabinet in an empty stretch of room has nothing in front of it either,
+    and only the wall above it behind, which
     the old symmetric test (the emptier side) took for the room's outside. The few readings behind a
     real wall (range noise past its slab) are counted against the plane's own voxels and what is ahead.
     """
-    side = 1.0 if np.median(points @ normal - offset) >= 0 else -1.0
     across = points @ along
     within = (across >= u.min()) & (across <= u.max())
-    distance = side * (points[within] @ normal - offset)
+    distance = _ahead(normal, offset, points)[within]
     ahead = np.sum((distance > 2 * margin) & (distance <= config.boundary_depth_m))
     behind = np.sum((distance < -2 * margin) & (distance >= -config.boundary_depth_m))
     return behind <= config.boundary_fraction * max(ahead, len(u))
+
+
+def _ahead(normal: np.ndarray, offset: float, points: np.ndarray) -> np.ndarray:
+    """Signed distance of ``points`` from the plane, positive on the side of most of them (the room the
+    plane is seen from; a plane's normal has no sign of its own), negative behind it."""
+    distance = points @ normal - offset
+    return distance if np.median(distance) >= 0 else -distance
 
 
 def _overtopped(
@@ -204,13 +210,12 @@ def _overtopped(
     standing before a wall (a shower curtain over a tub, a wardrobe, a refrigerator) has that wall
     behind it and above it. A wall between two rooms has the other room behind it, whose walls meet it
     at right angles (not parallel) and whose furniture is lower than it. "Behind" is the side away from
-    the bulk of the map, as in :func:`_bounds_map`.
+    the bulk of the map (:func:`_ahead`).
     """
     if config.overtopped_m <= 0:
         return False
     points = centres[usable]
-    side = 1.0 if np.median(points @ normal - offset) >= 0 else -1.0
-    distance = side * (points @ normal - offset)
+    distance = _ahead(normal, offset, points)
     across = points @ along
     parallel = np.abs(normals[usable] @ normal) >= np.cos(np.radians(config.normal_deg))
     above = (
