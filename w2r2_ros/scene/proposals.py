@@ -35,6 +35,7 @@ from w2r2_ros.geometry.boxes import Box3D, min_area_rectangle
 from w2r2_ros.scene.chromaticity import chromaticity
 from w2r2_ros.scene.floor_plane import FloorConfig, FloorPlane, find_floor, levelling_rotation
 from w2r2_ros.scene.object_parts import PartConfig, group_parts, merge_coplanar_parts, split_oversized, split_parts
+from w2r2_ros.scene.hidden_backs import HiddenBackConfig, WallView, extend_to_hidden_walls, wall_view
 from w2r2_ros.scene.structure import StructureConfig, StructurePlane, find_structure
 from w2r2_ros.scene.surface_normals import estimate_normals
 from w2r2_ros.scene.voxel_graph import VoxelGraph, mean_by_label, voxel_graph
@@ -51,6 +52,7 @@ class ProposalConfig:
     structure: StructureConfig = field(default_factory=StructureConfig)
     parts: PartConfig = field(default_factory=PartConfig)
     wall_objects: WallObjectConfig = field(default_factory=WallObjectConfig)
+    hidden_backs: HiddenBackConfig = field(default_factory=HiddenBackConfig)
     # Points closer than this to the floor belong to it; a noisy sensor's floor is thicker: plane_sigma_k
     # robust standard deviations of the heights within plane_window_m of it (never below plane_margin_m).
     plane_margin_m: float = 0.03
@@ -275,9 +277,11 @@ def segment_scene(
     snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
     clusters = sorted((c for c in clusters if len(c.member) >= config.min_cluster_voxels), key=lambda c: -len(c.member))
     wall_yaws = np.array([np.arctan2(p.normal[1], p.normal[0]) for p in planes if p.kind == "wall"])
+    views = [_wall_view(p, level, heights, usable, config.hidden_backs) for p in planes if p.kind == "wall" and p.span is not None]
     made = [
         (_box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation,
-                 floor_plane.offset, wall_yaws, config, None if voxel_hits is None else voxel_hits[index[c.member]], noisy),
+                 floor_plane.offset, wall_yaws, config, None if voxel_hits is None else voxel_hits[index[c.member]], noisy,
+                 views),
          index[c.member])
         for c in clusters
     ] + [(_wall_box(w, rgb[w.member], snap, rotation, floor_plane.offset), w.member) for w in walled]
@@ -532,11 +536,13 @@ def _box_of(
     config: ProposalConfig,
     hits: np.ndarray | None = None,
     noisy: bool = False,
+    walls: list[WallView] | None = None,
 ) -> Proposal:
     """The gravity-aligned box of an object's levelled voxels (x, y, height), turned in yaw to the
     minimum-area rectangle of their footprint (square to the walls when nearly as small), back in ``map``.
     With ``hits``, single-hit voxels of a well-seen object are left out of the extents (``box_single_hit_median``),
-    and on a ``noisy`` map a sparse halo of voxels read seldom is trimmed off the footprint (``box_halo_share``)."""
+    and on a ``noisy`` map a sparse halo of voxels read seldom is trimmed off the footprint (``box_halo_share``).
+    A box on the floor seen as its front only reaches back to a wall of ``walls`` it hides (``hidden_backs.py``)."""
     pad = config.box_pad_voxels * config.voxel_size
     n_points, mean_rgb = len(points), colors.mean(axis=0)
     if hits is not None and config.box_single_hit_median > 0 and np.median(hits) >= config.box_single_hit_median:
@@ -552,8 +558,17 @@ def _box_of(
     lo, hi = points[:, 2].min() - pad, points[:, 2].max() + pad
     if 0 < lo - support_z <= snap_m:
         lo = support_z
+    if walls and support_z == 0.0 and lo <= 0.0:  # standing on the floor
+        centre_xy, size_xy = extend_to_hidden_walls(centre_xy, size_xy, yaw, lo, hi, walls, config.hidden_backs)
     size = np.maximum(np.r_[size_xy + 2 * pad, hi - lo], config.min_box_size_m)
     return Proposal(-1, _level_box_in_map(centre_xy, size, yaw, lo, hi, rotation, floor_offset), n_points, mean_rgb)
+
+
+def _wall_view(plane: StructurePlane, level: np.ndarray, heights: np.ndarray, usable: np.ndarray, config: HiddenBackConfig) -> WallView:
+    """``hidden_backs.WallView`` of a wall plane from the usable voxels within its margin over its span."""
+    assert plane.span is not None
+    on = usable & (np.abs(level @ plane.normal - plane.offset) <= plane.margin)
+    return wall_view(plane.normal, plane.offset, plane.span, level[on, :2], heights[on], config.cell_m)
 
 
 def _without_halo(xy: np.ndarray, well_read: np.ndarray, centre: np.ndarray, yaw: float, share: float) -> tuple[np.ndarray, np.ndarray]:
