@@ -2,17 +2,19 @@
 
 A tall cabinet, a wardrobe or a refrigerator against a wall is seen from the room: its front,
 seldom its top (above the camera), and its sides only at grazing angles, which a
-structured-light sensor drops (ScanNet-class development scene 3905 with the sensor: a
-cabinet 0.59 m deep fused as its front alone, 2826 voxels within 0.16 m of it, its box
-0.16 m deep, IoU 0.16; 0.91 with ideal depth, where its sides were read). Its depth is then
-not in the map, but the wall tells it: the stretch of wall behind the object was never seen,
-because the object hides it from every viewpoint. An object that stands free before a wall
-leaves the wall behind it in view from the side, between its legs or above it.
+structured-light sensor drops, or not at all when something stands beside it (ScanNet-class
+development scene 3908, ideal depth: a cabinet 1.38 x 0.58 x 1.91 m boxed as its front, IoU
+0.26). Its depth is then not in the map, but the wall tells it: the stretch of wall behind the
+object was never seen, because the object hides it from every viewpoint. An object that stands
+free before a wall leaves the wall behind it in view from the side, between its legs or above it;
+one whose sides were read knows its depth, and may stand off the wall with the wall behind it
+hidden all the same (a cabinet 0.26 m before its wall), so only a box seen no deeper than its
+front is extended.
 
-So a box standing on the floor, square to a wall (within ``aligned_deg``), whose back lies
-less than ``max_gap_m`` before the wall, over whose extent (in the wall's length and height)
-at most ``max_seen_fraction`` of the wall's ``cell_m`` cells hold a voxel of the wall, is
-extended back to the wall's plane.
+So a box standing on the floor, square to a wall (within ``aligned_deg``), no deeper than
+``max_seen_depth_m`` across it, whose back lies ``min_gap_m`` to ``max_gap_m`` before the wall,
+over whose extent (in the wall's length and height) at most ``max_seen_fraction`` of the wall's
+``cell_m`` cells hold a voxel of the wall, is extended back to the wall's plane.
 """
 from __future__ import annotations
 
