@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from w2r2_ros.scene.hidden_backs import HiddenBackConfig, extend_to_hidden_walls, wall_view
+from w2r2_ros.scene.structure import StructurePlane
 
 
 def _wall(hidden: bool):
@@ -14,7 +15,8 @@ def _wall(hidden: bool):
         keep = ~((np.abs(u) <= 0.6) & (h <= 1.9))
         u, h = u[keep], h[keep]
     xy = np.column_stack([-u, np.full(len(u), 2.0)])  # along = (-n_y, n_x) = (-1, 0) for the normal (0, 1)
-    return wall_view(np.array([0.0, 1.0, 0.0]), 2.0, (-3.0, 3.0, 0.0, 2.5), xy, h, 0.1)
+    plane = StructurePlane("wall", np.array([0.0, 1.0, 0.0]), 2.0, 0.03, len(u), (6.0, 2.5), (-3.0, 3.0, 0.0, 2.5))
+    return wall_view(plane, xy, h, 0.1)
 
 
 @pytest.mark.parametrize("hidden, seen_depth, back_gap, extended", [

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from w2r2_ros.scene.structure import StructurePlane, wall_frame
+
 
 @dataclass(frozen=True)
 class HiddenBackConfig:
@@ -54,15 +56,12 @@ class WallView:
     seen: frozenset[tuple[int, int]]
 
 
-def wall_view(normal: np.ndarray, offset: float, span: tuple[float, float, float, float], xy: np.ndarray,
-              heights: np.ndarray, cell_m: float) -> WallView:
-    """The view of a wall plane (levelled ``normal`` with a z component, its ``offset``) from its voxels
-    ``xy`` (levelled x, y) and ``heights``."""
-    horizontal = max(float(np.hypot(normal[0], normal[1])), 1e-12)
-    n = np.array([normal[0], normal[1]]) / horizontal
-    along = np.array([-n[1], n[0]])
+def wall_view(plane: StructurePlane, xy: np.ndarray, heights: np.ndarray, cell_m: float) -> WallView:
+    """The view of a wall ``plane`` (with a span) from its voxels ``xy`` (levelled x, y) and ``heights``."""
+    assert plane.span is not None
+    normal, along, offset = wall_frame(plane)
     cells = np.floor(np.column_stack([xy @ along, heights]) / cell_m).astype(np.int64)
-    return WallView(n, offset / horizontal, along, span, frozenset(map(tuple, cells.tolist())))
+    return WallView(normal, offset, along, plane.span, frozenset(map(tuple, cells.tolist())))
 
 
 def extend_to_hidden_walls(
@@ -78,9 +77,9 @@ def extend_to_hidden_walls(
         k = int(np.argmax(np.abs(axes @ wall.normal)))
         if abs(float(axes[k] @ wall.normal)) < np.cos(np.radians(config.aligned_deg)):
             continue
-        side = 1.0 if float(centre @ wall.normal) - wall.offset >= 0 else -1.0
-        distance = side * (float(centre @ wall.normal) - wall.offset)
-        gap = distance - size[k] / 2
+        signed = float(centre @ wall.normal) - wall.offset
+        side = 1.0 if signed >= 0 else -1.0
+        gap = abs(signed) - size[k] / 2
         if not config.min_gap_m <= gap <= config.max_gap_m or size[k] > config.max_seen_depth_m:
             continue
         corners = centre + np.array([[sx * size[0] / 2, sy * size[1] / 2] for sx in (-1, 1) for sy in (-1, 1)]) @ axes

@@ -277,7 +277,8 @@ def segment_scene(
     snap = config.floor_snap_m + max(margin - config.plane_margin_m, 0.0)  # the floor took a thicker slice
     clusters = sorted((c for c in clusters if len(c.member) >= config.min_cluster_voxels), key=lambda c: -len(c.member))
     wall_yaws = np.array([np.arctan2(p.normal[1], p.normal[0]) for p in planes if p.kind == "wall"])
-    views = [_wall_view(p, level, heights, usable, config.hidden_backs) for p in planes if p.kind == "wall" and p.span is not None]
+    views = [_wall_view(p, level, heights, usable, config.hidden_backs)
+             for p in planes if p.kind == "wall" and p.span is not None] if config.hidden_backs.enabled else []
     made = [
         (_box_of(levelled[c.member], rgb[index][c.member], 0.0 if c.support_z is None else c.support_z, snap, rotation,
                  floor_plane.offset, wall_yaws, config, None if voxel_hits is None else voxel_hits[index[c.member]], noisy,
@@ -565,10 +566,9 @@ def _box_of(
 
 
 def _wall_view(plane: StructurePlane, level: np.ndarray, heights: np.ndarray, usable: np.ndarray, config: HiddenBackConfig) -> WallView:
-    """``hidden_backs.WallView`` of a wall plane from the usable voxels within its margin over its span."""
-    assert plane.span is not None
+    """``hidden_backs.WallView`` of a wall plane from the usable voxels within its margin."""
     on = usable & (np.abs(level @ plane.normal - plane.offset) <= plane.margin)
-    return wall_view(plane.normal, plane.offset, plane.span, level[on, :2], heights[on], config.cell_m)
+    return wall_view(plane, level[on, :2], heights[on], config.cell_m)
 
 
 def _without_halo(xy: np.ndarray, well_read: np.ndarray, centre: np.ndarray, yaw: float, share: float) -> tuple[np.ndarray, np.ndarray]:

@@ -84,6 +84,13 @@ class StructurePlane:
     span: tuple[float, float, float, float] | None = None  # u_min, u_max, h_min, h_max
 
 
+def wall_frame(plane: StructurePlane) -> tuple[np.ndarray, np.ndarray, float]:
+    """A wall's horizontal unit normal, the direction along it, and the plane's offset along that normal."""
+    horizontal = np.hypot(plane.normal[0], plane.normal[1])
+    normal = np.array([plane.normal[0], plane.normal[1]]) / max(horizontal, 1e-12)
+    return normal, np.array([-normal[1], normal[0]]), plane.offset / max(horizontal, 1e-12)
+
+
 def _best_plane(centres: np.ndarray, normals: np.ndarray, pool: np.ndarray, config: StructureConfig, rng: np.random.Generator) -> np.ndarray:
     """Support mask of the best one-point hypothesis among ``pool`` (indices), refitted once."""
     seeds = rng.choice(pool, size=min(config.hypotheses, len(pool)), replace=False)

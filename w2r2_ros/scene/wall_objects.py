@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from w2r2_ros.scene.structure import StructurePlane
+from w2r2_ros.scene.structure import StructurePlane, wall_frame
 from w2r2_ros.scene.voxel_graph import VoxelGraph
 
 
@@ -88,13 +88,6 @@ class WallObject:
     top: float
 
 
-def _wall_frame(plane: StructurePlane) -> tuple[np.ndarray, np.ndarray, float]:
-    """Horizontal unit normal, the direction along the wall, and the plane's offset along that normal."""
-    horizontal = np.hypot(plane.normal[0], plane.normal[1])
-    normal = np.array([plane.normal[0], plane.normal[1]]) / max(horizontal, 1e-12)
-    return normal, np.array([-normal[1], normal[0]]), plane.offset / max(horizontal, 1e-12)
-
-
 def wall_coloured(
     walls: list[StructurePlane] | tuple[StructurePlane, ...],
     level: np.ndarray,
@@ -111,7 +104,7 @@ def wall_coloured(
     colours = np.asarray(rgb, dtype=np.float64) / 255.0
     masks = []
     for plane in walls:
-        normal, along, offset = _wall_frame(plane)
+        normal, along, offset = wall_frame(plane)
         u, d = level[:, :2] @ along, level[:, :2] @ normal - offset
         u0, u1, h0, h1 = plane.span
         over = candidate & (u >= u0 - voxel) & (u <= u1 + voxel) & (heights <= h1 + voxel)
@@ -149,7 +142,7 @@ def find_wall_objects(
     colours = np.asarray(rgb, dtype=np.float64) / 255.0
     frames, depth, band = [], [], []
     for plane in walls:
-        normal, along, offset = _wall_frame(plane)
+        normal, along, offset = wall_frame(plane)
         u, d = level[:, :2] @ along, level[:, :2] @ normal - offset
         u0, u1, h0, h1 = plane.span
         over = candidate & (u >= u0 - voxel) & (u <= u1 + voxel) & (heights <= h1 + voxel)
