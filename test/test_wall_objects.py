@@ -112,21 +112,50 @@ def test_on_a_noisy_map_a_picture_is_boxed_to_its_depth_not_to_its_farthest_stra
     """Readings scattered by 2 cm (a structured-light camera at about 3.5 m) fuse a picture 4 cm deep as
     two or three voxel layers; its outermost voxel lies 10-12 cm off the wall. The box reaches from the
     wall's own surface to the 90th percentile of the picture's depths, so it stays near the picture's depth
-    (WallObjectConfig.noisy_front_quantile; 1.0, the outermost voxel, boxes it three times too deep)."""
+    (WallObjectConfig.noisy_front_quantile; 1.0, the outermost voxel, boxes it three times too deep when the
+    front is not read row by row, ``noisy_profile``)."""
     from w2r2_ros.scene.proposals import ProposalConfig
     from w2r2_ros.scene.wall_objects import WallObjectConfig
 
     points, colours = _map([PICTURE], depth_sigma=0.02, reads=6)
     truth = _box(*PICTURE[:2]).as_oriented_array()[None]
 
-    def picture_box(quantile):
-        config = ProposalConfig(wall_objects=WallObjectConfig(noisy_front_quantile=quantile))
+    def picture_box(quantile, profile=True):
+        config = ProposalConfig(wall_objects=WallObjectConfig(noisy_front_quantile=quantile, noisy_profile=profile))
         found = np.stack([p.box.as_oriented_array() for p in segment_scene(points, colours, config).proposals])
         best = int(np.argmax(oriented_iou_matrix(truth, found)[0]))
         return found[best], oriented_iou_matrix(truth, found)[0, best]
 
     box, iou = picture_box(WallObjectConfig().noisy_front_quantile)
-    outermost, outermost_iou = picture_box(1.0)
+    outermost, outermost_iou = picture_box(1.0, profile=False)
     depth = min(box[3], box[4])  # the picture lies along the wall: its depth is the shorter side
     assert depth <= 0.08 and iou >= 0.5, (box, iou)
     assert min(outermost[3], outermost[4]) >= 0.1 and outermost_iou < 0.5, (outermost, outermost_iou)
+
+
+def test_on_a_noisy_map_a_window_s_sill_sets_its_depth_and_a_picture_stays_thin():
+    """A window flush with the wall whose sill stands 15 cm out in one row of voxels, and a picture 4 cm deep,
+    read with 2 cm of scatter. The sill is a twentieth of the window's voxels, under the segment's 90th
+    percentile (boxed 7 cm deep, IoU 0.44), but most of its row: the front read row by row and column by
+    column, less the wall's own scatter, reaches the sill (``WallObjectConfig.noisy_profile``) and leaves the
+    picture thin."""
+    from w2r2_ros.scene.proposals import ProposalConfig
+    from w2r2_ros.scene.wall_objects import WallObjectConfig
+
+    pane = ([2.97, -1.0, 0.9], [3.0, 0.2, 1.9], (90, 140, 170), "+x")
+    sill = ([2.85, -1.05, 0.86], [3.0, 0.25, 0.9], (90, 140, 170), "+x")
+    points, colours = _map([PICTURE, pane, sill], depth_sigma=0.02, reads=6)
+    truth = np.stack([_box(*PICTURE[:2]).as_oriented_array(), _box([2.85, -1.05, 0.86], [3.0, 0.25, 1.9]).as_oriented_array()])
+
+    def boxes(profile):
+        config = ProposalConfig(wall_objects=WallObjectConfig(noisy_profile=profile))
+        found = np.stack([p.box.as_oriented_array() for p in segment_scene(points, colours, config).proposals])
+        iou = oriented_iou_matrix(truth, found)
+        best = iou.argmax(axis=1)
+        return [(min(found[j][3], found[j][4]), iou[i, j]) for i, j in enumerate(best)]
+
+    (picture_depth, _), (window_depth, window_iou) = boxes(True)
+    assert window_depth >= 0.13 and window_iou >= 0.85, (window_depth, window_iou)
+    assert picture_depth <= 0.08, picture_depth
+    (_, _), (whole_depth, whole_iou) = boxes(False)
+    assert whole_depth < 0.1 and whole_iou < 0.5, (whole_depth, whole_iou)
