@@ -309,18 +309,19 @@ def _box(
         return None
     d = depth[member]
     side = 1.0 if np.abs(d.max()) >= np.abs(d.min()) else -1.0  # walls between rooms have two faces
-    back, front = 0.0, float(np.max(side * d))
+    out = side * d  # how far each voxel stands out of the wall, on the segment's side
+    back, front = 0.0, float(np.max(out))
     if surface is not None:
         near = config.local_wall_m
         su, sh = u[surface], heights[surface]
         around = surface[(su >= u0 - near) & (su <= u1 + near) & (sh >= bottom - near) & (sh <= top + near)]
-        front = float(np.quantile(side * d, config.noisy_front_quantile))
+        front = float(np.quantile(out, config.noisy_front_quantile))
         if len(around) >= config.min_voxels:
             wall = side * depth[around]
             back = float(np.median(wall))
             if config.noisy_profile:
                 scatter = back - float(np.quantile(wall, 1.0 - config.noisy_front_quantile))
-                front = _profile_front(side * d, u[member] - u0, heights[member] - bottom, scatter, voxel, config, front)
+                front = _profile_front(out, u[member] - u0, heights[member] - bottom, scatter, voxel, config, front)
     reach = max(front - back, config.min_depth_m)
     centre = along * (u0 + u1) / 2 + normal * (offset + side * (back + reach / 2))
     return WallObject(member, centre, np.array([length, reach, height]), float(np.arctan2(along[1], along[0])), bottom, top)
