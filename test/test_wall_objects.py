@@ -235,3 +235,16 @@ def test_the_floor_s_edge_under_a_window_is_not_part_of_it():
     assert heights[window].min() >= 0.9 and heights[door].min() <= 0.05, [heights[p].min() for p in pieces]
     off = _tall_runs(np.arange(len(u)), u, heights, voxel, WallObjectConfig(step_cut=False))
     assert min(heights[p].min() for p in off) <= 0.05 and max(len(p) for p in off) > len(window) + len(door) - 1
+
+
+def test_on_a_very_noisy_map_a_door_s_box_stands_in_front_of_the_wall():
+    """Readings scattered by 5 cm fuse the wall and a door 6 cm deep into one layer several voxels thick, and
+    the plane fitted to it can lie inside that layer. The door's box is built on the side of the plane where
+    the floor is, not where its outermost stray lies: on these two seeds that stray lay behind the plane and
+    the box went into the wall (IoU 0.08 and 0.01)."""
+    truth = _box(*DOOR[:2]).as_oriented_array()[None]
+    for seed in (1, 2):
+        found = np.stack([p.box.as_oriented_array() for p in segment_scene(*_map([PICTURE, DOOR], seed=seed, depth_sigma=0.05, reads=6)).proposals])
+        iou = oriented_iou_matrix(truth, found)[0]
+        door = found[int(np.argmax(iou))]
+        assert door[0] > -3.0 and iou.max() >= 0.5, (seed, door, iou.max())

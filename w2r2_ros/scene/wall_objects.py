@@ -373,7 +373,16 @@ def _box(
     outermost voxel lies at the band's edge (boxes 12-20 cm deep, IoU under 0.3); and one plane fitted
     to a whole wall lies up to 4 cm off the wall's surface in places. A protruding part holding more than
     a tenth of the voxels (a curtain's folds) still sets the front. With ``noisy_profile`` the front is
-    read row by row and column by column instead (``_profile_front``)."""
+    read row by row and column by column instead (``_profile_front``).
+
+    The box stands on the side of the plane of the segment's outermost voxel (walls between rooms have two
+    faces); on a noisy map, on the side where the floor is, when floor voxels along the segment (from
+    ``band_m`` to 1 m beyond it) lie at least three times as many on one side as on the other. A noisy wall
+    is fused several voxels thick and can be fitted as parallel planes inside that layer (three, 9 cm apart,
+    on ScanNet-class development seed 4305 with the sensor); there the outermost stray lay behind the plane
+    and the door's box was built into the wall (IoU 0.04). Two readings of the side from the segment's own
+    voxels were tried and not kept (docs/PROPOSALS.md, "Twenty-fifth to twenty-seventh rounds"): a window's
+    pane, or a black one's readings, lie deeper than the wall while its sill stands out."""
     normal, along, offset, u = frame
     u0, u1 = float(u[member].min()), float(u[member].max())
     bottom, top = float(heights[member].min()), float(heights[member].max())
@@ -385,6 +394,12 @@ def _box(
     out = side * d  # how far each voxel stands out of the wall, on the segment's side
     back, front = 0.0, float(np.max(out))
     if surface is not None:
+        floor = (heights <= voxel) & (u >= u0) & (u <= u1)  # the floor along the segment, on either side
+        ahead = np.count_nonzero(floor & (depth > config.band_m) & (depth <= config.band_m + 1.0))
+        behind = np.count_nonzero(floor & (depth < -config.band_m) & (depth >= -config.band_m - 1.0))
+        if max(ahead, behind) >= config.min_voxels and max(ahead, behind) >= 3 * min(ahead, behind):
+            side = 1.0 if ahead > behind else -1.0
+            out = side * d
         near = config.local_wall_m
         su, sh = u[surface], heights[surface]
         around = surface[(su >= u0 - near) & (su <= u1 + near) & (sh >= bottom - near) & (sh <= top + near)]
