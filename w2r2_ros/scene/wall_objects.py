@@ -85,6 +85,11 @@ class WallObjectConfig:
     # window is left out of it (``_tall_runs``).
     step_cut: bool = True
     step_m: float = 0.3
+    # On a noisy map a box stands on the side of the wall where the floor is: floor voxels along the segment
+    # from band_m to band_m + side_floor_m out of the plane, side_floor_ratio times as many on one side
+    # (``_box``; else the side of the segment's outermost voxel, as on an ideal map).
+    side_floor_m: float = 1.0
+    side_floor_ratio: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -376,13 +381,15 @@ def _box(
     read row by row and column by column instead (``_profile_front``).
 
     The box stands on the side of the plane of the segment's outermost voxel (walls between rooms have two
-    faces); on a noisy map, on the side where the floor is, when floor voxels along the segment (from
-    ``band_m`` to 1 m beyond it) lie at least three times as many on one side as on the other. A noisy wall
-    is fused several voxels thick and can be fitted as parallel planes inside that layer (three, 9 cm apart,
-    on ScanNet-class development seed 4305 with the sensor); there the outermost stray lay behind the plane
-    and the door's box was built into the wall (IoU 0.04). Two readings of the side from the segment's own
-    voxels were tried and not kept (docs/PROPOSALS.md, "Twenty-fifth to twenty-seventh rounds"): a window's
-    pane, or a black one's readings, lie deeper than the wall while its sill stands out."""
+    faces); on a noisy map, on the side where the floor is (``side_floor_m``, ``side_floor_ratio``), unless
+    the segment lies wholly behind the wall's own surface on that side (its ``noisy_front_quantile`` voxel
+    short of the wall's median: a recess, or two white boxes 12-17 cm behind the fitted plane in SUN3D
+    fragment 1, which a box on the floor's side would have missed altogether). A noisy wall is fused several
+    voxels thick and can be fitted as parallel planes inside that layer (three, 9 cm apart, on ScanNet-class
+    development seed 4305 with the sensor); there the outermost stray lay behind the plane and the door's box
+    was built into the wall (IoU 0.04). Two readings of the side from the segment's own voxels were tried and
+    not kept (docs/PROPOSALS.md, "Twenty-fifth to twenty-seventh rounds"): a window's pane, or a black one's
+    readings, lie deeper than the wall while its sill stands out."""
     normal, along, offset, u = frame
     u0, u1 = float(u[member].min()), float(u[member].max())
     bottom, top = float(heights[member].min()), float(heights[member].max())
@@ -394,15 +401,21 @@ def _box(
     out = side * d  # how far each voxel stands out of the wall, on the segment's side
     back, front = 0.0, float(np.max(out))
     if surface is not None:
-        floor = (heights <= voxel) & (u >= u0) & (u <= u1)  # the floor along the segment, on either side
-        ahead = np.count_nonzero(floor & (depth > config.band_m) & (depth <= config.band_m + 1.0))
-        behind = np.count_nonzero(floor & (depth < -config.band_m) & (depth >= -config.band_m - 1.0))
-        if max(ahead, behind) >= config.min_voxels and max(ahead, behind) >= 3 * min(ahead, behind):
-            side = 1.0 if ahead > behind else -1.0
-            out = side * d
         near = config.local_wall_m
         su, sh = u[surface], heights[surface]
         around = surface[(su >= u0 - near) & (su <= u1 + near) & (sh >= bottom - near) & (sh <= top + near)]
+        floor = (heights <= voxel) & (u >= u0) & (u <= u1)  # the floor along the segment, on either side
+        reach_m = config.band_m + config.side_floor_m
+        ahead = np.count_nonzero(floor & (depth > config.band_m) & (depth <= reach_m))
+        behind = np.count_nonzero(floor & (depth < -config.band_m) & (depth >= -reach_m))
+        if max(ahead, behind) >= config.min_voxels and max(ahead, behind) >= config.side_floor_ratio * min(ahead, behind):
+            towards = 1.0 if ahead > behind else -1.0
+            # Not when the segment lies wholly behind the wall's surface on that side (a recess): its box would
+            # hold none of its voxels.
+            q = config.noisy_front_quantile
+            if len(around) < config.min_voxels or np.quantile(towards * d, q) > np.median(towards * depth[around]):
+                side = towards
+                out = side * d
         front = float(np.quantile(out, config.noisy_front_quantile))
         if len(around) >= config.min_voxels:
             wall = side * depth[around]
