@@ -17,7 +17,9 @@ out of it, height above the floor):
 2. Colour regions: connected components over the voxel graph of all kept
    voxels, cut where neighbours' colours differ by more than ``colour_step``. A
    region is on the wall when ``within_fraction`` of it lies in the band and
-   few of its voxels touch kept voxels beyond the band (``max_contact_fraction``):
+   few of its voxels touch kept voxels beyond the band (``max_contact_fraction``;
+   both counted over voxels ``min_size_m`` above the floor or higher, so the
+   floor's edge running on along the next wall does not count):
    books on a shelf or a sofa's back lie in the band too but belong to
    furniture that reaches out of it.
 3. A region enclosed by another in (u, height) is part of it (a window's pane
@@ -90,6 +92,9 @@ class WallObjectConfig:
     # (``_box``; else the side of the segment's outermost voxel, as on an ideal map).
     side_floor_m: float = 1.0
     side_floor_ratio: float = 3.0
+    # A region's share in the band and its contacts beyond are counted over its voxels min_size_m above the
+    # floor or higher (``find_wall_objects``).
+    floor_edge_unjudged: bool = True
 
 
 @dataclass(frozen=True)
@@ -173,20 +178,23 @@ def find_wall_objects(
     same = pool[r] & pool[c] & (np.linalg.norm(colours[r] - colours[c], axis=1) <= config.colour_step)
     regions = graph.components(same)
     n_regions = int(regions.max()) + 1
-    size = np.bincount(regions[pool], minlength=n_regions)
+    # The floor's edge (under min_size_m) does not count when a region is judged: mixed colours along a wall's
+    # foot join a door's region to a strip along the next wall, out of this one's band.
+    judged = heights >= config.min_size_m if config.floor_edge_unjudged else np.ones(len(level), dtype=bool)
+    size = np.bincount(regions[pool & judged], minlength=n_regions)
     groups: list[tuple[np.ndarray, int]] = []  # (voxels, wall)
     claimed = np.zeros(n_regions, dtype=bool)
     for k, (frame, d, in_band) in enumerate(zip(frames, depth, band)):
         if frame is None:
             continue
         in_band = in_band & pool
-        share = np.bincount(regions[in_band], minlength=n_regions) / np.maximum(size, 1)
+        share = np.bincount(regions[in_band & judged], minlength=n_regions) / np.maximum(size, 1)
         # Contacts with kept voxels beyond the band or of a region that reaches out of it (furniture: a
         # bed's headboard touches its mattress, books their shelf).
-        beyond = candidate & ~wall_like & ((np.abs(d) > config.band_m) | (share < config.within_fraction)[regions])
+        beyond = candidate & ~wall_like & judged & ((np.abs(d) > config.band_m) | (share < config.within_fraction)[regions])
         touch = np.zeros(len(level), dtype=bool)
         for a, b in ((r, c), (c, r)):
-            hit = in_band[a] & beyond[b]
+            hit = in_band[a] & judged[a] & beyond[b]
             touch[a[hit]] = True
         contact = np.bincount(regions[touch], minlength=n_regions) / np.maximum(size, 1)
         on_wall = np.flatnonzero((share >= config.within_fraction) & (contact <= config.max_contact_fraction) & ~claimed)
