@@ -217,12 +217,25 @@ def find_wall_objects(
             kept.append((member, k))
     # On a noisy map each wall's own voxels near its plane, found once per wall for all its segments.
     surfaces = {k: np.flatnonzero(wall_like & (np.abs(depth[k]) <= config.band_m)) for k in {k for _, k in kept}} if noisy else {}
+    floor = np.flatnonzero(heights <= voxel) if noisy else None  # for every segment's side (``_box``)
     found = [
-        _box(piece, frames[k], depth[k], heights, config, voxel, surfaces.get(k))
+        _box(piece, frames[k], depth[k], heights, config, voxel, surfaces.get(k), floor)
         for member, k in kept
         for piece in _tall_runs(member, frames[k][3], heights, voxel, config)
     ]
     return [f for f in found if f is not None]
+
+
+def _columns(member: np.ndarray, u: np.ndarray, heights: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The column (one voxel wide along the wall, counted from the segment's first) of each of the segment's
+    voxels, and each column's lowest and highest voxel above the floor (inf and -inf where it holds none)."""
+    along = u[member]
+    column = np.floor((along - along.min()) / voxel).astype(np.int64)
+    n = int(column.max()) + 1
+    bottom, top = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(bottom, column, heights[member])
+    np.maximum.at(top, column, heights[member])
+    return column, bottom, top
 
 
 def _tall_runs(member: np.ndarray, u: np.ndarray, heights: np.ndarray, voxel: float, config: WallObjectConfig) -> list[np.ndarray]:
@@ -240,10 +253,7 @@ def _tall_runs(member: np.ndarray, u: np.ndarray, heights: np.ndarray, voxel: fl
     voxels higher are left out too: the floor's edge under a window, joined to it by a door beyond (the
     window was boxed to the floor, IoU 0.49, ScanNet-class development seed 3502 with the sensor), and
     every piece is cut where objects of near colours stand side by side (``_cut_at_steps``)."""
-    along = u[member]
-    column = np.floor((along - along.min()) / voxel).astype(np.int64)
-    high = np.full(int(column.max()) + 1, -np.inf)
-    np.maximum.at(high, column, heights[member])
+    column, _, high = _columns(member, u, heights, voxel)
     h = heights[member]
     keep = high[column] >= config.min_size_m  # columns of the wall's foot only: the floor's edge
     if config.step_cut:  # and the floor's edge under a column that starts higher up (a window over it)
@@ -259,11 +269,8 @@ def _tall_runs(member: np.ndarray, u: np.ndarray, heights: np.ndarray, voxel: fl
     along = u[member]
     if np.ptp(along) <= config.max_length_m:
         return _cut_at_steps(member, u, heights, voxel, config) if config.step_cut else [member]
-    column = np.floor((along - along.min()) / voxel).astype(np.int64)
-    n = int(column.max()) + 1
-    low, high = np.full(n, np.inf), np.full(n, -np.inf)
-    np.minimum.at(low, column, heights[member])
-    np.maximum.at(high, column, heights[member])
+    column, low, high = _columns(member, u, heights, voxel)
+    n = len(low)
     tall = high - low >= config.min_size_m
     runs = np.cumsum(np.r_[True, np.diff(np.flatnonzero(tall)) > 2])  # a one-column gap stays in the run
     run_of_column = np.zeros(n, dtype=np.int64)
@@ -290,12 +297,8 @@ def _cut_at_steps(member: np.ndarray, u: np.ndarray, heights: np.ndarray, voxel:
     columns, a curtain with a strip hidden behind a lamp (the runs either side reach as low and as high as
     each other). Development seeds 3500 and 3900 had three earlier variants split doors at their jambs or at
     a hidden foot and a curtain at a hidden column (docs/PROPOSALS.md, "Twenty-fourth round")."""
-    along = u[member]
-    column = np.floor((along - along.min()) / voxel).astype(np.int64)
-    n = int(column.max()) + 1
-    bottom, top = np.full(n, np.inf), np.full(n, -np.inf)
-    np.minimum.at(bottom, column, heights[member])
-    np.maximum.at(top, column, heights[member])
+    column, bottom, top = _columns(member, u, heights, voxel)
+    n = len(bottom)
     seen = np.flatnonzero(np.isfinite(bottom))
     step = (np.abs(np.diff(bottom[seen])) > config.step_m) | (np.abs(np.diff(top[seen])) > config.step_m)
     run = np.r_[0, np.cumsum(step)]
@@ -375,14 +378,14 @@ def _merge_enclosed(members: list[np.ndarray], u: np.ndarray, heights: np.ndarra
 
 def _box(
     member: np.ndarray, frame: tuple[np.ndarray, np.ndarray, float, np.ndarray], depth: np.ndarray, heights: np.ndarray,
-    config: WallObjectConfig, voxel: float, surface: np.ndarray | None = None,
+    config: WallObjectConfig, voxel: float, surface: np.ndarray | None = None, floor: np.ndarray | None = None,
 ) -> WallObject | None:
     """A segment's box, from the wall plane to its front; None when it is too small or too long.
 
-    With ``surface`` (on a noisy map: the indices of the wall's own voxels, wall-coloured and within
-    ``band_m`` of its plane) the box reaches from the wall's own surface around the segment to
-    ``noisy_front_quantile`` of the segment's depths. A structured-light camera seeing a wall from 4-6 m
-    scatters its readings by 3-6 cm, so a picture 4 cm deep is fused as three or four voxel layers and its
+    With ``surface`` and ``floor`` (on a noisy map: the indices of the wall's own voxels, wall-coloured and
+    within ``band_m`` of its plane, and of the floor's voxels) the box reaches from the wall's own surface
+    around the segment to ``noisy_front_quantile`` of the segment's depths. A structured-light camera seeing
+    a wall from 4-6 m scatters its readings by 3-6 cm, so a picture 4 cm deep is fused as three or four voxel layers and its
     outermost voxel lies at the band's edge (boxes 12-20 cm deep, IoU under 0.3); and one plane fitted
     to a whole wall lies up to 4 cm off the wall's surface in places. A protruding part holding more than
     a tenth of the voxels (a curtain's folds) still sets the front. With ``noisy_profile`` the front is
@@ -412,10 +415,10 @@ def _box(
         near = config.local_wall_m
         su, sh = u[surface], heights[surface]
         around = surface[(su >= u0 - near) & (su <= u1 + near) & (sh >= bottom - near) & (sh <= top + near)]
-        floor = (heights <= voxel) & (u >= u0) & (u <= u1)  # the floor along the segment, on either side
-        reach_m = config.band_m + config.side_floor_m
-        ahead = np.count_nonzero(floor & (depth > config.band_m) & (depth <= reach_m))
-        behind = np.count_nonzero(floor & (depth < -config.band_m) & (depth >= -reach_m))
+        floor_depth = depth[floor[(u[floor] >= u0) & (u[floor] <= u1)]]  # the floor along the segment, either side
+        far = config.band_m + config.side_floor_m
+        ahead = np.count_nonzero((floor_depth > config.band_m) & (floor_depth <= far))
+        behind = np.count_nonzero((floor_depth < -config.band_m) & (floor_depth >= -far))
         if max(ahead, behind) >= config.min_voxels and max(ahead, behind) >= config.side_floor_ratio * min(ahead, behind):
             towards = 1.0 if ahead > behind else -1.0
             # Not when the segment lies wholly behind the wall's surface on that side (a recess): its box would
