@@ -36,8 +36,13 @@ from w2r2_ros.model.text import QueryTokenizer
 # An answer's label is the model's category when it gives it at least this probability; otherwise the word of
 # the query that best matches the object (open vocabulary): "the purple bed" is not answered "sofa" on a guess.
 LABEL_CONFIDENCE = 0.5
-# Query words considered for a label: alphabetic, at least this long ("the", "a", "of" are never names).
+# Query words considered for a label: alphabetic, at least three letters ("a", "of" are never names; "bed",
+# "cup" are) and none of the function words below, which the pretrained space can place near an object's vector.
 _LABEL_WORD = re.compile(r"[^\W\d_]{3,}")
+_NOT_NAMES = frozenset(
+    "the and that this these those with from into onto near next its one ones which there where what who find "
+    "show look for you can please then than also".split()
+)
 
 
 # Weight dtypes a grounder can load a checkpoint in (the grounding node's ``dtype`` parameter).
@@ -214,7 +219,7 @@ class Grounder:
         categories = self.model.config.categories
         named = [(categories[int(probabilities[i].argmax())], float(probabilities[i].max())) for i in order]
         unsure = [row for row, i in enumerate(order) if probabilities[i].max() < LABEL_CONFIDENCE]
-        words = [w for w in dict.fromkeys(w.lower() for w in _LABEL_WORD.findall(text)) if w not in categories][:16]
+        words = [w for w in dict.fromkeys(w.lower() for w in _LABEL_WORD.findall(text)) if w not in categories and w not in _NOT_NAMES][:16]
         if not unsure or output.object_category is None or not words:
             return named
         embeddings = self.tokenizer.name_embeddings([*categories, *words]).to(self.device)
