@@ -139,16 +139,16 @@ def test_a_checkpoint_from_before_the_added_switches_loads_as_it_was_trained(tmp
     tokenizer = QueryTokenizer.build(TEXTS)
     config = ModelConfig(
         vocab_size=tokenizer.vocab_size, categories=("box", "chair"), relation_linear=False, category_shape=False,
-        text_model="", viewer_frame=False,
+        text_model="", viewer_frame=False, relation_ranks=False,
     )
     torch.manual_seed(4)
     directory = save_checkpoint(W2R2GroundingModel(config).eval(), tokenizer, tmp_path / "old")
     document = json.loads((directory / CONFIG_FILE).read_text())
-    for switch in ("relation_linear", "category_shape", "text_model", "text_model_sha256", "viewer_frame"):
+    for switch in ("relation_linear", "category_shape", "text_model", "text_model_sha256", "viewer_frame", "relation_ranks"):
         del document["model"][switch]  # an older program did not write them
     (directory / CONFIG_FILE).write_text(json.dumps(document))
     loaded, tokenizer = load_checkpoint(directory)
-    assert not loaded.config.relation_linear and not loaded.config.category_shape
+    assert not loaded.config.relation_linear and not loaded.config.category_shape and not loaded.config.relation_ranks
     assert loaded.category_head.classify_shape is None and loaded.relation_head.linear is None
     assert not loaded.config.open_vocabulary and not loaded.config.viewer_frame and isinstance(tokenizer, QueryTokenizer)
 

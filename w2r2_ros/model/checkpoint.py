@@ -140,7 +140,7 @@ def _read_config_document(directory: Path) -> dict[str, Any]:
 # that its weights lack.
 ADDED_SWITCHES: dict[str, Any] = {
     "relation_linear": False, "category_shape": False, "colour_pixels": False, "viewer_frame": False, "text_model": "",
-    "sentence_summary": False, "snap_names": False,
+    "sentence_summary": False, "snap_names": False, "relation_ranks": False,
 }
 
 

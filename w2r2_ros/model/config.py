@@ -80,6 +80,13 @@ class ModelConfig:
     relation_anchors: int = 2
     # RelationHead: add a linear read-out of the raw relation geometry (weights from the text) to the MLP's score.
     relation_linear: bool = True
+    # RelationHead: add to the linear read-out each proposal's rank among the proposals that are what the query names
+    # (soft counts of them farther left, nearer the anchor, larger...; relation_head.RANKED), so that "nearest",
+    # "second from the left" and "between" compare candidates instead of reading absolute values. False in
+    # checkpoints made before it (they load as trained).
+    relation_ranks: bool = True
+    # Softness of those counts: a candidate whose value differs by this much (metres, or log size) counts 73 %.
+    relation_rank_softness: float = 0.1
     # CategoryHead: add an MLP of each proposal box's shape (size, footprint, heights) to its category logits.
     category_shape: bool = True
     # Per-feature mean and standard deviation of ``box_shape`` over the training proposals, by which the
@@ -146,6 +153,10 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: text_layers must be >= 1, got {self.text_layers}")
         if self.text_finetune_layers < 0 or (self.text_finetune_layers and not self.text_model):
             raise ValueError(f"ModelConfig: text_finetune_layers must be >= 0 and needs a text_model, got {self.text_finetune_layers}")
+        if self.relation_ranks and not self.relation_linear:
+            raise ValueError("ModelConfig: relation_ranks needs relation_linear (the ranks are read by its linear term)")
+        if self.relation_rank_softness <= 0:
+            raise ValueError(f"ModelConfig: relation_rank_softness must be > 0, got {self.relation_rank_softness}")
         if self.relation_anchors < 1:
             raise ValueError(f"ModelConfig: relation_anchors must be >= 1, got {self.relation_anchors}")
         if self.max_text_length < 3:

@@ -136,11 +136,30 @@ class NameMatch(nn.Module):
             match = (1.0 + torch.einsum("bnd,bqd->bqn", objects, wanted)) * 0.5
         else:
             match = torch.einsum("bnc,bqc->bqn", object_category.softmax(dim=-1), wanted_category.softmax(dim=-1))
+        return match * self._colour_factor(object_colour, wanted_colour)
+
+    def probability(
+        self,
+        object_category: torch.Tensor,
+        wanted_category: torch.Tensor,
+        object_colour: torch.Tensor | None = None,
+        wanted_colour: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, Q, N) the probability that object j is the category (and colour) query q names, under the
+        softmax over the training names on both sides: sharper than ``match`` (whose open-vocabulary cosine
+        gives an object of another class about 0.5), for counting the candidates a relation compares."""
+        objects = self.category_logits(object_category).softmax(dim=-1)
+        wanted = self.category_logits(wanted_category).softmax(dim=-1)
+        return torch.einsum("bnc,bqc->bqn", objects, wanted) * self._colour_factor(object_colour, wanted_colour)
+
+    @staticmethod
+    def _colour_factor(object_colour: torch.Tensor | None, wanted_colour: torch.Tensor | None) -> torch.Tensor | float:
+        """(B, Q, N) P(not said) + sum_k p_j(k) w_q(k); 1 without colours."""
         if object_colour is None or wanted_colour is None:
-            return match
+            return 1.0
         wanted = wanted_colour.softmax(dim=-1)
         said = torch.einsum("bnk,bqk->bqn", object_colour.softmax(dim=-1), wanted[..., :-1])
-        return match * (said + wanted[..., -1:])
+        return said + wanted[..., -1:]
 
 
 class GroundingHead(nn.Module):
@@ -168,6 +187,12 @@ class GroundingHead(nn.Module):
         self.no_target = nn.Linear(config.hidden_size, 1)
         self.absent = nn.Parameter(torch.ones(())) if config.open_vocabulary else None
 
+    def read_target(self, grounding_text: torch.Tensor, names: NameMatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (the target's category features (B, F), its colour logits (B, K + 1) or None without colours),
+        read from the GRD token's pooled text ``grounding_text`` (B, D)."""
+        colour = None if self.target_colour is None else self.target_colour(grounding_text)
+        return self.target_category(grounding_text), names.colour_logits(colour, True)
+
     def forward(
         self,
         grounding_state: torch.Tensor,
@@ -176,20 +201,19 @@ class GroundingHead(nn.Module):
         names: NameMatch,
         object_category: torch.Tensor,
         relation_scores: torch.Tensor,
-        grounding_text: torch.Tensor,
+        target: tuple[torch.Tensor, torch.Tensor | None],
         object_colour: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """-> (logits (B, N + 1), unit query (B, D), unit keys (B, N, D), the target's category features (B, F),
-        target category logits (B, C), target colour logits (B, K + 1) or None without colours, match (B, N)).
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """-> (logits (B, N + 1), unit query (B, D), unit keys (B, N, D), target category logits (B, C),
+        target colour logits (B, K + 1) or None without colours, match (B, N)).
 
         ``object_category`` (B, N, F) and ``object_colour`` (B, N, K) are the objects' category features and
-        colour logits (``CategoryHead`` through ``names``); ``grounding_text`` (B, D) the GRD token's pooled
-        text, from which the target's category and colour are read: what the query names is a question of language.
+        colour logits (``CategoryHead`` through ``names``); ``target`` what the query names (``read_target``:
+        a question of language, read from the GRD token's pooled text).
         """
         query = F.normalize(self.query(grounding_state), dim=-1)
         keys = F.normalize(self.key(object_states), dim=-1)
-        target_category = self.target_category(grounding_text)
-        target_colour = names.colour_logits(None if self.target_colour is None else self.target_colour(grounding_text), True)
+        target_category, target_colour = target
         match = names.match(
             object_category, target_category[:, None], object_colour, None if target_colour is None else target_colour[:, None]
         )[:, 0]
@@ -206,7 +230,7 @@ class GroundingHead(nn.Module):
             best = match_raw.masked_fill(~object_mask, 0.0).amax(dim=-1, keepdim=True) if match.shape[-1] else match.new_zeros(match.shape[0], 1)
             no_target = no_target + self.absent * (1.0 - best) * (0.5 * scale)
         logits = torch.cat([scores, no_target], dim=-1)
-        return logits, query, keys, target_category, names.category_logits(target_category), target_colour, match
+        return logits, query, keys, names.category_logits(target_category), target_colour, match
 
 
 class CategoryHead(nn.Module):
