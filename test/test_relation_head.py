@@ -187,6 +187,7 @@ def test_the_names_probability_is_sharp_where_the_open_match_is_not():
     objects[0, 0, 0] = objects[0, 1, 1] = 1.0  # a chair, a table
     with torch.no_grad():
         names.categories.names.copy_(torch.eye(2, 384))
-        probability, match = names.probability(objects, objects[:, :1])[0, 0], names.match(objects, objects[:, :1])[0, 0]
+        logits = names.category_logits(objects)
+        probability, match = names.probability(logits, logits[:, :1])[0, 0], names.match(objects, objects[:, :1])[0, 0]
     assert float(probability[0]) > 0.99 and float(probability[1]) < 0.01
     assert float(match[1]) == pytest.approx(0.5)

@@ -219,7 +219,8 @@ class Grounder:
         categories = self.model.config.categories
         named = [(categories[int(probabilities[i].argmax())], float(probabilities[i].max())) for i in order]
         unsure = [row for row, i in enumerate(order) if probabilities[i].max() < LABEL_CONFIDENCE]
-        words = [w for w in dict.fromkeys(w.lower() for w in _LABEL_WORD.findall(text)) if w not in categories and w not in _NOT_NAMES][:16]
+        said = dict.fromkeys(w.lower() for w in _LABEL_WORD.findall(text))
+        words = [w for w in said if w not in categories and w not in _NOT_NAMES][:16]
         if not unsure or output.object_category is None or not words:
             return named
         embeddings = self.tokenizer.name_embeddings([*categories, *words]).to(self.device)

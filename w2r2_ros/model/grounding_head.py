@@ -140,16 +140,16 @@ class NameMatch(nn.Module):
 
     def probability(
         self,
-        object_category: torch.Tensor,
-        wanted_category: torch.Tensor,
+        object_logits: torch.Tensor,
+        wanted_logits: torch.Tensor,
         object_colour: torch.Tensor | None = None,
         wanted_colour: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, Q, N) the probability that object j is the category (and colour) query q names, under the
-        softmax over the training names on both sides: sharper than ``match`` (whose open-vocabulary cosine
+        softmax over the training names on both sides (``object_logits`` (B, N, C) and ``wanted_logits``
+        (B, Q, C): ``category_logits`` of the features): sharper than ``match`` (whose open-vocabulary cosine
         gives an object of another class about 0.5), for counting the candidates a relation compares."""
-        objects = self.category_logits(object_category).softmax(dim=-1)
-        wanted = self.category_logits(wanted_category).softmax(dim=-1)
+        objects, wanted = object_logits.softmax(dim=-1), wanted_logits.softmax(dim=-1)
         return torch.einsum("bnc,bqc->bqn", objects, wanted) * self._colour_factor(object_colour, wanted_colour)
 
     @staticmethod
@@ -203,9 +203,8 @@ class GroundingHead(nn.Module):
         relation_scores: torch.Tensor,
         target: tuple[torch.Tensor, torch.Tensor | None],
         object_colour: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """-> (logits (B, N + 1), unit query (B, D), unit keys (B, N, D), target category logits (B, C),
-        target colour logits (B, K + 1) or None without colours, match (B, N)).
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (logits (B, N + 1), unit query (B, D), unit keys (B, N, D), match (B, N)).
 
         ``object_category`` (B, N, F) and ``object_colour`` (B, N, K) are the objects' category features and
         colour logits (``CategoryHead`` through ``names``); ``target`` what the query names (``read_target``:
@@ -230,7 +229,7 @@ class GroundingHead(nn.Module):
             best = match_raw.masked_fill(~object_mask, 0.0).amax(dim=-1, keepdim=True) if match.shape[-1] else match.new_zeros(match.shape[0], 1)
             no_target = no_target + self.absent * (1.0 - best) * (0.5 * scale)
         logits = torch.cat([scores, no_target], dim=-1)
-        return logits, query, keys, names.category_logits(target_category), target_colour, match
+        return logits, query, keys, match
 
 
 class CategoryHead(nn.Module):

@@ -268,31 +268,33 @@ class W2R2GroundingModel(nn.Module):
             pixel_features = self.colour_head.pixel_logits(scene.object_colours, scene.object_seen)
             colour_logits = names.colour_logits(self.colour_head(object_states, objects, pixel_features))
         target_features, target_colour = self.grounding_head.read_target(pooled_text[:, 0], names)
+        category_logits, target_category_logits = names.category_logits(object_category), names.category_logits(target_features)
         # Which proposals a relation compares (RelationHead ranks): those that are what the query names.
         candidates = None
         if self.config.relation_ranks:
             candidates = names.probability(
-                object_category, target_features[:, None], colour_logits, None if target_colour is None else target_colour[:, None]
+                category_logits, target_category_logits[:, None], colour_logits,
+                None if target_colour is None else target_colour[:, None],
             )[:, 0].detach()
         relation_scores, anchor_logits, anchor_category_logits, anchor_colour_logits = self.relation_head(
             pooled_text, query_states[:, 1:], object_states, names, object_category, boxes, object_mask, ablate_3d,
             colour_logits, candidates,
         )
-        logits, query, keys, target_category_logits, target_colour_logits, match = self.grounding_head(
+        logits, query, keys, match = self.grounding_head(
             grounding_state, object_states, object_mask, names, object_category, relation_scores,
             (target_features, target_colour), colour_logits,
         )
         return GroundingOutput(
             logits=logits,
             object_mask=object_mask,
-            category_logits=names.category_logits(object_category),
+            category_logits=category_logits,
             query_embedding=query,
             object_embeddings=keys,
             anchor_logits=anchor_logits,
             target_category_logits=target_category_logits,
             anchor_category_logits=anchor_category_logits,
             colour_logits=colour_logits,
-            target_colour_logits=target_colour_logits,
+            target_colour_logits=target_colour,
             anchor_colour_logits=anchor_colour_logits,
             relation_logits=self.relation_head.classify_relation(pooled_text),
             shape_category_logits=names.category_logits(shape_features),
